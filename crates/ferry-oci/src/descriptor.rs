@@ -1,0 +1,93 @@
+//! Content descriptors, serialized in the image spec's Go field order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Digest, Platform};
+
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+
+/// Field order: mediaType, digest, size, urls, annotations, data, platform, artifactType — the order of
+/// `ocispec.Descriptor`, which is what Zarf's `index.json` bytes follow. Annotations are a sorted map, as
+/// Go sorts map keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    #[serde(default)]
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            urls: Vec::new(),
+            annotations: BTreeMap::new(),
+            data: None,
+            platform: None,
+            artifact_type: None,
+        }
+    }
+
+    /// The descriptor of `bytes` with `media_type`.
+    pub fn of(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        Self::new(media_type, Digest::of(bytes), bytes.len() as u64)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(String::as_str)
+    }
+
+    /// The name a layout entry is known by: `ref.name`, else `base.name` (Crane-era layouts).
+    pub fn image_name(&self) -> Option<&str> {
+        self.annotation(ANNOTATION_REF_NAME)
+            .or_else(|| self.annotation(ANNOTATION_BASE_NAME))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_in_go_field_order() {
+        let mut d = Descriptor::new(
+            crate::media_type::OCI_MANIFEST,
+            Digest::of(b"x"),
+            1,
+        );
+        d.artifact_type = Some("application/x".into());
+        d.platform = Some(Platform {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            ..Default::default()
+        });
+        d.annotations.insert("z".into(), "1".into());
+        d.annotations.insert("a".into(), "2".into());
+        let s = String::from_utf8(crate::gojson::to_vec(&d).unwrap()).unwrap();
+        assert_eq!(
+            s,
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":1,"annotations":{{"a":"2","z":"1"}},"platform":{{"architecture":"amd64","os":"linux"}},"artifactType":"application/x"}}"#,
+                Digest::of(b"x")
+            )
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! The OCI model ferry works with: references, digests, media types, descriptors and raw manifests.
+//!
+//! Manifests stay raw bytes everywhere in ferry; this crate parses them only to walk the graph.
+//! Descriptors serialize the way Go's `encoding/json` and the image-spec types do, so `index.json` files
+//! written by ferry are byte-compatible with the ones Zarf and oras-go write.
+
+pub mod descriptor;
+pub mod digest;
+pub mod gojson;
+pub mod manifest;
+pub mod media_type;
+pub mod platform;
+pub mod reference;
+
+pub use descriptor::Descriptor;
+pub use digest::{Digest, DigestError, Hasher};
+pub use manifest::{Manifest, ManifestError, ManifestKind, MAX_MANIFEST_BYTES};
+pub use platform::{Platform, PlatformSpec};
+pub use reference::{Reference, ReferenceError};
