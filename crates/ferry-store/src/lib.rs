@@ -1,1 +1,79 @@
-//! placeholder
+//! Where content lives, and how it moves between places without ever exposing unverified bytes.
+//!
+//! A [`ReadStore`] serves manifests and blob bodies; a [`WriteStore`] accepts them. The copy engine
+//! (`ferry-copy`) walks a graph between any two; [`transfer`] is the one place that streams a blob from a
+//! source into one or more writers, hashing once and committing only after size and digest match.
+
+pub mod cache;
+mod error;
+pub mod file;
+pub mod layout;
+pub mod transfer;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use ferry_oci::Descriptor;
+
+pub use cache::BlobCache;
+pub use error::StoreError;
+pub use layout::OciLayout;
+pub use transfer::transfer;
+
+/// A boxed, sendable future: the store traits are used as trait objects (the source and destination of a
+/// copy are chosen at run time), which `async fn` in traits does not allow.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A blob body as a sequence of chunks; `None` ends it.
+pub trait ByteSource: Send {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>>;
+}
+
+/// What every store has: a short name for messages.
+pub trait Store: Send + Sync {
+    /// E.g. `registry 127.0.0.1:5000 repository library/nginx`, `layout ./images`.
+    fn describe(&self) -> String;
+}
+
+/// A place content can be read from.
+pub trait ReadStore: Store {
+    /// The bytes of a manifest or index (at most [`ferry_oci::MAX_MANIFEST_BYTES`]), verified against `desc`.
+    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>>;
+
+    /// A blob body starting at `offset`. Returns the offset the body really starts at: a server that ignores
+    /// a range request answers from 0, and the caller must then start over.
+    fn fetch_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>>;
+}
+
+/// A place content can be written to. Writers never expose a blob before [`BlobWriter::commit`], and the
+/// caller commits only after verifying size and digest.
+pub trait WriteStore: Store {
+    /// Whether the destination already holds `desc` (by digest and size).
+    fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool>>;
+
+    /// Start writing a blob.
+    fn blob_writer<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Box<dyn BlobWriter>>>;
+
+    /// Store a manifest or index whose bytes the caller has verified against `desc`.
+    fn put_manifest<'a>(&'a self, desc: &'a Descriptor, bytes: Bytes) -> BoxFuture<'a, Result<()>>;
+
+    /// Make a verified local file the content of `desc` without copying bytes (hard link), when the store
+    /// and the file share a filesystem. `Ok(false)` means "not possible here, stream it instead".
+    fn link_blob<'a>(&'a self, _desc: &'a Descriptor, _from: &'a Path) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async { Ok(false) })
+    }
+}
+
+/// An in-progress blob write. Dropping it without `commit` discards the partial data.
+pub trait BlobWriter: Send {
+    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>>;
+    /// Make the blob visible. Called only after the bytes were verified.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
+}

@@ -1,0 +1,254 @@
+//! The shared blob cache: an OCI-layout-shaped store (`images/blobs/sha256/<hex>`, temp files under
+//! `images/ingest/`) that Zarf's `~/.zarf-cache` also has, so `--cache ~/.zarf-cache` shares one store.
+//!
+//! Every blob is verified before it is renamed into place. Reads are verified too, cheaply: when a blob is
+//! committed (or first re-hashed) ferry records a stamp of its size, mtime and inode; a blob whose metadata
+//! still matches its stamp is served without re-hashing, anything else (a blob written by Zarf, a file that
+//! was modified or truncated) is hashed before use, and evicted if it is wrong.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ferry_oci::{Descriptor, Digest, Hasher};
+
+use crate::file::{AtomicFileWriter, write_atomic};
+use crate::{BlobWriter, BoxFuture, Result, StoreError};
+
+/// The cache's layout version: bump when the on-disk shape changes, so old and new ferry never share a
+/// directory they disagree about.
+pub const CACHE_VERSION: &str = "v1";
+
+#[derive(Clone, Debug)]
+pub struct BlobCache {
+    store: PathBuf,
+    stamps: PathBuf,
+}
+
+impl BlobCache {
+    /// `$FERRY_CACHE`, else `$XDG_CACHE_HOME/ferry/v1`, else `~/.cache/ferry/v1`.
+    pub fn default_root() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("FERRY_CACHE").filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(dir));
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("ferry").join(CACHE_VERSION))
+    }
+
+    /// Open (creating if needed) the cache rooted at `root`. Blobs live in `root/images`, Zarf's shape.
+    pub fn open(root: &Path) -> Result<BlobCache> {
+        let store = root.join("images");
+        let blobs = store.join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).map_err(|e| StoreError::io(&blobs, e))?;
+        let marker = store.join("oci-layout");
+        if !marker.exists() {
+            write_atomic(&marker, crate::layout::OCI_LAYOUT_BYTES)?;
+        }
+        let stamps = root.join("ferry").join("verified");
+        std::fs::create_dir_all(&stamps).map_err(|e| StoreError::io(&stamps, e))?;
+        Ok(BlobCache { store, stamps })
+    }
+
+    /// The blob store directory (`<root>/images`).
+    pub fn store_dir(&self) -> &Path {
+        &self.store
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.store.join("blobs").join("sha256").join(digest.hex())
+    }
+
+    fn ingest_dir(&self) -> PathBuf {
+        self.store.join("ingest")
+    }
+
+    /// The path of a verified copy of `desc`, or `None` when the cache does not hold a good one. A corrupt
+    /// entry is evicted here, so the caller simply fetches from the origin.
+    pub async fn lookup(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let this = self.clone();
+        let desc = desc.clone();
+        tokio::task::spawn_blocking(move || this.lookup_blocking(&desc))
+            .await
+            .unwrap_or(None)
+    }
+
+    fn lookup_blocking(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let path = self.blob_path(&desc.digest);
+        let meta = std::fs::metadata(&path).ok()?;
+        if meta.len() != desc.size {
+            tracing::warn!(path = %path.display(), "cached blob has {} bytes, expected {}; evicting", meta.len(), desc.size);
+            self.evict_blocking(&desc.digest);
+            return None;
+        }
+        let stamp = stamp_of(&meta);
+        let stamp_path = self.stamps.join(desc.digest.hex());
+        if std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
+            return Some(path);
+        }
+        match hash_file(&path) {
+            Ok(actual) if actual == desc.digest => {
+                let _ = std::fs::write(&stamp_path, stamp);
+                Some(path)
+            }
+            Ok(actual) => {
+                tracing::warn!(path = %path.display(), %actual, "cached blob is corrupt (expected {}); evicting and fetching again", desc.digest);
+                self.evict_blocking(&desc.digest);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot read cached blob: {e}; fetching again");
+                None
+            }
+        }
+    }
+
+    /// Remove a blob that failed verification.
+    pub async fn evict(&self, digest: &Digest) {
+        let this = self.clone();
+        let digest = digest.clone();
+        let _ = tokio::task::spawn_blocking(move || this.evict_blocking(&digest)).await;
+    }
+
+    fn evict_blocking(&self, digest: &Digest) {
+        let _ = std::fs::remove_file(self.stamps.join(digest.hex()));
+        let _ = std::fs::remove_file(self.blob_path(digest));
+    }
+
+    /// A writer that adds `desc` to the cache on commit (fsynced, read-only, stamped).
+    pub async fn writer(&self, desc: &Descriptor) -> Result<Box<dyn BlobWriter>> {
+        let inner =
+            AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), true).await?;
+        Ok(Box::new(CacheWriter {
+            inner: Box::new(inner),
+            dest: self.blob_path(&desc.digest),
+            stamp: self.stamps.join(desc.digest.hex()),
+        }))
+    }
+
+    /// Add bytes already verified in memory (manifests).
+    pub async fn put_bytes(&self, desc: &Descriptor, bytes: Bytes) -> Result<()> {
+        if self.blob_path(&desc.digest).exists() {
+            return Ok(());
+        }
+        let mut w = self.writer(desc).await?;
+        w.write(bytes).await?;
+        w.commit().await
+    }
+
+    /// Read a cached manifest, verified, or `None`.
+    pub async fn get_bytes(&self, desc: &Descriptor) -> Option<Bytes> {
+        let path = self.blob_path(&desc.digest);
+        let bytes = tokio::fs::read(&path).await.ok()?;
+        if crate::transfer::verify_bytes("cache", desc, &bytes).is_ok() {
+            Some(Bytes::from(bytes))
+        } else {
+            self.evict(&desc.digest).await;
+            None
+        }
+    }
+}
+
+struct CacheWriter {
+    inner: Box<AtomicFileWriter>,
+    dest: PathBuf,
+    stamp: PathBuf,
+}
+
+impl BlobWriter for CacheWriter {
+    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>> {
+        self.inner.write(chunk)
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let CacheWriter { inner, dest, stamp } = *self;
+            inner.commit().await?;
+            // The bytes were verified on the way in; remember that so later reads need not re-hash.
+            if let Ok(meta) = std::fs::metadata(&dest) {
+                let _ = std::fs::write(stamp, stamp_of(&meta));
+            }
+            Ok(())
+        })
+    }
+}
+
+fn stamp_of(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        format!("{} {} {} {}", meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{} {}", meta.len(), mtime)
+    }
+}
+
+/// sha256 of a file, read in 1 MiB blocks.
+pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(bytes: &[u8]) -> Descriptor {
+        Descriptor::of("application/octet-stream", bytes)
+    }
+
+    #[tokio::test]
+    async fn stores_verifies_and_evicts_corrupt_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(dir.path()).unwrap();
+        let d = desc(b"hello cache");
+        assert!(cache.lookup(&d).await.is_none());
+        cache.put_bytes(&d, Bytes::from_static(b"hello cache")).await.unwrap();
+        let path = cache.lookup(&d).await.expect("cached");
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello cache");
+        assert!(path.starts_with(dir.path().join("images/blobs/sha256")));
+
+        // Same size, different bytes: the stamp no longer matches (mtime changes), so it is re-hashed and evicted.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&path, perms).unwrap();
+        std::fs::write(&path, b"HELLO CACHE").unwrap();
+        assert!(cache.lookup(&d).await.is_none());
+        assert!(!path.exists(), "corrupt blob evicted");
+    }
+
+    #[tokio::test]
+    async fn blobs_written_by_others_are_hashed_once_then_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(dir.path()).unwrap();
+        let d = desc(b"from zarf");
+        std::fs::write(cache.blob_path(&d.digest), b"from zarf").unwrap();
+        assert!(cache.lookup(&d).await.is_some());
+        assert!(dir.path().join("ferry/verified").join(d.digest.hex()).exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("images/oci-layout")).unwrap(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#
+        );
+    }
+}

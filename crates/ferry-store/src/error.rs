@@ -1,0 +1,73 @@
+use std::path::PathBuf;
+
+use ferry_oci::{Digest, ManifestError};
+
+/// Errors from stores and transfers. Messages name the store, the path or the digest involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found in {store}")]
+    NotFound { store: String, what: String },
+
+    #[error(
+        "digest mismatch for {expected} from {store}: received {size} bytes hashing to {actual}; \
+         the content is corrupt or was replaced, nothing was stored"
+    )]
+    DigestMismatch {
+        store: String,
+        expected: Digest,
+        actual: Digest,
+        size: u64,
+    },
+
+    #[error(
+        "size mismatch for {digest} from {store}: the descriptor says {expected} bytes, received {actual}{}",
+        if *actual > *expected { " or more" } else { "" }
+    )]
+    SizeMismatch {
+        store: String,
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("invalid manifest {digest} from {store}: {source}")]
+    Manifest {
+        store: String,
+        digest: String,
+        source: ManifestError,
+    },
+
+    #[error("{}: {why}", path.display())]
+    InvalidLayout { path: PathBuf, why: String },
+
+    /// An error from a remote store (registry). `transient` says whether retrying may help.
+    #[error("{source}")]
+    Remote {
+        source: Box<dyn std::error::Error + Send + Sync>,
+        transient: bool,
+    },
+}
+
+impl StoreError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether retrying the same operation may succeed: broken connections and overloaded servers, not
+    /// missing content, bad credentials or corrupt data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Remote { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+}

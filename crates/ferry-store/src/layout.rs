@@ -1,0 +1,337 @@
+//! An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), written the way Zarf
+//! writes a package's `images/` directory, and read whichever era of Zarf (or Docker, or skopeo) wrote it.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
+use ferry_oci::{Descriptor, Digest, gojson, media_type};
+use serde::{Deserialize, Serialize};
+
+use crate::file::{AtomicFileWriter, FileSource, link_atomic, write_atomic};
+use crate::transfer::verify_bytes;
+use crate::{BlobWriter, BoxFuture, ByteSource, ReadStore, Result, Store, StoreError, WriteStore};
+
+/// Compact, no trailing newline: the bytes Zarf and oras-go write.
+pub const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+#[derive(Clone, Debug)]
+pub struct OciLayout {
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexFile {
+    schema_version: u32,
+    #[serde(default)]
+    media_type: String,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+impl OciLayout {
+    /// Open an existing layout, or create an empty one (directory, `oci-layout`, `index.json`).
+    pub fn open_or_create(root: &Path) -> Result<OciLayout> {
+        std::fs::create_dir_all(root.join("blobs").join("sha256"))
+            .map_err(|e| StoreError::io(root, e))?;
+        let marker = root.join("oci-layout");
+        if !marker.exists() {
+            write_atomic(&marker, OCI_LAYOUT_BYTES)?;
+        }
+        let layout = OciLayout::open(root)?;
+        if !root.join("index.json").exists() {
+            layout.update_index(|_| {})?;
+        }
+        Ok(layout)
+    }
+
+    /// Open an existing layout; errors name the path and what is wrong with it.
+    pub fn open(root: &Path) -> Result<OciLayout> {
+        let marker = root.join("oci-layout");
+        let bytes = std::fs::read(&marker).map_err(|e| StoreError::InvalidLayout {
+            path: root.to_path_buf(),
+            why: format!("not an OCI image layout (cannot read oci-layout: {e})"),
+        })?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Marker {
+            image_layout_version: String,
+        }
+        match serde_json::from_slice::<Marker>(&bytes) {
+            Ok(m) if m.image_layout_version == "1.0.0" => Ok(OciLayout {
+                root: root.to_path_buf(),
+            }),
+            Ok(m) => Err(StoreError::InvalidLayout {
+                path: marker,
+                why: format!("unsupported imageLayoutVersion {:?}", m.image_layout_version),
+            }),
+            Err(e) => Err(StoreError::InvalidLayout {
+                path: marker,
+                why: format!("invalid oci-layout file: {e}"),
+            }),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs").join("sha256").join(digest.hex())
+    }
+
+    fn ingest_dir(&self) -> PathBuf {
+        self.root.join("ingest")
+    }
+
+    /// The entries of `index.json` as written (an absent file is an empty index).
+    pub fn entries(&self) -> Result<Vec<Descriptor>> {
+        let path = self.root.join("index.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => parse_index(&path, &bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
+
+    /// Read-modify-write `index.json` under an exclusive lock on `oci-layout` (a file that is never
+    /// replaced, so every process locks the same inode), then write it atomically, sorted and Go-encoded.
+    pub fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>)) -> Result<()> {
+        let marker = self.root.join("oci-layout");
+        let lock = std::fs::File::open(&marker).map_err(|e| StoreError::io(&marker, e))?;
+        lock.lock().map_err(|e| StoreError::io(&marker, e))?;
+        let mut entries = self.entries()?;
+        change(&mut entries);
+        sort_entries(&mut entries);
+        let bytes = index_bytes(&entries);
+        let result = write_atomic(&self.root.join("index.json"), &bytes);
+        let _ = lock.unlock();
+        result
+    }
+
+    /// Remove the temp directory if this run left it empty (Zarf leaves an empty `ingest/`; ferry tidies).
+    pub fn tidy(&self) {
+        let _ = std::fs::remove_dir(self.ingest_dir());
+    }
+
+    /// Find entries whose `ref.name` or `base.name` is `name` (exact string).
+    pub fn find(&self, name: &str) -> Result<Vec<Descriptor>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|d| {
+                d.annotation(ANNOTATION_REF_NAME) == Some(name)
+                    || d.annotation(ANNOTATION_BASE_NAME) == Some(name)
+            })
+            .collect())
+    }
+}
+
+/// Record a pulled image in `entries`: `named` replaces any entry with the same `ref.name` (a tag that moved
+/// gets a fresh entry, a re-pull is a no-op), and `untagged` (children of a whole index) are listed once,
+/// unless a named entry already covers their digest — what oras-go's layout store does.
+pub fn record_image(entries: &mut Vec<Descriptor>, named: Descriptor, untagged: Vec<Descriptor>) {
+    let name = named.annotation(ANNOTATION_REF_NAME).map(str::to_string);
+    entries.retain(|e| e.annotation(ANNOTATION_REF_NAME).map(str::to_string) != name);
+    entries.retain(|e| !(e.image_name().is_none() && e.digest == named.digest));
+    entries.push(named);
+    for child in untagged {
+        if !entries.iter().any(|e| e.digest == child.digest) {
+            entries.push(child);
+        }
+    }
+}
+
+/// Sorted by digest (as Zarf does), ties broken by name so the bytes are stable.
+fn sort_entries(entries: &mut [Descriptor]) {
+    entries.sort_by(|a, b| {
+        (a.digest.hex(), a.image_name().unwrap_or(""))
+            .cmp(&(b.digest.hex(), b.image_name().unwrap_or("")))
+    });
+}
+
+pub fn index_bytes(entries: &[Descriptor]) -> Vec<u8> {
+    let file = IndexFile {
+        schema_version: 2,
+        media_type: media_type::OCI_INDEX.to_string(),
+        manifests: entries.to_vec(),
+    };
+    gojson::to_vec(&file).expect("descriptors always serialize")
+}
+
+fn parse_index(path: &Path, bytes: &[u8]) -> Result<Vec<Descriptor>> {
+    let file: IndexFile = serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidLayout {
+        path: path.to_path_buf(),
+        why: format!("invalid index.json: {e}"),
+    })?;
+    if file.schema_version != 2 {
+        return Err(StoreError::InvalidLayout {
+            path: path.to_path_buf(),
+            why: format!("unsupported schemaVersion {}", file.schema_version),
+        });
+    }
+    Ok(file.manifests)
+}
+
+impl Store for OciLayout {
+    fn describe(&self) -> String {
+        format!("layout {}", self.root.display())
+    }
+}
+
+impl WriteStore for OciLayout {
+    fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            Ok(tokio::fs::metadata(self.blob_path(&desc.digest))
+                .await
+                .is_ok_and(|m| m.len() == desc.size))
+        })
+    }
+
+    fn blob_writer<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Box<dyn BlobWriter>>> {
+        Box::pin(async move {
+            let w = AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), false)
+                .await?;
+            Ok(Box::new(w) as Box<dyn BlobWriter>)
+        })
+    }
+
+    fn put_manifest<'a>(&'a self, desc: &'a Descriptor, bytes: Bytes) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut w = self.blob_writer(desc).await?;
+            w.write(bytes).await?;
+            w.commit().await
+        })
+    }
+
+    fn link_blob<'a>(&'a self, desc: &'a Descriptor, from: &'a Path) -> BoxFuture<'a, Result<bool>> {
+        let dest = self.blob_path(&desc.digest);
+        let tmp = self.ingest_dir();
+        let from = from.to_path_buf();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || link_atomic(&from, &dest, &tmp))
+                .await
+                .expect("link task panicked")
+        })
+    }
+}
+
+impl ReadStore for OciLayout {
+    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
+        Box::pin(async move {
+            if desc.size > ferry_oci::MAX_MANIFEST_BYTES {
+                return Err(StoreError::Manifest {
+                    store: self.describe(),
+                    digest: desc.digest.to_string(),
+                    source: ferry_oci::ManifestError::TooLarge { size: desc.size },
+                });
+            }
+            let path = self.blob_path(&desc.digest);
+            let bytes = match tokio::fs::read(&path).await {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::NotFound {
+                        store: self.describe(),
+                        what: format!("manifest {}", desc.digest),
+                    });
+                }
+                Err(e) => return Err(StoreError::io(path, e)),
+            };
+            verify_bytes(&self.describe(), desc, &bytes)?;
+            Ok(Bytes::from(bytes))
+        })
+    }
+
+    fn fetch_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
+        Box::pin(async move {
+            let path = self.blob_path(&desc.digest);
+            if !path.exists() {
+                return Err(StoreError::NotFound {
+                    store: self.describe(),
+                    what: format!("blob {}", desc.digest),
+                });
+            }
+            let src = FileSource::open(&path, offset).await?;
+            Ok((Box::new(src) as Box<dyn ByteSource>, offset))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(bytes: &[u8], name: &str) -> Descriptor {
+        let mut d = Descriptor::of(media_type::OCI_MANIFEST, bytes);
+        d.annotations.insert(ANNOTATION_REF_NAME.into(), name.into());
+        d.annotations.insert(ANNOTATION_BASE_NAME.into(), name.into());
+        d
+    }
+
+    #[test]
+    fn new_layout_has_zarf_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        OciLayout::open_or_create(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("oci-layout")).unwrap(), OCI_LAYOUT_BYTES);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("index.json")).unwrap(),
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#
+        );
+    }
+
+    #[test]
+    fn record_replaces_same_name_and_sorts() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::open_or_create(dir.path()).unwrap();
+        let (a, b) = (named(b"a", "x.io/a:1"), named(b"b", "x.io/b:1"));
+        layout
+            .update_index(|e| {
+                record_image(e, a.clone(), vec![]);
+                record_image(e, b.clone(), vec![]);
+                record_image(e, a.clone(), vec![]);
+            })
+            .unwrap();
+        let entries = layout.entries().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(entries[0].digest.hex() < entries[1].digest.hex());
+        // A tag that moved: the new digest replaces the old entry.
+        let moved = named(b"c", "x.io/a:1");
+        layout.update_index(|e| record_image(e, moved.clone(), vec![])).unwrap();
+        let entries = layout.entries().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(entries.contains(&moved) && entries.contains(&b));
+    }
+
+    #[test]
+    fn untagged_children_listed_once_unless_named() {
+        let mut entries = Vec::new();
+        let child = Descriptor::of(media_type::OCI_MANIFEST, b"child");
+        let root = named(b"root", "x.io/r@sha256:...");
+        record_image(&mut entries, root, vec![child.clone(), child.clone()]);
+        assert_eq!(entries.len(), 2);
+        let mut named_child = child.clone();
+        named_child.annotations.insert(ANNOTATION_REF_NAME.into(), "x.io/c:1".into());
+        record_image(&mut entries, named_child, vec![]);
+        assert_eq!(entries.len(), 2, "the untagged entry gives way to the named one");
+    }
+
+    #[test]
+    fn reads_crane_era_index_and_rejects_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("oci-layout"), b"{\n    \"imageLayoutVersion\": \"1.0.0\"\n}").unwrap();
+        std::fs::write(dir.path().join("index.json"), b"{\"schemaVersion\":2,\"manifests\":[]}").unwrap();
+        let layout = OciLayout::open(dir.path()).unwrap();
+        assert!(layout.entries().unwrap().is_empty());
+        std::fs::write(dir.path().join("index.json"), b"{").unwrap();
+        let err = layout.entries().unwrap_err().to_string();
+        assert!(err.contains("index.json"), "{err}");
+        let other = tempfile::tempdir().unwrap();
+        let err = OciLayout::open(other.path()).unwrap_err().to_string();
+        assert!(err.contains("not an OCI image layout"), "{err}");
+    }
+}

@@ -1,0 +1,105 @@
+//! The one verified blob stream: source → hash → writers → commit.
+
+use ferry_oci::{Descriptor, Hasher};
+
+use crate::{BlobWriter, ReadStore, Result, StoreError};
+
+/// How many times a broken body is resumed with a range request before the transfer gives up.
+pub const MAX_RESUMES: u32 = 5;
+
+/// Stream `desc` from `source` into every writer, hashing once. A broken body resumes from the last byte
+/// received (the hash state carries on, nothing is re-read). The writers are committed, in order, only when
+/// size and digest match; on any error they are dropped and nothing becomes visible.
+///
+/// Returns how many times the body was resumed.
+pub async fn transfer(
+    source: &dyn ReadStore,
+    desc: &Descriptor,
+    mut writers: Vec<Box<dyn BlobWriter>>,
+    on_bytes: &(dyn Fn(u64) + Send + Sync),
+) -> Result<u32> {
+    let mut hasher = Hasher::new();
+    let mut resumes = 0;
+    let (mut body, start) = source.fetch_blob(desc, 0).await?;
+    debug_assert_eq!(start, 0);
+    loop {
+        match body.next_chunk().await {
+            Ok(Some(chunk)) => {
+                if hasher.len() + chunk.len() as u64 > desc.size {
+                    return Err(StoreError::SizeMismatch {
+                        store: source.describe(),
+                        digest: desc.digest.clone(),
+                        expected: desc.size,
+                        actual: hasher.len() + chunk.len() as u64,
+                    });
+                }
+                hasher.update(&chunk);
+                for w in writers.iter_mut() {
+                    w.write(chunk.clone()).await?;
+                }
+                on_bytes(chunk.len() as u64);
+            }
+            Ok(None) => break,
+            Err(e) if e.is_transient() && resumes < MAX_RESUMES && hasher.len() < desc.size => {
+                resumes += 1;
+                let offset = hasher.len();
+                tracing::warn!(
+                    digest = %desc.digest, offset, attempt = resumes,
+                    "body of {} from {} broke ({e}); resuming at byte {offset}",
+                    desc.digest, source.describe()
+                );
+                let (next, start) = source.fetch_blob(desc, offset).await?;
+                if start != offset {
+                    // The server ignored the range; the caller restarts the whole blob.
+                    return Err(e);
+                }
+                body = next;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if hasher.len() != desc.size {
+        return Err(StoreError::SizeMismatch {
+            store: source.describe(),
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: hasher.len(),
+        });
+    }
+    let size = hasher.len();
+    let actual = hasher.finish();
+    if actual != desc.digest {
+        return Err(StoreError::DigestMismatch {
+            store: source.describe(),
+            expected: desc.digest.clone(),
+            actual,
+            size,
+        });
+    }
+    for w in writers {
+        w.commit().await?;
+    }
+    Ok(resumes)
+}
+
+/// Check bytes already in memory (a manifest) against their descriptor.
+pub fn verify_bytes(store: &str, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+    if bytes.len() as u64 != desc.size {
+        return Err(StoreError::SizeMismatch {
+            store: store.to_string(),
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: bytes.len() as u64,
+        });
+    }
+    let actual = ferry_oci::Digest::of(bytes);
+    if actual != desc.digest {
+        return Err(StoreError::DigestMismatch {
+            store: store.to_string(),
+            expected: desc.digest.clone(),
+            actual,
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
