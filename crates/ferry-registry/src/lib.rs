@@ -1,1 +1,15 @@
-//! placeholder
+//! A thin OCI distribution client over reqwest + rustls: authentication (anonymous, Basic, Bearer tokens),
+//! credentials from the usual files and helpers, HTTPS with a proven plain-HTTP fallback for local hosts,
+//! and one retry policy for every request. [`Repository`] exposes a repository as a ferry store.
+
+pub mod auth;
+mod client;
+pub mod credentials;
+mod error;
+mod repository;
+pub mod retry;
+
+pub use client::{ClientOptions, RegistryClient};
+pub use credentials::{Credential, CredentialStore};
+pub use error::RegistryError;
+pub use repository::Repository;

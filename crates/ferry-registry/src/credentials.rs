@@ -1,0 +1,319 @@
+//! Where credentials come from: explicit flags, then `REGISTRY_AUTH_FILE`, the Docker config
+//! (`DOCKER_CONFIG` or `~/.docker/config.json`: `credHelpers`, `credsStore`, `auths`), then podman's
+//! `auth.json`. Secrets are never logged.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    Basic { username: String, password: String },
+    /// An OAuth2 refresh token (`identitytoken` in the Docker config), exchanged at the token endpoint.
+    IdentityToken { username: String, token: String },
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Credential::IdentityToken { username, .. } => {
+                write!(f, "IdentityToken({username}, <redacted>)")
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("credential helper docker-credential-{helper} failed for {host}: {why}")]
+    Helper {
+        helper: String,
+        host: String,
+        why: String,
+    },
+    #[error("{}: {why}", path.display())]
+    Config { path: PathBuf, why: String },
+}
+
+/// Looks up credentials per registry host.
+#[derive(Clone, Debug, Default)]
+pub struct CredentialStore {
+    /// From `--username/--password`: used for every registry this run talks to.
+    explicit: Option<Credential>,
+    files: Vec<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ConfigFile {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+    creds_store: Option<String>,
+    #[serde(default)]
+    cred_helpers: HashMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+struct AuthEntry {
+    auth: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    identitytoken: Option<String>,
+}
+
+impl CredentialStore {
+    /// The standard search path, taken from the environment.
+    pub fn from_env(explicit: Option<Credential>) -> Self {
+        let mut files = Vec::new();
+        if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
+            files.push(PathBuf::from(p));
+        }
+        let docker_dir = std::env::var_os("DOCKER_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
+        if let Some(d) = docker_dir {
+            files.push(d.join("config.json"));
+        }
+        if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+            files.push(PathBuf::from(run).join("containers").join("auth.json"));
+        }
+        if let Some(h) = std::env::var_os("HOME") {
+            files.push(PathBuf::from(h).join(".config/containers/auth.json"));
+        }
+        CredentialStore { explicit, files }
+    }
+
+    pub fn with_files(explicit: Option<Credential>, files: Vec<PathBuf>) -> Self {
+        CredentialStore { explicit, files }
+    }
+
+    /// Credentials for `host` (a registry name as in references: `docker.io`, `ghcr.io`, `127.0.0.1:5000`).
+    pub fn lookup(&self, host: &str) -> Result<Option<Credential>, CredentialError> {
+        if let Some(c) = &self.explicit {
+            return Ok(Some(c.clone()));
+        }
+        for file in &self.files {
+            if let Some(c) = lookup_file(file, host)? {
+                tracing::debug!(host, file = %file.display(), "using stored credentials");
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The keys a host may be stored under. Docker Hub has historical aliases.
+fn candidate_keys(host: &str) -> Vec<String> {
+    if matches!(host, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+            "registry-1.docker.io".into(),
+        ]
+    } else {
+        vec![host.to_string()]
+    }
+}
+
+/// `https://host/v1/` → `host`: Docker writes URLs as keys.
+fn normalize_key(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    k.split('/').next().unwrap_or(k)
+}
+
+fn lookup_file(path: &Path, host: &str) -> Result<Option<Credential>, CredentialError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CredentialError::Config {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            });
+        }
+    };
+    let config: ConfigFile = serde_json::from_slice(&bytes).map_err(|e| CredentialError::Config {
+        path: path.to_path_buf(),
+        why: format!("invalid JSON: {e}"),
+    })?;
+    let keys = candidate_keys(host);
+    for key in &keys {
+        if let Some(helper) = config.cred_helpers.get(key) {
+            return run_helper(helper, key);
+        }
+    }
+    for (stored, entry) in &config.auths {
+        if keys.iter().any(|k| k == stored || normalize_key(stored) == normalize_key(k)) {
+            if let Some(c) = decode_entry(path, stored, entry)? {
+                return Ok(Some(c));
+            }
+        }
+    }
+    if let Some(helper) = &config.creds_store {
+        // The store is asked under the same key Docker uses when logging in.
+        return run_helper(helper, &keys[0]);
+    }
+    Ok(None)
+}
+
+fn decode_entry(path: &Path, key: &str, e: &AuthEntry) -> Result<Option<Credential>, CredentialError> {
+    let (username, password) = match (&e.auth, &e.username, &e.password) {
+        (Some(auth), _, _) if !auth.is_empty() => {
+            let decoded = base64_decode(auth)
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| CredentialError::Config {
+                    path: path.to_path_buf(),
+                    why: format!("auths[{key:?}].auth is not base64 of user:password"),
+                })?;
+            let (u, p) = decoded.split_once(':').ok_or_else(|| CredentialError::Config {
+                path: path.to_path_buf(),
+                why: format!("auths[{key:?}].auth is not base64 of user:password"),
+            })?;
+            (u.to_string(), p.to_string())
+        }
+        (_, Some(u), Some(p)) => (u.clone(), p.clone()),
+        _ => (String::new(), String::new()),
+    };
+    if let Some(token) = e.identitytoken.as_ref().filter(|t| !t.is_empty()) {
+        return Ok(Some(Credential::IdentityToken {
+            username,
+            token: token.clone(),
+        }));
+    }
+    if username.is_empty() && password.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credential::Basic { username, password }))
+}
+
+/// `docker-credential-<helper> get`, host on stdin, JSON `{"Username","Secret"}` on stdout.
+fn run_helper(helper: &str, key: &str) -> Result<Option<Credential>, CredentialError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let fail = |why: String| CredentialError::Helper {
+        helper: helper.to_string(),
+        host: key.to_string(),
+        why,
+    };
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run {program}: {e}; install it or remove it from the Docker config")))?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(key.as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + String::from_utf8_lossy(&out.stderr).trim();
+        if msg.contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(fail(format!("exit status {}: {msg}", out.status)));
+    }
+    #[derive(Deserialize)]
+    struct HelperOut {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    let parsed: HelperOut = serde_json::from_slice(&out.stdout)
+        .map_err(|e| fail(format!("invalid output (expected JSON with Username and Secret): {e}")))?;
+    Ok(Some(if parsed.username == "<token>" {
+        Credential::IdentityToken {
+            username: parsed.username,
+            token: parsed.secret,
+        }
+    } else {
+        Credential::Basic {
+            username: parsed.username,
+            password: parsed.secret,
+        }
+    }))
+}
+
+/// Standard base64 (padding optional); the Docker config's `auth` field.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_base64() {
+        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert!(base64_decode("!!").is_none());
+    }
+
+    #[test]
+    fn reads_auths_with_url_keys_and_hub_aliases() {
+        let dir = tempfile_dir();
+        let path = dir.join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"aHViOnNlY3JldA=="},"https://reg.example:5000/v2/":{"username":"u","password":"p"},"tok.example":{"identitytoken":"rt"}}}"#,
+        )
+        .unwrap();
+        let store = CredentialStore::with_files(None, vec![path]);
+        assert_eq!(
+            store.lookup("docker.io").unwrap(),
+            Some(Credential::Basic { username: "hub".into(), password: "secret".into() })
+        );
+        assert_eq!(
+            store.lookup("reg.example:5000").unwrap(),
+            Some(Credential::Basic { username: "u".into(), password: "p".into() })
+        );
+        assert!(matches!(store.lookup("tok.example").unwrap(), Some(Credential::IdentityToken { .. })));
+        assert_eq!(store.lookup("other.example").unwrap(), None);
+        let explicit = Credential::Basic { username: "x".into(), password: "hunter2".into() };
+        let store = CredentialStore::with_files(Some(explicit.clone()), vec![]);
+        assert_eq!(store.lookup("any").unwrap(), Some(explicit));
+        assert!(!format!("{:?}", store).contains("hunter2"), "secrets are redacted in Debug");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ferry-cred-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

@@ -1,0 +1,107 @@
+use std::time::Duration;
+
+use ferry_store::StoreError;
+
+use crate::credentials::CredentialError;
+
+/// Registry errors. Each names the registry and what was asked of it; none contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{what} not found on registry {registry}")]
+    NotFound { registry: String, what: String },
+
+    #[error(
+        "authentication to registry {registry} failed{detail}: check the username and password \
+         (--username/--password, or `docker login {registry}`)"
+    )]
+    Unauthorized { registry: String, detail: String },
+
+    #[error("registry {registry} denied access to {what} (HTTP 403): the credentials lack permission")]
+    Denied { registry: String, what: String },
+
+    #[error(
+        "the TLS certificate of registry {registry} is not trusted ({detail}); pass --ca-file with the \
+         CA's PEM, or --insecure-skip-tls-verify if you accept the risk"
+    )]
+    Certificate { registry: String, detail: String },
+
+    #[error("cannot reach registry {registry}: {detail}")]
+    Unreachable { registry: String, detail: String },
+
+    #[error("registry {registry} answered HTTP {status} for {what}{body}")]
+    Status {
+        registry: String,
+        what: String,
+        status: u16,
+        body: String,
+    },
+
+    #[error("{what} on registry {registry}: {detail}")]
+    Transport {
+        registry: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error("{last} (gave up after {attempts} attempts, {waited:.1?} waiting)")]
+    RetriesExhausted {
+        last: Box<RegistryError>,
+        attempts: u32,
+        waited: Duration,
+    },
+
+    #[error("invalid response from registry {registry} for {what}: {why}")]
+    Protocol {
+        registry: String,
+        what: String,
+        why: String,
+    },
+
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+}
+
+impl RegistryError {
+    /// Broken connections and overloaded servers; used by callers that resume (a broken blob body).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Transport { .. } | RegistryError::Unreachable { .. } => true,
+            RegistryError::Status { status, .. } => crate::retry::is_retryable_status(*status),
+            RegistryError::RetriesExhausted { .. } => false,
+            _ => false,
+        }
+    }
+}
+
+impl From<RegistryError> for StoreError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::NotFound { registry, what } => StoreError::NotFound {
+                store: format!("registry {registry}"),
+                what,
+            },
+            other => StoreError::Remote {
+                transient: other.is_transient(),
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// The error and its causes on one line: reqwest's own message hides the useful part ("connection refused").
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}
