@@ -252,3 +252,32 @@ mod tests {
         );
     }
 }
+
+impl crate::Store for BlobCache {
+    fn describe(&self) -> String {
+        format!("cache {}", self.store.display())
+    }
+}
+
+/// The cache as a source: the copy engine streams from it (verifying as it goes) when it cannot link.
+impl crate::ReadStore for BlobCache {
+    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
+        Box::pin(async move {
+            self.get_bytes(desc).await.ok_or_else(|| StoreError::NotFound {
+                store: crate::Store::describe(self),
+                what: format!("manifest {}", desc.digest),
+            })
+        })
+    }
+
+    fn fetch_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn crate::ByteSource>, u64)>> {
+        Box::pin(async move {
+            let src = crate::file::FileSource::open(&self.blob_path(&desc.digest), offset).await?;
+            Ok((Box::new(src) as Box<dyn crate::ByteSource>, offset))
+        })
+    }
+}
