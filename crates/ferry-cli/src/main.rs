@@ -1,1 +1,81 @@
-fn main() {}
+//! The `ferry` binary: argument parsing, logging, progress and exit codes around the library crates.
+
+mod cli;
+mod progress;
+mod pull;
+mod registry_opts;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Exit codes: 0 ok, 1 error, 2 usage (clap), 130 interrupted.
+const EXIT_ERROR: u8 = 1;
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let verbose = cli.verbose;
+    let code = runtime.block_on(async move {
+        tokio::select! {
+            result = run(cli) => match result {
+                Ok(()) => 0,
+                Err(e) => {
+                    report(&e, verbose);
+                    EXIT_ERROR
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted: nothing partial was recorded; run the same command again to continue");
+                EXIT_INTERRUPTED
+            }
+        }
+    });
+    // Dropping the runtime drops every in-flight task, which removes their temp files.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    ExitCode::from(code)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Pull(args) => pull::run(args, cli.quiet).await,
+    }
+}
+
+fn report(e: &anyhow::Error, verbose: u8) {
+    if verbose >= 2 {
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+    } else {
+        eprintln!("error: {e:#}");
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing::Level;
+    let level = match (quiet, verbose) {
+        (true, _) => Level::ERROR,
+        (false, 0) => Level::WARN,
+        (false, 1) => Level::INFO,
+        (false, 2) => Level::DEBUG,
+        (false, _) => Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(verbose >= 3)
+        .without_time()
+        .init();
+}

@@ -24,6 +24,7 @@ pub struct CopyError {
 
 /// What a copy did, in nodes and bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CopyStats {
     pub fetched: u64,
     pub fetched_bytes: u64,
