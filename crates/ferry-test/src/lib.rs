@@ -1,1 +1,35 @@
-//! placeholder
+//! Test support for ferry: real `docker-registry` processes (plain, TLS, Basic, token auth), a token
+//! server, and deterministic fixture images and artifacts.
+//!
+//! Needs `docker-registry` (CNCF distribution 2.8), `htpasswd` and `openssl` on PATH:
+//! `apt-get install -y docker-registry apache2-utils`.
+
+mod artifact;
+pub mod encode;
+pub mod fixtures;
+mod pki;
+mod registry;
+pub mod token;
+
+pub use artifact::{Artifact, Blob};
+pub use registry::{MANIFEST_ACCEPT, Registry, client};
+pub use token::Access;
+
+/// The user every authenticating registry and the token server accept.
+pub const USER: &str = "ferry";
+/// [`USER`]'s password.
+pub const PASSWORD: &str = "s3cret-pass";
+
+/// How a test registry is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Plain HTTP, no auth.
+    Plain,
+    /// HTTPS with a certificate from a per-process test CA ([`Registry::ca_file`]), no auth.
+    Tls,
+    /// Plain HTTP with htpasswd (bcrypt) Basic auth for [`USER`]/[`PASSWORD`].
+    Basic,
+    /// Plain HTTP with distribution token auth; the realm is this crate's token server, which wants
+    /// Basic [`USER`]/[`PASSWORD`] and grants whatever scope is asked.
+    Token,
+}
