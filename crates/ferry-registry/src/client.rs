@@ -147,6 +147,7 @@ impl RegistryClient {
                     Ok(_) => return Ok(https),
                     Err(e) => e,
                 };
+                tracing::debug!(registry = %host.name, "HTTPS probe failed: {err:?}");
                 if let Some(detail) = certificate_problem(&err) {
                     return Err(RegistryError::Certificate {
                         registry: host.name.clone(),
@@ -155,7 +156,12 @@ impl RegistryClient {
                 }
                 let http = format!("http://{}", host.api_host);
                 if is_local_or_private(&host.api_host) {
-                    if let Ok(resp) = self.http.get(format!("{http}/v2/")).send().await {
+                    let answered = self.http.get(format!("{http}/v2/")).send().await;
+                    // Only a registry's answer counts: 200, or 401 asking for credentials. An HTTPS server
+                    // answering a plain request with 400 is not proof.
+                    if let Ok(resp) = answered.as_ref().map_err(|_| ()).and_then(|r| {
+                        matches!(r.status().as_u16(), 200 | 401).then_some(r).ok_or(())
+                    }) {
                         tracing::debug!(registry = %host.name, status = %resp.status(), "HTTPS failed ({}); the host answers plain HTTP", chain(&err));
                         return Ok(http);
                     }
@@ -518,21 +524,22 @@ pub(crate) async fn body_excerpt(resp: Response) -> String {
     }
 }
 
-/// A description of the certificate problem if `err` was caused by one.
+/// A description of the certificate problem if `err` was caused by one. rustls errors arrive wrapped in
+/// io::Errors inside hyper's error, and io::Error's `source()` skips the error it wraps, so each io::Error is
+/// unwrapped by hand.
 fn certificate_problem(err: &reqwest::Error) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let rustls_err = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(rustls::Error::InvalidCertificate(c)) = rustls_err {
+    fn find(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+        if let Some(rustls::Error::InvalidCertificate(c)) = e.downcast_ref::<rustls::Error>() {
             return Some(format!("{c:?}"));
         }
-        cur = e.source();
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(found) = find(inner) {
+                return Some(found);
+            }
+        }
+        e.source().and_then(find)
     }
-    None
+    find(err)
 }
 
 /// Hosts where plain HTTP may be negotiated: loopback, private and link-local addresses, `localhost`,

@@ -1,4 +1,5 @@
 //! ferry's integration tests: the real binary against real registries (one test binary, modules by command).
 
+mod auth;
 mod pull;
 mod support;
