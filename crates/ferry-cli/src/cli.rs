@@ -112,7 +112,13 @@ pub struct RegistryArgs {
     pub username: Option<String>,
 
     /// Registry password (prefer --password-stdin or $FERRY_PASSWORD: arguments are visible to other users).
-    #[arg(short, long, env = "FERRY_PASSWORD", hide_env_values = true, group = "password_source")]
+    #[arg(
+        short,
+        long,
+        env = "FERRY_PASSWORD",
+        hide_env_values = true,
+        group = "password_source"
+    )]
     pub password: Option<String>,
 
     /// Read the password from standard input.

@@ -106,8 +106,15 @@ impl ImageProgress {
                     }
                 }
             }
-            Event::Retrying { digest, attempt, error } => {
-                let line = format!("{}: retrying {digest} (attempt {attempt}): {error}", self.label);
+            Event::Retrying {
+                digest,
+                attempt,
+                error,
+            } => {
+                let line = format!(
+                    "{}: retrying {digest} (attempt {attempt}): {error}",
+                    self.label
+                );
                 match &self.bar {
                     Some(b) => b.println(line),
                     None => eprintln!("{line}"),

@@ -73,30 +73,31 @@ async fn resolve_all(
     let mut tasks = tokio::task::JoinSet::new();
     for (i, reference) in references.iter().enumerate() {
         let source_ref = apply_override(reference, overrides)?;
-        let (client, slots, choice, reference) =
-            (client.clone(), slots.clone(), choice.clone(), reference.clone());
+        let (client, slots, choice, reference) = (
+            client.clone(),
+            slots.clone(),
+            choice.clone(),
+            reference.clone(),
+        );
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
             let repo = Repository::new(client, &source_ref.registry, &source_ref.repository);
             let result = async {
                 let (desc, bytes) = repo.resolve(&source_ref.target()).await?;
-                let selection = select_root(
-                    &repo,
-                    desc,
-                    bytes,
-                    source_ref.digest.is_some(),
-                    &choice,
-                )
-                .await?;
+                let selection =
+                    select_root(&repo, desc, bytes, source_ref.digest.is_some(), &choice).await?;
                 anyhow::Ok(selection)
             }
             .await
             .with_context(|| describe_source(&reference, &source_ref));
-            (i, result.map(|selection| Resolved {
-                reference,
-                source: repo,
-                selection,
-            }))
+            (
+                i,
+                result.map(|selection| Resolved {
+                    reference,
+                    source: repo,
+                    selection,
+                }),
+            )
         });
     }
     let mut out: Vec<Option<Resolved>> = (0..references.len()).map(|_| None).collect();
@@ -104,7 +105,10 @@ async fn resolve_all(
         let (i, r) = joined.expect("resolve task panicked");
         out[i] = Some(r?);
     }
-    Ok(out.into_iter().map(|r| r.expect("every reference resolved")).collect())
+    Ok(out
+        .into_iter()
+        .map(|r| r.expect("every reference resolved"))
+        .collect())
 }
 
 fn describe_source(reference: &Reference, source: &Reference) -> String {
@@ -216,7 +220,10 @@ fn collect_references(
             .file_name()
             .is_some_and(|n| n == "zarf.yaml" || n == "zarf.yml");
         if is_zarf {
-            raw.extend(ferry_zarf::images_in_zarf_yaml(&file.display().to_string(), &text)?);
+            raw.extend(ferry_zarf::images_in_zarf_yaml(
+                &file.display().to_string(),
+                &text,
+            )?);
         } else {
             raw.extend(
                 text.lines()
@@ -249,7 +256,10 @@ fn parse_overrides(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 
 /// The first override whose SRC is a string prefix of the normalized reference rewrites where it is
 /// fetched from (Zarf's rule).
-fn apply_override(reference: &Reference, overrides: &[(String, String)]) -> anyhow::Result<Reference> {
+fn apply_override(
+    reference: &Reference,
+    overrides: &[(String, String)],
+) -> anyhow::Result<Reference> {
     let full = reference.to_string();
     for (src, dst) in overrides {
         if let Some(rest) = full.strip_prefix(src.as_str()) {
@@ -283,8 +293,9 @@ fn open_cache(args: &TransferArgs) -> anyhow::Result<Option<BlobCache>> {
     }
     let root = match &args.cache {
         Some(dir) => dir.clone(),
-        None => BlobCache::default_root()
-            .context("no cache directory: set $HOME or $FERRY_CACHE, pass --cache DIR, or --no-cache")?,
+        None => BlobCache::default_root().context(
+            "no cache directory: set $HOME or $FERRY_CACHE, pass --cache DIR, or --no-cache",
+        )?,
     };
     Ok(Some(BlobCache::open(&root).with_context(|| {
         format!("opening the blob cache {}", root.display())
@@ -311,9 +322,15 @@ mod tests {
         ])
         .unwrap();
         let r: Reference = "nginx:1.25".parse().unwrap();
-        assert_eq!(apply_override(&r, &o).unwrap().to_string(), "mirror:5000/lib/nginx:1.25");
+        assert_eq!(
+            apply_override(&r, &o).unwrap().to_string(),
+            "mirror:5000/lib/nginx:1.25"
+        );
         let r: Reference = "zarf-dev/agent:1".parse().unwrap();
-        assert_eq!(apply_override(&r, &o).unwrap().to_string(), "mirror:5000/zarf-dev/agent:1");
+        assert_eq!(
+            apply_override(&r, &o).unwrap().to_string(),
+            "mirror:5000/zarf-dev/agent:1"
+        );
         assert!(parse_overrides(&["nonsense".into()]).is_err());
     }
 }

@@ -24,7 +24,9 @@ pub fn client(args: &RegistryArgs) -> anyhow::Result<Arc<RegistryClient>> {
             password: p,
         }),
         (None, Some(_)) => bail!("--password needs --username"),
-        (Some(_), None) => bail!("--username needs --password, --password-stdin or $FERRY_PASSWORD"),
+        (Some(_), None) => {
+            bail!("--username needs --password, --password-stdin or $FERRY_PASSWORD")
+        }
         (None, None) => None,
     };
     let opts = ClientOptions {

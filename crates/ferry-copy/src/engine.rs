@@ -72,12 +72,15 @@ pub struct Engine {
     events: EventSink,
 }
 
+/// The outcome of one node's copy, shared by every parent that waits on it.
+type NodeCell = Arc<OnceCell<Result<(), CopyError>>>;
+
 struct Run {
     source: Arc<dyn ReadStore>,
     dest: Arc<dyn WriteStore>,
     cache: Option<BlobCache>,
     slots: Semaphore,
-    nodes: Mutex<HashMap<Digest, Arc<OnceCell<Result<(), CopyError>>>>>,
+    nodes: Mutex<HashMap<Digest, NodeCell>>,
     known: HashMap<Digest, Bytes>,
     stats: Mutex<CopyStats>,
     events: EventSink,
@@ -145,7 +148,11 @@ async fn copy_node_once(run: Arc<Run>, desc: Descriptor) -> Result<(), CopyError
         } else {
             copy_blob(&run, &desc).await
         };
-        let kind = if media_type::is_manifest_like(&desc.media_type) { "manifest" } else { "blob" };
+        let kind = if media_type::is_manifest_like(&desc.media_type) {
+            "manifest"
+        } else {
+            "blob"
+        };
         result.map_err(|e| CopyError {
             digest: desc.digest.clone(),
             kind,
@@ -158,11 +165,12 @@ async fn copy_node_once(run: Arc<Run>, desc: Descriptor) -> Result<(), CopyError
 
 async fn copy_manifest(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreError> {
     let bytes = fetch_manifest(run, desc).await?;
-    let manifest = Manifest::parse(&desc.media_type, &bytes).map_err(|source| StoreError::Manifest {
-        store: run.source.describe(),
-        digest: desc.digest.to_string(),
-        source,
-    })?;
+    let manifest =
+        Manifest::parse(&desc.media_type, &bytes).map_err(|source| StoreError::Manifest {
+            store: run.source.describe(),
+            digest: desc.digest.to_string(),
+            source,
+        })?;
     // Children first, all at once; each takes a slot only while it moves bytes, so a parent waiting here
     // holds none. The walk happens even when the destination has this manifest: an interrupted earlier
     // run may have left it without its children, and checking them is cheap.
@@ -195,10 +203,10 @@ async fn copy_manifest(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreErr
         run.dest.put_manifest(desc, bytes.clone()).await?;
         BlobOutcome::Fetched
     };
-    if let Some(cache) = &run.cache {
-        if let Err(e) = cache.put_bytes(desc, bytes).await {
-            tracing::warn!("cannot add manifest {} to the cache: {e}", desc.digest);
-        }
+    if let Some(cache) = &run.cache
+        && let Err(e) = cache.put_bytes(desc, bytes).await
+    {
+        tracing::warn!("cannot add manifest {} to the cache: {e}", desc.digest);
     }
     finish(run, desc, outcome);
     Ok(())
@@ -210,10 +218,10 @@ async fn fetch_manifest(run: &Arc<Run>, desc: &Descriptor) -> Result<Bytes, Stor
         ferry_store::transfer::verify_bytes("resolved manifest", desc, b)?;
         return Ok(b.clone());
     }
-    if let Some(cache) = &run.cache {
-        if let Some(b) = cache.get_bytes(desc).await {
-            return Ok(b);
-        }
+    if let Some(cache) = &run.cache
+        && let Some(b) = cache.get_bytes(desc).await
+    {
+        return Ok(b);
     }
     let _slot = run.slots.acquire().await.expect("semaphore open");
     run.source.fetch_manifest(desc).await
@@ -235,24 +243,27 @@ async fn copy_blob(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreError> 
             })
         }
     };
-    if let Some(cache) = &run.cache {
-        if let Some(path) = cache.lookup(desc).await {
-            if run.dest.link_blob(desc, &path).await? {
-                progress(desc.size);
-                finish(run, desc, BlobOutcome::Linked);
+    if let Some(cache) = &run.cache
+        && let Some(path) = cache.lookup(desc).await
+    {
+        if run.dest.link_blob(desc, &path).await? {
+            progress(desc.size);
+            finish(run, desc, BlobOutcome::Linked);
+            return Ok(());
+        }
+        let writer = run.dest.blob_writer(desc).await?;
+        match transfer(cache, desc, vec![writer], &progress).await {
+            Ok(_) => {
+                finish(run, desc, BlobOutcome::Cached);
                 return Ok(());
             }
-            let writer = run.dest.blob_writer(desc).await?;
-            match transfer(cache, desc, vec![writer], &progress).await {
-                Ok(_) => {
-                    finish(run, desc, BlobOutcome::Cached);
-                    return Ok(());
-                }
-                Err(e) => {
-                    // Rotted since it was stamped: drop it and fall through to the source.
-                    tracing::warn!("cached blob {} failed verification ({e}); fetching it again", desc.digest);
-                    cache.evict(&desc.digest).await;
-                }
+            Err(e) => {
+                // Rotted since it was stamped: drop it and fall through to the source.
+                tracing::warn!(
+                    "cached blob {} failed verification ({e}); fetching it again",
+                    desc.digest
+                );
+                cache.evict(&desc.digest).await;
             }
         }
     }
@@ -284,7 +295,10 @@ async fn copy_blob(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreError> 
 }
 
 fn finish(run: &Run, desc: &Descriptor, outcome: BlobOutcome) {
-    run.stats.lock().expect("stats lock").add(outcome, desc.size);
+    run.stats
+        .lock()
+        .expect("stats lock")
+        .add(outcome, desc.size);
     (run.events)(&Event::Done {
         digest: desc.digest.clone(),
         size: desc.size,

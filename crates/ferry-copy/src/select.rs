@@ -32,7 +32,9 @@ pub struct Selection {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
-    #[error("no {wanted} image in index {digest}; it has: {available}. Choose one with --platform or -a, or use --all-platforms")]
+    #[error(
+        "no {wanted} image in index {digest}; it has: {available}. Choose one with --platform or -a, or use --all-platforms"
+    )]
     NoMatch {
         wanted: String,
         digest: Digest,

@@ -68,11 +68,7 @@ mod tests {
 
     #[test]
     fn serializes_in_go_field_order() {
-        let mut d = Descriptor::new(
-            crate::media_type::OCI_MANIFEST,
-            Digest::of(b"x"),
-            1,
-        );
+        let mut d = Descriptor::new(crate::media_type::OCI_MANIFEST, Digest::of(b"x"), 1);
         d.artifact_type = Some("application/x".into());
         d.platform = Some(Platform {
             architecture: "amd64".into(),

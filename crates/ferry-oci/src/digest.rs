@@ -160,14 +160,18 @@ mod tests {
             Err(DigestError::Invalid(_))
         ));
         assert!(matches!(
-            "sha256:03B62250a3cb1abd125271d393fc08bf0cc713391eda6b57c02d1ef85efcc25c".parse::<Digest>(),
+            "sha256:03B62250a3cb1abd125271d393fc08bf0cc713391eda6b57c02d1ef85efcc25c"
+                .parse::<Digest>(),
             Err(DigestError::Invalid(_))
         ));
         assert!(matches!(
             "sha512:abcd".parse::<Digest>(),
             Err(DigestError::UnsupportedAlgorithm(_))
         ));
-        assert!(matches!("nope".parse::<Digest>(), Err(DigestError::Invalid(_))));
+        assert!(matches!(
+            "nope".parse::<Digest>(),
+            Err(DigestError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -14,6 +14,6 @@ pub mod reference;
 
 pub use descriptor::Descriptor;
 pub use digest::{Digest, DigestError, Hasher};
-pub use manifest::{Manifest, ManifestError, ManifestKind, MAX_MANIFEST_BYTES};
+pub use manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestError, ManifestKind};
 pub use platform::{Platform, PlatformSpec};
 pub use reference::{Reference, ReferenceError};

@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
-use crate::media_type::{self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::Descriptor;
+use crate::media_type::{self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 
 /// The largest manifest ferry reads: registries cap manifests at 4 MiB, and an unbounded read of
 /// untrusted metadata is how memory gets exhausted.
@@ -77,12 +77,18 @@ impl Manifest {
             return Err(ManifestError::Schema1(served.to_string()));
         }
         let raw: Raw = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
-            media_type: if served.is_empty() { "a manifest" } else { served }.to_string(),
+            media_type: if served.is_empty() {
+                "a manifest"
+            } else {
+                served
+            }
+            .to_string(),
             source,
         })?;
         if raw.schema_version == Some(1) {
             return Err(ManifestError::Schema1(
-                raw.media_type.unwrap_or_else(|| media_type::DOCKER_SCHEMA1.into()),
+                raw.media_type
+                    .unwrap_or_else(|| media_type::DOCKER_SCHEMA1.into()),
             ));
         }
         let declared = raw.media_type.as_deref().unwrap_or("");
@@ -146,14 +152,18 @@ impl Manifest {
         self.kind == ManifestKind::Image
             && self.layers.iter().all(|l| {
                 l.media_type.starts_with("application/vnd.oci.image.layer.")
-                    || l.media_type.starts_with("application/vnd.docker.image.rootfs.")
+                    || l.media_type
+                        .starts_with("application/vnd.docker.image.rootfs.")
             })
     }
 }
 
 /// Whether a media type is one of the four v2 manifest/index types (used by callers to pick Accept headers).
 pub fn is_known_manifest_type(mt: &str) -> bool {
-    matches!(mt, OCI_INDEX | OCI_MANIFEST | DOCKER_MANIFEST | DOCKER_MANIFEST_LIST)
+    matches!(
+        mt,
+        OCI_INDEX | OCI_MANIFEST | DOCKER_MANIFEST | DOCKER_MANIFEST_LIST
+    )
 }
 
 #[cfg(test)]
@@ -180,8 +190,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("schema 1"), "{err}");
-        let err = Manifest::parse("application/json", br#"{"schemaVersion":1,"name":"x"}"#)
-            .unwrap_err();
+        let err =
+            Manifest::parse("application/json", br#"{"schemaVersion":1,"name":"x"}"#).unwrap_err();
         assert!(matches!(err, ManifestError::Schema1(_)));
     }
 

@@ -58,13 +58,18 @@ mod tests {
     fn classifies() {
         assert!(is_index(DOCKER_MANIFEST_LIST));
         assert!(is_image_manifest(DOCKER_MANIFEST));
-        assert!(!is_manifest_like("application/vnd.cncf.helm.config.v1+json"));
+        assert!(!is_manifest_like(
+            "application/vnd.cncf.helm.config.v1+json"
+        ));
         assert!(is_non_distributable(
             "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
         ));
         assert!(is_non_distributable(
             "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
         ));
-        assert_eq!(essence("application/json; charset=utf-8"), "application/json");
+        assert_eq!(
+            essence("application/json; charset=utf-8"),
+            "application/json"
+        );
     }
 }

@@ -112,10 +112,12 @@ impl FromStr for Reference {
 
         let (name_tag, digest) = match s.split_once('@') {
             Some((n, d)) => {
-                let digest = d.parse::<Digest>().map_err(|source| ReferenceError::Digest {
-                    reference: input.to_string(),
-                    source,
-                })?;
+                let digest = d
+                    .parse::<Digest>()
+                    .map_err(|source| ReferenceError::Digest {
+                        reference: input.to_string(),
+                        source,
+                    })?;
                 (n, Some(digest))
             }
             None => (s, None),
@@ -129,12 +131,10 @@ impl FromStr for Reference {
             }
             None => (name_tag, None),
         };
-        if let Some(t) = tag {
-            if !valid_tag(t) {
-                return Err(invalid(&format!(
-                    "tag {t:?} must be 1-128 characters of letters, digits, '_', '.', '-', not starting with '.' or '-'"
-                )));
-            }
+        if let Some(t) = tag.filter(|t| !valid_tag(t)) {
+            return Err(invalid(&format!(
+                "tag {t:?} must be 1-128 characters of letters, digits, '_', '.', '-', not starting with '.' or '-'"
+            )));
         }
 
         let (mut registry, mut path) = match name.split_once('/') {
@@ -149,7 +149,9 @@ impl FromStr for Reference {
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
         if !valid_registry(&registry) {
-            return Err(invalid(&format!("registry host {registry:?} is not a valid host[:port]")));
+            return Err(invalid(&format!(
+                "registry host {registry:?} is not a valid host[:port]"
+            )));
         }
         if registry == "index.docker.io" || registry == "registry-1.docker.io" {
             registry = DOCKER_HUB.into();
@@ -236,7 +238,8 @@ fn valid_registry(r: &str) -> bool {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
 
@@ -257,7 +260,10 @@ mod tests {
             norm("zarf-dev/zarf-agent:v0.22.1"),
             "docker.io/zarf-dev/zarf-agent:v0.22.1"
         );
-        assert_eq!(norm("index.docker.io/nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(
+            norm("index.docker.io/nginx"),
+            "docker.io/library/nginx:latest"
+        );
         assert_eq!(norm("localhost/foo"), "localhost/foo:latest");
         assert_eq!(norm("localhost:5000/foo/bar:x"), "localhost:5000/foo/bar:x");
         assert_eq!(
@@ -269,8 +275,13 @@ mod tests {
     #[test]
     fn tag_and_digest_together_keep_both() {
         let d = "sha256:57a654ace69ec02ba8973093b6a786faa15640575fbf0dbb603db55aca2ccec8";
-        let r: Reference = format!("ghcr.io/stefanprodan/podinfo:6.4.0@{d}").parse().unwrap();
-        assert_eq!(r.to_string(), format!("ghcr.io/stefanprodan/podinfo:6.4.0@{d}"));
+        let r: Reference = format!("ghcr.io/stefanprodan/podinfo:6.4.0@{d}")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            r.to_string(),
+            format!("ghcr.io/stefanprodan/podinfo:6.4.0@{d}")
+        );
         assert_eq!(r.target(), d);
         assert_eq!(r.name(), "ghcr.io/stefanprodan/podinfo");
         let r: Reference = format!("busybox@{d}").parse().unwrap();
@@ -292,7 +303,10 @@ mod tests {
             "",
         ] {
             let err = bad.parse::<Reference>().unwrap_err();
-            assert!(err.to_string().contains("invalid image reference"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("invalid image reference"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -151,10 +151,10 @@ fn lookup_file(path: &Path, host: &str) -> Result<Option<Credential>, Credential
         }
     }
     for (stored, entry) in &config.auths {
-        if keys.iter().any(|k| k == stored || normalize_key(stored) == normalize_key(k)) {
-            if let Some(c) = decode_entry(path, stored, entry)? {
-                return Ok(Some(c));
-            }
+        if keys.iter().any(|k| k == stored || normalize_key(stored) == normalize_key(k))
+            && let Some(c) = decode_entry(path, stored, entry)?
+        {
+            return Ok(Some(c));
         }
     }
     if let Some(helper) = &config.creds_store {

@@ -63,14 +63,14 @@ impl Repository {
             .parse::<Digest>()
             .ok()
             .or_else(|| header_digest.and_then(|h| h.parse().ok()));
-        if let Some(expected) = expected {
-            if expected != digest {
-                return Err(RegistryError::Protocol {
-                    registry: self.host.name.clone(),
-                    what,
-                    why: format!("expected digest {expected}, the bytes received hash to {digest}"),
-                });
-            }
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            return Err(RegistryError::Protocol {
+                registry: self.host.name.clone(),
+                what,
+                why: format!("expected digest {expected}, the bytes received hash to {digest}"),
+            });
         }
         // The document decides its media type when the server sent a generic one.
         let parsed = Manifest::parse(&served, &bytes).map_err(|e| RegistryError::Protocol {

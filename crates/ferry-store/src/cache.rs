@@ -119,7 +119,8 @@ impl BlobCache {
     /// A writer that adds `desc` to the cache on commit (fsynced, read-only, stamped).
     pub async fn writer(&self, desc: &Descriptor) -> Result<Box<dyn BlobWriter>> {
         let inner =
-            AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), true).await?;
+            AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), true)
+                .await?;
         Ok(Box::new(CacheWriter {
             inner: Box::new(inner),
             dest: self.blob_path(&desc.digest),
@@ -178,7 +179,13 @@ fn stamp_of(meta: &std::fs::Metadata) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        format!("{} {} {} {}", meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino())
+        format!(
+            "{} {} {} {}",
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino()
+        )
     }
     #[cfg(not(unix))]
     {
@@ -208,6 +215,37 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
     Ok(h.finish())
 }
 
+impl crate::Store for BlobCache {
+    fn describe(&self) -> String {
+        format!("cache {}", self.store.display())
+    }
+}
+
+/// The cache as a source: the copy engine streams from it (verifying as it goes) when it cannot link.
+impl crate::ReadStore for BlobCache {
+    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
+        Box::pin(async move {
+            self.get_bytes(desc)
+                .await
+                .ok_or_else(|| StoreError::NotFound {
+                    store: crate::Store::describe(self),
+                    what: format!("manifest {}", desc.digest),
+                })
+        })
+    }
+
+    fn fetch_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn crate::ByteSource>, u64)>> {
+        Box::pin(async move {
+            let src = crate::file::FileSource::open(&self.blob_path(&desc.digest), offset).await?;
+            Ok((Box::new(src) as Box<dyn crate::ByteSource>, offset))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +260,10 @@ mod tests {
         let cache = BlobCache::open(dir.path()).unwrap();
         let d = desc(b"hello cache");
         assert!(cache.lookup(&d).await.is_none());
-        cache.put_bytes(&d, Bytes::from_static(b"hello cache")).await.unwrap();
+        cache
+            .put_bytes(&d, Bytes::from_static(b"hello cache"))
+            .await
+            .unwrap();
         let path = cache.lookup(&d).await.expect("cached");
         assert_eq!(std::fs::read(&path).unwrap(), b"hello cache");
         assert!(path.starts_with(dir.path().join("images/blobs/sha256")));
@@ -245,39 +286,15 @@ mod tests {
         let d = desc(b"from zarf");
         std::fs::write(cache.blob_path(&d.digest), b"from zarf").unwrap();
         assert!(cache.lookup(&d).await.is_some());
-        assert!(dir.path().join("ferry/verified").join(d.digest.hex()).exists());
+        assert!(
+            dir.path()
+                .join("ferry/verified")
+                .join(d.digest.hex())
+                .exists()
+        );
         assert_eq!(
             std::fs::read(dir.path().join("images/oci-layout")).unwrap(),
             br#"{"imageLayoutVersion":"1.0.0"}"#
         );
-    }
-}
-
-impl crate::Store for BlobCache {
-    fn describe(&self) -> String {
-        format!("cache {}", self.store.display())
-    }
-}
-
-/// The cache as a source: the copy engine streams from it (verifying as it goes) when it cannot link.
-impl crate::ReadStore for BlobCache {
-    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
-        Box::pin(async move {
-            self.get_bytes(desc).await.ok_or_else(|| StoreError::NotFound {
-                store: crate::Store::describe(self),
-                what: format!("manifest {}", desc.digest),
-            })
-        })
-    }
-
-    fn fetch_blob<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-        offset: u64,
-    ) -> BoxFuture<'a, Result<(Box<dyn crate::ByteSource>, u64)>> {
-        Box::pin(async move {
-            let src = crate::file::FileSource::open(&self.blob_path(&desc.digest), offset).await?;
-            Ok((Box::new(src) as Box<dyn crate::ByteSource>, offset))
-        })
     }
 }

@@ -47,7 +47,11 @@ impl ByteSource for FileSource {
                     break;
                 }
             }
-            Ok(if buf.is_empty() { None } else { Some(buf.freeze()) })
+            Ok(if buf.is_empty() {
+                None
+            } else {
+                Some(buf.freeze())
+            })
         })
     }
 }
@@ -109,7 +113,12 @@ impl BlobWriter for AtomicFileWriter {
     }
 }
 
-fn commit_file(file: std::fs::File, temp: tempfile::TempPath, dest: &Path, durable: bool) -> Result<()> {
+fn commit_file(
+    file: std::fs::File,
+    temp: tempfile::TempPath,
+    dest: &Path,
+    durable: bool,
+) -> Result<()> {
     if durable {
         file.sync_data().map_err(|e| StoreError::io(&*temp, e))?;
     }
@@ -149,7 +158,8 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| StoreError::io(dir, e))?;
     use std::io::Write;
-    tmp.write_all(bytes).map_err(|e| StoreError::io(tmp.path(), e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| StoreError::io(tmp.path(), e))?;
     tmp.as_file()
         .sync_data()
         .map_err(|e| StoreError::io(tmp.path(), e))?;
@@ -159,7 +169,8 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
             .map_err(|e| StoreError::io(tmp.path(), e))?;
     }
-    tmp.persist(dest).map_err(|e| StoreError::io(dest, e.error))?;
+    tmp.persist(dest)
+        .map_err(|e| StoreError::io(dest, e.error))?;
     Ok(())
 }
 

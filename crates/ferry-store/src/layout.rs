@@ -64,7 +64,10 @@ impl OciLayout {
             }),
             Ok(m) => Err(StoreError::InvalidLayout {
                 path: marker,
-                why: format!("unsupported imageLayoutVersion {:?}", m.image_layout_version),
+                why: format!(
+                    "unsupported imageLayoutVersion {:?}",
+                    m.image_layout_version
+                ),
             }),
             Err(e) => Err(StoreError::InvalidLayout {
                 path: marker,
@@ -189,10 +192,14 @@ impl WriteStore for OciLayout {
         })
     }
 
-    fn blob_writer<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Box<dyn BlobWriter>>> {
+    fn blob_writer<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>>> {
         Box::pin(async move {
-            let w = AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), false)
-                .await?;
+            let w =
+                AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), false)
+                    .await?;
             Ok(Box::new(w) as Box<dyn BlobWriter>)
         })
     }
@@ -205,7 +212,11 @@ impl WriteStore for OciLayout {
         })
     }
 
-    fn link_blob<'a>(&'a self, desc: &'a Descriptor, from: &'a Path) -> BoxFuture<'a, Result<bool>> {
+    fn link_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        from: &'a Path,
+    ) -> BoxFuture<'a, Result<bool>> {
         let dest = self.blob_path(&desc.digest);
         let tmp = self.ingest_dir();
         let from = from.to_path_buf();
@@ -268,8 +279,10 @@ mod tests {
 
     fn named(bytes: &[u8], name: &str) -> Descriptor {
         let mut d = Descriptor::of(media_type::OCI_MANIFEST, bytes);
-        d.annotations.insert(ANNOTATION_REF_NAME.into(), name.into());
-        d.annotations.insert(ANNOTATION_BASE_NAME.into(), name.into());
+        d.annotations
+            .insert(ANNOTATION_REF_NAME.into(), name.into());
+        d.annotations
+            .insert(ANNOTATION_BASE_NAME.into(), name.into());
         d
     }
 
@@ -277,7 +290,10 @@ mod tests {
     fn new_layout_has_zarf_bytes() {
         let dir = tempfile::tempdir().unwrap();
         OciLayout::open_or_create(dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("oci-layout")).unwrap(), OCI_LAYOUT_BYTES);
+        assert_eq!(
+            std::fs::read(dir.path().join("oci-layout")).unwrap(),
+            OCI_LAYOUT_BYTES
+        );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("index.json")).unwrap(),
             r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#
@@ -301,7 +317,9 @@ mod tests {
         assert!(entries[0].digest.hex() < entries[1].digest.hex());
         // A tag that moved: the new digest replaces the old entry.
         let moved = named(b"c", "x.io/a:1");
-        layout.update_index(|e| record_image(e, moved.clone(), vec![])).unwrap();
+        layout
+            .update_index(|e| record_image(e, moved.clone(), vec![]))
+            .unwrap();
         let entries = layout.entries().unwrap();
         assert_eq!(entries.len(), 2);
         assert!(entries.contains(&moved) && entries.contains(&b));
@@ -315,16 +333,30 @@ mod tests {
         record_image(&mut entries, root, vec![child.clone(), child.clone()]);
         assert_eq!(entries.len(), 2);
         let mut named_child = child.clone();
-        named_child.annotations.insert(ANNOTATION_REF_NAME.into(), "x.io/c:1".into());
+        named_child
+            .annotations
+            .insert(ANNOTATION_REF_NAME.into(), "x.io/c:1".into());
         record_image(&mut entries, named_child, vec![]);
-        assert_eq!(entries.len(), 2, "the untagged entry gives way to the named one");
+        assert_eq!(
+            entries.len(),
+            2,
+            "the untagged entry gives way to the named one"
+        );
     }
 
     #[test]
     fn reads_crane_era_index_and_rejects_garbage() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("oci-layout"), b"{\n    \"imageLayoutVersion\": \"1.0.0\"\n}").unwrap();
-        std::fs::write(dir.path().join("index.json"), b"{\"schemaVersion\":2,\"manifests\":[]}").unwrap();
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            b"{\n    \"imageLayoutVersion\": \"1.0.0\"\n}",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("index.json"),
+            b"{\"schemaVersion\":2,\"manifests\":[]}",
+        )
+        .unwrap();
         let layout = OciLayout::open(dir.path()).unwrap();
         assert!(layout.entries().unwrap().is_empty());
         std::fs::write(dir.path().join("index.json"), b"{").unwrap();

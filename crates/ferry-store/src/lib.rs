@@ -59,14 +59,21 @@ pub trait WriteStore: Store {
     fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool>>;
 
     /// Start writing a blob.
-    fn blob_writer<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Box<dyn BlobWriter>>>;
+    fn blob_writer<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>>>;
 
     /// Store a manifest or index whose bytes the caller has verified against `desc`.
     fn put_manifest<'a>(&'a self, desc: &'a Descriptor, bytes: Bytes) -> BoxFuture<'a, Result<()>>;
 
     /// Make a verified local file the content of `desc` without copying bytes (hard link), when the store
     /// and the file share a filesystem. `Ok(false)` means "not possible here, stream it instead".
-    fn link_blob<'a>(&'a self, _desc: &'a Descriptor, _from: &'a Path) -> BoxFuture<'a, Result<bool>> {
+    fn link_blob<'a>(
+        &'a self,
+        _desc: &'a Descriptor,
+        _from: &'a Path,
+    ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async { Ok(false) })
     }
 }

@@ -20,17 +20,52 @@ async fn basic_auth_with_flags_config_and_errors() {
     let (reg, image, reference) = seeded(Mode::Basic).await;
     let env = Env::new();
     let out = env.path("flags");
-    env.ok(&["pull", &reference, "-o", out.to_str().unwrap(), "-q", "-u", USER, "-p", PASSWORD]).await;
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "-u",
+        USER,
+        "-p",
+        PASSWORD,
+    ])
+    .await;
     assert_has_all(&out, &image);
 
     let err = env
-        .fails(&["pull", &reference, "-o", env.path("bad").to_str().unwrap(), "--no-cache", "-u", USER, "-p", "wrong"])
+        .fails(&[
+            "pull",
+            &reference,
+            "-o",
+            env.path("bad").to_str().unwrap(),
+            "--no-cache",
+            "-u",
+            USER,
+            "-p",
+            "wrong",
+        ])
         .await;
-    assert!(err.contains("authentication to registry") && err.contains(&reg.host()), "{err}");
+    assert!(
+        err.contains("authentication to registry") && err.contains(&reg.host()),
+        "{err}"
+    );
     assert!(!err.contains("wrong"), "the password never appears: {err}");
 
-    let err = env.fails(&["pull", &reference, "-o", env.path("none").to_str().unwrap(), "--no-cache"]).await;
-    assert!(err.contains("no credentials") || err.contains("none were found"), "{err}");
+    let err = env
+        .fails(&[
+            "pull",
+            &reference,
+            "-o",
+            env.path("none").to_str().unwrap(),
+            "--no-cache",
+        ])
+        .await;
+    assert!(
+        err.contains("no credentials") || err.contains("none were found"),
+        "{err}"
+    );
 
     // Docker config `auths` entry, as `docker login` writes it.
     let auth = ferry_test::encode::base64(format!("{USER}:{PASSWORD}").as_bytes());
@@ -41,7 +76,15 @@ async fn basic_auth_with_flags_config_and_errors() {
     )
     .unwrap();
     let out = env.path("config");
-    env.ok(&["pull", &reference, "-o", out.to_str().unwrap(), "-q", "--no-cache"]).await;
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "--no-cache",
+    ])
+    .await;
     assert_has_all(&out, &image);
 }
 
@@ -77,20 +120,44 @@ async fn credential_helper_and_password_stdin() {
         .output()
         .await
         .unwrap();
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     assert_has_all(&out, &image);
 
     let out = env.path("stdin");
     let mut child = env
         .command()
-        .args(["pull", &reference, "-o", out.to_str().unwrap(), "-q", "--no-cache", "-u", USER, "--password-stdin"])
+        .args([
+            "pull",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+            "--no-cache",
+            "-u",
+            USER,
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .await
+        .unwrap();
     let res = child.wait_with_output().await.unwrap();
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     assert_has_all(&out, &image);
 }
 
@@ -100,14 +167,45 @@ async fn token_auth_fetches_one_token_for_many_parallel_requests() {
     let env = Env::new();
     let out = env.path("images");
     let issued_before = reg.tokens_issued();
-    env.ok(&["pull", &reference, "-o", out.to_str().unwrap(), "-q", "-u", USER, "-p", PASSWORD, "--oci-concurrency", "6"]).await;
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "-u",
+        USER,
+        "-p",
+        PASSWORD,
+        "--oci-concurrency",
+        "6",
+    ])
+    .await;
     assert_has_all(&out, &image);
-    assert_eq!(reg.tokens_issued() - issued_before, 1, "one scope, one token: {:?}", reg.token_scopes());
+    assert_eq!(
+        reg.tokens_issued() - issued_before,
+        1,
+        "one scope, one token: {:?}",
+        reg.token_scopes()
+    );
 
     let err = env
-        .fails(&["pull", &reference, "-o", env.path("bad").to_str().unwrap(), "--no-cache", "-u", USER, "-p", "nope"])
+        .fails(&[
+            "pull",
+            &reference,
+            "-o",
+            env.path("bad").to_str().unwrap(),
+            "--no-cache",
+            "-u",
+            USER,
+            "-p",
+            "nope",
+        ])
         .await;
-    assert!(err.contains("authentication to registry") && err.contains("token service"), "{err}");
+    assert!(
+        err.contains("authentication to registry") && err.contains("token service"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -116,18 +214,56 @@ async fn tls_needs_a_trusted_ca_and_never_falls_back_to_http() {
     let env = Env::new();
     let ca = reg.ca_file().unwrap().to_str().unwrap().to_string();
     let out = env.path("ca");
-    env.ok(&["pull", &reference, "-o", out.to_str().unwrap(), "-q", "--ca-file", &ca]).await;
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "--ca-file",
+        &ca,
+    ])
+    .await;
     assert_has_all(&out, &image);
 
     let out = env.path("insecure");
-    env.ok(&["pull", &reference, "-o", out.to_str().unwrap(), "-q", "--no-cache", "--insecure-skip-tls-verify"]).await;
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "--no-cache",
+        "--insecure-skip-tls-verify",
+    ])
+    .await;
     assert_has_all(&out, &image);
 
-    let err = env.fails(&["pull", &reference, "-o", env.path("untrusted").to_str().unwrap(), "--no-cache"]).await;
-    assert!(err.contains("not trusted") && err.contains("--ca-file"), "{err}");
+    let err = env
+        .fails(&[
+            "pull",
+            &reference,
+            "-o",
+            env.path("untrusted").to_str().unwrap(),
+            "--no-cache",
+        ])
+        .await;
+    assert!(
+        err.contains("not trusted") && err.contains("--ca-file"),
+        "{err}"
+    );
     assert!(!env.path("untrusted").exists());
 
-    let err = env.fails(&["pull", &reference, "-o", env.path("bad-ca").to_str().unwrap(), "--ca-file", "/nonexistent.pem"]).await;
+    let err = env
+        .fails(&[
+            "pull",
+            &reference,
+            "-o",
+            env.path("bad-ca").to_str().unwrap(),
+            "--ca-file",
+            "/nonexistent.pem",
+        ])
+        .await;
     assert!(err.contains("/nonexistent.pem"), "{err}");
 }
 
@@ -140,10 +276,25 @@ async fn plain_http_is_negotiated_for_loopback_and_forced_by_flag() {
     // 127.0.0.1 answers plain HTTP after the HTTPS probe fails: negotiated without a flag (shown by every
     // other test); with --plain-http there is no HTTPS probe at all.
     let out = env.path("forced");
-    env.ok(&["pull", &format!("{}/app:1", reg.host()), "--plain-http", "-o", out.to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        &format!("{}/app:1", reg.host()),
+        "--plain-http",
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     assert_has_all(&out, &image);
     // The same registry through `localhost`: still local, still negotiated.
     let out = env.path("localhost");
-    env.ok(&["pull", &format!("localhost:{}/app:1", reg.port()), "-o", out.to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        &format!("localhost:{}/app:1", reg.port()),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     assert_has_all(&out, &image);
 }

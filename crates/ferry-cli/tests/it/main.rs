@@ -3,3 +3,4 @@
 mod auth;
 mod pull;
 mod support;
+mod zarf_compat;

@@ -15,17 +15,27 @@ async fn single_image_layout_is_byte_compatible_with_zarf() {
     let env = Env::new();
     let out = env.path("images");
     let reference = format!("{}/app/web:1.0", reg.host());
-    env.ok(&["pull", &reference, "-o", out.to_str().unwrap(), "-q"]).await;
+    env.ok(&["pull", &reference, "-o", out.to_str().unwrap(), "-q"])
+        .await;
 
-    assert_eq!(std::fs::read(out.join("oci-layout")).unwrap(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    assert_eq!(
+        std::fs::read(out.join("oci-layout")).unwrap(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#
+    );
     let expected = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"annotations":{{"{BASE_NAME}":"{reference}","{REF_NAME}":"{reference}"}}}}]}}"#,
         image.digest(),
         image.manifest.size()
     );
-    assert_eq!(std::fs::read_to_string(out.join("index.json")).unwrap(), expected);
+    assert_eq!(
+        std::fs::read_to_string(out.join("index.json")).unwrap(),
+        expected
+    );
     assert_has_all(&out, &image);
-    assert!(!out.join("ingest").exists(), "no temp directory left behind");
+    assert!(
+        !out.join("ingest").exists(),
+        "no temp directory left behind"
+    );
     // Every blob went into the cache as well.
     assert_has_all(&env.cache().join("images"), &image);
 }
@@ -45,12 +55,22 @@ async fn repull_is_idempotent_and_adding_images_reuses_blobs() {
     env.ok(&["pull", &ra, "-o", o, "-q"]).await;
     let first = std::fs::read(out.join("index.json")).unwrap();
     let again = json(&env.ok(&["pull", &ra, "-o", o, "--json"]).await);
-    assert_eq!(std::fs::read(out.join("index.json")).unwrap(), first, "re-pull changes nothing");
+    assert_eq!(
+        std::fs::read(out.join("index.json")).unwrap(),
+        first,
+        "re-pull changes nothing"
+    );
     assert_eq!(again[0]["blobs"]["fetched"], 0, "{again}");
-    assert_eq!(again[0]["blobs"]["existing"], 4, "config, base, own layer, manifest: {again}");
+    assert_eq!(
+        again[0]["blobs"]["existing"], 4,
+        "config, base, own layer, manifest: {again}"
+    );
 
     let added = json(&env.ok(&["pull", &rb, "-o", o, "--json"]).await);
-    assert_eq!(added[0]["blobs"]["existing"], 1, "the shared base layer is reused: {added}");
+    assert_eq!(
+        added[0]["blobs"]["existing"], 1,
+        "the shared base layer is reused: {added}"
+    );
     let names: Vec<_> = entries(&out).into_iter().map(|(_, n)| n.unwrap()).collect();
     assert_eq!(names.len(), 2);
     assert!(names.contains(&ra) && names.contains(&rb));
@@ -76,23 +96,53 @@ async fn tag_selects_platform_and_digest_keeps_the_whole_index() {
     // Tag + -a: the child, with its platform.
     let out = env.path("by-tag");
     let o = out.to_str().unwrap();
-    env.ok(&["pull", &format!("{host}/multi:1"), "-a", "arm64", "-o", o, "-q"]).await;
+    env.ok(&[
+        "pull",
+        &format!("{host}/multi:1"),
+        "-a",
+        "arm64",
+        "-o",
+        o,
+        "-q",
+    ])
+    .await;
     let idx = index_of(&out);
     assert_eq!(idx.len(), 1);
     assert_eq!(idx[0]["digest"], arm.digest());
     assert_eq!(idx[0]["platform"]["architecture"], "arm64");
     assert_has_all(&out, &arm);
-    assert!(!blob(&out, &amd.digest()).exists(), "other platforms are not pulled");
+    assert!(
+        !blob(&out, &amd.digest()).exists(),
+        "other platforms are not pulled"
+    );
 
     // --platform with a variant.
     let out = env.path("variant");
-    env.ok(&["pull", &format!("{host}/multi:1"), "--platform", "linux/arm/v7", "-o", out.to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        &format!("{host}/multi:1"),
+        "--platform",
+        "linux/arm/v7",
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     assert_eq!(index_of(&out)[0]["digest"], armv7.digest());
 
     // Digest of the index: kept whole; children listed without a name.
     let out = env.path("by-digest");
     let by_digest = format!("{host}/multi@{}", index.digest());
-    env.ok(&["pull", &by_digest, "-a", "arm64", "-o", out.to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        &by_digest,
+        "-a",
+        "arm64",
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     let e = entries(&out);
     assert_eq!(e.len(), 4, "{e:?}");
     assert!(e.contains(&(index.digest(), Some(by_digest.clone()))));
@@ -103,13 +153,33 @@ async fn tag_selects_platform_and_digest_keeps_the_whole_index() {
 
     // --all-platforms on a tag keeps everything too.
     let out = env.path("all");
-    env.ok(&["pull", &format!("{host}/multi:1"), "--all-platforms", "-o", out.to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        &format!("{host}/multi:1"),
+        "--all-platforms",
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     assert_has_all(&out, &index);
 
     // No such platform: a clear error naming what exists, and no layout.
     let out = env.path("none");
-    let err = env.fails(&["pull", &format!("{host}/multi:1"), "-a", "s390x", "-o", out.to_str().unwrap()]).await;
-    assert!(err.contains("linux/s390x") && err.contains("linux/arm64"), "{err}");
+    let err = env
+        .fails(&[
+            "pull",
+            &format!("{host}/multi:1"),
+            "-a",
+            "s390x",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/arm64"),
+        "{err}"
+    );
     assert!(!out.exists());
 }
 
@@ -122,9 +192,20 @@ async fn docker_media_types_nested_indexes_and_foreign_layers() {
     let reg = Registry::start(Mode::Plain);
     let d1 = fixtures::docker_image(20, 2, "amd64");
     let d2 = fixtures::docker_image(21, 1, "arm64");
-    let list = fixtures::docker_manifest_list(vec![(d1.clone(), "linux", "amd64", None), (d2.clone(), "linux", "arm64", None)]);
-    let inner = fixtures::oci_index(vec![(fixtures::oci_image(22, 1, "amd64"), "linux", "amd64", None)]);
-    let nested = fixtures::nested_index(inner.clone(), vec![(fixtures::oci_image(23, 1, "arm64"), "linux", "arm64", None)]);
+    let list = fixtures::docker_manifest_list(vec![
+        (d1.clone(), "linux", "amd64", None),
+        (d2.clone(), "linux", "arm64", None),
+    ]);
+    let inner = fixtures::oci_index(vec![(
+        fixtures::oci_image(22, 1, "amd64"),
+        "linux",
+        "amd64",
+        None,
+    )]);
+    let nested = fixtures::nested_index(
+        inner.clone(),
+        vec![(fixtures::oci_image(23, 1, "arm64"), "linux", "arm64", None)],
+    );
     let foreign = fixtures::image_with_foreign_layer(24);
     reg.seed("list", Some("1"), &list).await;
     reg.seed("nested", None, &nested).await;
@@ -136,7 +217,19 @@ async fn docker_media_types_nested_indexes_and_foreign_layers() {
     let list_ref = format!("{host}/list@{}", list.digest());
     let nested_ref = format!("{host}/nested@{}", nested.digest());
     let foreign_ref = format!("{host}/foreign:1");
-    env.ok(&["pull", &list_ref, &nested_ref, &foreign_ref, &format!("{host}/list:1"), "-a", "amd64", "-o", o, "-q"]).await;
+    env.ok(&[
+        "pull",
+        &list_ref,
+        &nested_ref,
+        &foreign_ref,
+        &format!("{host}/list:1"),
+        "-a",
+        "amd64",
+        "-o",
+        o,
+        "-q",
+    ])
+    .await;
     assert_has_all(&out, &list);
     assert_has_all(&out, &nested);
     assert_has_all(&out, &inner);
@@ -144,11 +237,23 @@ async fn docker_media_types_nested_indexes_and_foreign_layers() {
     let e = entries(&out);
     assert!(e.contains(&(list.digest(), Some(list_ref))));
     assert!(e.contains(&(nested.digest(), Some(nested_ref))));
-    assert!(e.contains(&(inner.digest(), None)), "nested index listed: {e:?}");
-    assert!(e.contains(&(d1.digest(), Some(format!("{host}/list:1")))), "tag selects amd64: {e:?}");
-    assert!(!e.contains(&(d1.digest(), None)), "a named entry replaces the untagged one: {e:?}");
+    assert!(
+        e.contains(&(inner.digest(), None)),
+        "nested index listed: {e:?}"
+    );
+    assert!(
+        e.contains(&(d1.digest(), Some(format!("{host}/list:1")))),
+        "tag selects amd64: {e:?}"
+    );
+    assert!(
+        !e.contains(&(d1.digest(), None)),
+        "a named entry replaces the untagged one: {e:?}"
+    );
     // Manifests are stored byte for byte: Docker's indentation survives.
-    assert_eq!(std::fs::read(blob(&out, &d1.digest())).unwrap(), d1.manifest.bytes.as_ref());
+    assert_eq!(
+        std::fs::read(blob(&out, &d1.digest())).unwrap(),
+        d1.manifest.bytes.as_ref()
+    );
 }
 
 #[tokio::test]
@@ -160,7 +265,12 @@ async fn zarf_mixed_set_lands_in_layout_and_cache() {
     let pinned = fixtures::docker_image(33, 1, "amd64");
     let sbom = fixtures::artifact_with_subject(&image.manifest, "application/spdx+json", 34);
     reg.seed("podinfo", Some("6.4.0"), &image).await;
-    reg.seed("podinfo", Some(&fixtures::cosign_tag(&image.digest())), &sig).await;
+    reg.seed(
+        "podinfo",
+        Some(&fixtures::cosign_tag(&image.digest())),
+        &sig,
+    )
+    .await;
     reg.seed("charts/podinfo", Some("6.4.0"), &chart).await;
     reg.seed("busybox", Some("1.36"), &pinned).await;
     reg.seed("podinfo", None, &sbom).await;
@@ -189,11 +299,23 @@ async fn zarf_mixed_set_lands_in_layout_and_cache() {
         assert_eq!(ann[REF_NAME], ann[BASE_NAME]);
     }
     let names: Vec<_> = entries(&out).into_iter().filter_map(|(_, n)| n).collect();
-    assert!(names.contains(&format!("{host}/charts/podinfo:6.4.0")), "oci:// stripped: {names:?}");
-    assert!(names.contains(&format!("{host}/busybox:1.36@{}", pinned.digest())), "tag and digest kept: {names:?}");
+    assert!(
+        names.contains(&format!("{host}/charts/podinfo:6.4.0")),
+        "oci:// stripped: {names:?}"
+    );
+    assert!(
+        names.contains(&format!("{host}/busybox:1.36@{}", pinned.digest())),
+        "tag and digest kept: {names:?}"
+    );
     // The helm chart's manifest has no mediaType field: the registry's Content-Type decided it.
-    let chart_entry = index_of(&out).into_iter().find(|m| m["digest"] == chart.digest()).unwrap();
-    assert_eq!(chart_entry["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    let chart_entry = index_of(&out)
+        .into_iter()
+        .find(|m| m["digest"] == chart.digest())
+        .unwrap();
+    assert_eq!(
+        chart_entry["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
 }
 
 #[tokio::test]
@@ -204,10 +326,21 @@ async fn corrupt_cache_blob_is_replaced_and_the_pull_succeeds() {
     reg.seed("app", Some("1"), &image).await;
     let env = Env::new();
     let reference = format!("{}/app:1", reg.host());
-    env.ok(&["pull", &reference, "-o", env.path("one").to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        env.path("one").to_str().unwrap(),
+        "-q",
+    ])
+    .await;
 
     // Flip bytes of a cached layer, keeping its size.
-    let layer = image.blobs.iter().find(|b| b.media_type.contains("layer")).unwrap();
+    let layer = image
+        .blobs
+        .iter()
+        .find(|b| b.media_type.contains("layer"))
+        .unwrap();
     let cached = blob(&env.cache().join("images"), &layer.digest());
     std::fs::set_permissions(&cached, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut bytes = std::fs::read(&cached).unwrap();
@@ -216,8 +349,14 @@ async fn corrupt_cache_blob_is_replaced_and_the_pull_succeeds() {
     std::fs::write(&cached, bytes).unwrap();
 
     let two = env.path("two");
-    let summary = json(&env.ok(&["pull", &reference, "-o", two.to_str().unwrap(), "--json"]).await);
-    assert_eq!(summary[0]["blobs"]["fetched"], 2, "the corrupt layer and the manifest are fetched: {summary}");
+    let summary = json(
+        &env.ok(&["pull", &reference, "-o", two.to_str().unwrap(), "--json"])
+            .await,
+    );
+    assert_eq!(
+        summary[0]["blobs"]["fetched"], 2,
+        "the corrupt layer and the manifest are fetched: {summary}"
+    );
     assert_has_all(&two, &image);
     assert_has_all(&env.cache().join("images"), &image);
 }
@@ -230,10 +369,23 @@ async fn warm_pull_links_from_the_cache() {
     reg.seed("app", Some("1"), &image).await;
     let env = Env::new();
     let reference = format!("{}/app:1", reg.host());
-    env.ok(&["pull", &reference, "-o", env.path("cold").to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        env.path("cold").to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     let warm = env.path("warm");
-    let summary = json(&env.ok(&["pull", &reference, "-o", warm.to_str().unwrap(), "--json"]).await);
-    assert_eq!(summary[0]["blobs"]["linked"], 4, "config and three layers: {summary}");
+    let summary = json(
+        &env.ok(&["pull", &reference, "-o", warm.to_str().unwrap(), "--json"])
+            .await,
+    );
+    assert_eq!(
+        summary[0]["blobs"]["linked"], 4,
+        "config and three layers: {summary}"
+    );
     let layer = &image.blobs[1];
     let a = std::fs::metadata(blob(&warm, &layer.digest())).unwrap();
     let b = std::fs::metadata(blob(&env.cache().join("images"), &layer.digest())).unwrap();
@@ -251,20 +403,33 @@ async fn concurrent_pulls_share_one_cache() {
     let env = Env::new();
     let (ra, rb) = (format!("{}/a:1", reg.host()), format!("{}/b:1", reg.host()));
     let (oa, ob, oc) = (env.path("a"), env.path("b"), env.path("c"));
-    let (sa, sb, sc) = (oa.display().to_string(), ob.display().to_string(), oc.display().to_string());
+    let (sa, sb, sc) = (
+        oa.display().to_string(),
+        ob.display().to_string(),
+        oc.display().to_string(),
+    );
     let one = ["pull", &ra, &rb, "-o", &sa, "-q"];
     let two = ["pull", &rb, &ra, "-o", &sb, "-q"];
     let three = ["pull", &ra, "-o", &sc, "-q"];
     let (x, y, z) = tokio::join!(env.ferry(&one), env.ferry(&two), env.ferry(&three));
     for out in [&x, &y, &z] {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     for layout in [&oa, &ob] {
         assert_has_all(layout, &a);
         assert_has_all(layout, &b);
     }
     assert_has_all(&env.cache().join("images"), &a);
-    assert!(std::fs::read_dir(env.cache().join("images/ingest")).map(|d| d.count()).unwrap_or(0) == 0);
+    assert!(
+        std::fs::read_dir(env.cache().join("images/ingest"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0
+    );
 }
 
 #[tokio::test]
@@ -272,7 +437,12 @@ async fn two_processes_adding_to_one_layout_lose_no_entries() {
     let reg = Registry::start(Mode::Plain);
     let mut refs = Vec::new();
     for i in 0..6u64 {
-        reg.seed(&format!("img{i}"), Some("1"), &fixtures::oci_image(60 + i, 1, "amd64")).await;
+        reg.seed(
+            &format!("img{i}"),
+            Some("1"),
+            &fixtures::oci_image(60 + i, 1, "amd64"),
+        )
+        .await;
         refs.push(format!("{}/img{i}:1", reg.host()));
     }
     let env = Env::new();
@@ -293,26 +463,53 @@ async fn registry_override_changes_the_source_not_the_name() {
     let env = Env::new();
     let out = env.path("images");
     env.ok(&[
-        "pull", "nginx:1.25", "-o", out.to_str().unwrap(), "-q",
-        "--registry-override", "ghcr.io=nowhere.invalid",
-        "--registry-override", &format!("docker.io={}", reg.host()),
+        "pull",
+        "nginx:1.25",
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "--registry-override",
+        "ghcr.io=nowhere.invalid",
+        "--registry-override",
+        &format!("docker.io={}", reg.host()),
     ])
     .await;
-    assert_eq!(entries(&out), vec![(image.digest(), Some("docker.io/library/nginx:1.25".to_string()))]);
+    assert_eq!(
+        entries(&out),
+        vec![(
+            image.digest(),
+            Some("docker.io/library/nginx:1.25".to_string())
+        )]
+    );
 }
 
 #[tokio::test]
 async fn references_from_files_and_zarf_yaml() {
     let reg = Registry::start(Mode::Plain);
-    let (a, b) = (fixtures::oci_image(80, 1, "amd64"), fixtures::helm_chart(81));
+    let (a, b) = (
+        fixtures::oci_image(80, 1, "amd64"),
+        fixtures::helm_chart(81),
+    );
     reg.seed("a", Some("1"), &a).await;
     reg.seed("charts/b", Some("2"), &b).await;
     let env = Env::new();
     let host = reg.host();
     let list = env.path("images.txt");
-    std::fs::write(&list, format!("# images\n\n{host}/a:1\n  {host}/charts/b:2  \n")).unwrap();
+    std::fs::write(
+        &list,
+        format!("# images\n\n{host}/a:1\n  {host}/charts/b:2  \n"),
+    )
+    .unwrap();
     let out = env.path("from-list");
-    env.ok(&["pull", "-f", list.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        "-f",
+        list.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     assert_eq!(entries(&out).len(), 2);
 
     let zarf = env.path("pkg/zarf.yaml");
@@ -323,7 +520,15 @@ async fn references_from_files_and_zarf_yaml() {
     )
     .unwrap();
     let out = env.path("from-zarf");
-    env.ok(&["pull", "-f", zarf.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]).await;
+    env.ok(&[
+        "pull",
+        "-f",
+        zarf.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     let names: Vec<_> = entries(&out).into_iter().map(|(_, n)| n.unwrap()).collect();
     assert_eq!(names.len(), 2);
     assert!(names.contains(&format!("{host}/charts/b:2")));
@@ -338,20 +543,46 @@ async fn failures_name_the_reference_and_leave_the_layout_unchanged() {
     let out = env.path("images");
     let o = out.to_str().unwrap();
     let host = reg.host();
-    env.ok(&["pull", &format!("{host}/ok:1"), "-o", o, "-q"]).await;
+    env.ok(&["pull", &format!("{host}/ok:1"), "-o", o, "-q"])
+        .await;
     let before = std::fs::read(out.join("index.json")).unwrap();
 
-    let err = env.fails(&["pull", &format!("{host}/ok:1"), &format!("{host}/missing:2"), "-o", o]).await;
-    assert!(err.contains(&format!("{host}/missing:2")) && err.contains("not found"), "{err}");
+    let err = env
+        .fails(&[
+            "pull",
+            &format!("{host}/ok:1"),
+            &format!("{host}/missing:2"),
+            "-o",
+            o,
+        ])
+        .await;
+    assert!(
+        err.contains(&format!("{host}/missing:2")) && err.contains("not found"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert_eq!(std::fs::read(out.join("index.json")).unwrap(), before);
 
-    for bad in ["i am not a ref at all", "C:\\Users\\zarf", "http://urls.are/not/refs"] {
+    for bad in [
+        "i am not a ref at all",
+        "C:\\Users\\zarf",
+        "http://urls.are/not/refs",
+    ] {
         let err = env.fails(&["pull", bad, "-o", o]).await;
         assert!(err.contains("invalid image reference"), "{err}");
     }
-    let err = env.fails(&["pull", "127.0.0.1:1/nothing:1", "-o", env.path("x").to_str().unwrap()]).await;
-    assert!(err.contains("127.0.0.1:1") && err.contains("cannot reach"), "{err}");
+    let err = env
+        .fails(&[
+            "pull",
+            "127.0.0.1:1/nothing:1",
+            "-o",
+            env.path("x").to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("cannot reach"),
+        "{err}"
+    );
     assert!(!env.path("x").exists());
     assert_eq!(std::fs::read(out.join("index.json")).unwrap(), before);
 }
@@ -365,26 +596,42 @@ async fn layouts_are_readable_by_skopeo_and_umoci() {
     reg.seed("legacy", Some("1"), &docker).await;
     let env = Env::new();
     let out = env.path("images");
-    let (ra, rb) = (format!("{}/app:1", reg.host()), format!("{}/legacy:1", reg.host()));
-    env.ok(&["pull", &ra, &rb, "-o", out.to_str().unwrap(), "-q"]).await;
+    let (ra, rb) = (
+        format!("{}/app:1", reg.host()),
+        format!("{}/legacy:1", reg.host()),
+    );
+    env.ok(&["pull", &ra, &rb, "-o", out.to_str().unwrap(), "-q"])
+        .await;
     // skopeo 1.9 only looks up OCI-typed entries by name (Docker v2s2 entries, which Zarf writes too,
     // are skipped by its lookup), so it checks the OCI image; umoci lists both.
     let res = std::process::Command::new("skopeo")
         .args(["inspect", "--raw", &format!("oci:{}:{ra}", out.display())])
         .output()
         .expect("skopeo is installed (scripts/test installs it)");
-    assert!(res.status.success(), "skopeo: {}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     assert_eq!(res.stdout, image.manifest.bytes.as_ref());
     let res = std::process::Command::new("skopeo")
         .args(["inspect", &format!("oci:{}:{ra}", out.display())])
         .output()
         .unwrap();
-    assert!(res.status.success(), "skopeo reads config and layers: {}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "skopeo reads config and layers: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let res = std::process::Command::new("umoci")
         .args(["ls", "--layout", out.to_str().unwrap()])
         .output()
         .expect("umoci is installed (scripts/test installs it)");
-    assert!(res.status.success(), "umoci: {}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let listed = String::from_utf8_lossy(&res.stdout);
     assert!(listed.contains(&ra) && listed.contains(&rb), "{listed}");
 }

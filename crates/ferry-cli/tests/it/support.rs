@@ -13,7 +13,10 @@ pub struct Env {
 impl Env {
     pub fn new() -> Env {
         Env {
-            dir: tempfile::Builder::new().prefix("ferry-it-").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("ferry-it-")
+                .tempdir()
+                .unwrap(),
         }
     }
 
@@ -70,9 +73,8 @@ impl Env {
 }
 
 pub fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 pub fn index(layout: &Path) -> Value {
@@ -105,7 +107,11 @@ pub fn blob(layout: &Path, digest: &str) -> PathBuf {
 /// Every blob of `artifact` (manifests too) is in `layout` with the right bytes and mode 0444.
 pub fn assert_has_all(layout: &Path, artifact: &ferry_test::Artifact) {
     use std::os::unix::fs::PermissionsExt;
-    for b in artifact.all_blobs().iter().chain(artifact.all_manifests().iter()) {
+    for b in artifact
+        .all_blobs()
+        .iter()
+        .chain(artifact.all_manifests().iter())
+    {
         let path = blob(layout, &b.digest());
         let bytes = std::fs::read(&path)
             .unwrap_or_else(|e| panic!("{} ({}) missing: {e}", b.digest(), b.media_type));

@@ -1,0 +1,200 @@
+//! Compatibility with layouts real Zarf releases and Docker wrote (`../shared/testdata/zarf-images`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_copy::{Engine, PlatformChoice, select_root};
+use ferry_oci::{Descriptor, Manifest, PlatformSpec};
+use ferry_store::{OciLayout, ReadStore, WriteStore};
+use ferry_test::{Artifact, Blob, Mode, Registry};
+
+use crate::support::Env;
+
+/// The shared test data, or `None` with a loud note (set FERRY_REQUIRE_TESTDATA=1 to make absence fail).
+fn testdata() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/zarf-images");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("FERRY_REQUIRE_TESTDATA").is_none(),
+        "Zarf test data missing at {}",
+        dir.display()
+    );
+    eprintln!("SKIPPED: Zarf test data not found at {}", dir.display());
+    None
+}
+
+/// Build a seedable artifact from a layout: the manifest at `desc` and everything below it that the layout
+/// holds.
+fn artifact_from_layout(layout: &Path, desc: &Descriptor) -> Artifact {
+    let read =
+        |d: &Descriptor| std::fs::read(layout.join("blobs/sha256").join(d.digest.hex())).unwrap();
+    let bytes = read(desc);
+    let manifest = Manifest::parse(&desc.media_type, &bytes).unwrap();
+    let mut blobs = Vec::new();
+    let mut children = Vec::new();
+    for s in manifest.successors() {
+        if ferry_oci::media_type::is_manifest_like(&s.media_type) {
+            children.push(artifact_from_layout(layout, &s));
+        } else {
+            blobs.push(Blob::new(s.media_type.clone(), read(&s)));
+        }
+    }
+    Artifact {
+        manifest: Blob::new(desc.media_type.clone(), bytes),
+        blobs,
+        children,
+    }
+}
+
+#[tokio::test]
+async fn pull_writes_the_same_index_entries_as_zarf_oras_era() {
+    let Some(data) = testdata() else { return };
+    let oras = data.join("oras-oci-layout/images");
+    let zarf_index = std::fs::read_to_string(oras.join("index.json")).unwrap();
+    let layout = OciLayout::open(&oras).unwrap();
+    let reg = Registry::start(Mode::Plain);
+    let host = reg.host();
+
+    // Seed the registry with what Zarf pulled, under the original repository paths.
+    let wanted = [
+        (
+            "ghcr.io/stefanprodan/charts/podinfo:6.4.0",
+            "stefanprodan/charts/podinfo",
+            Some("6.4.0"),
+        ),
+        (
+            "ghcr.io/stefanprodan/podinfo:sha256-57a654ace69ec02ba8973093b6a786faa15640575fbf0dbb603db55aca2ccec8.sig",
+            "stefanprodan/podinfo",
+            Some("sha256-57a654ace69ec02ba8973093b6a786faa15640575fbf0dbb603db55aca2ccec8.sig"),
+        ),
+        (
+            "docker.io/library/hello-world@sha256:03b62250a3cb1abd125271d393fc08bf0cc713391eda6b57c02d1ef85efcc25c",
+            "library/hello-world",
+            None,
+        ),
+    ];
+    for (name, repo, tag) in wanted {
+        let desc = layout.find(name).unwrap().remove(0);
+        reg.seed(repo, tag, &artifact_from_layout(&oras, &desc))
+            .await;
+    }
+
+    let env = Env::new();
+    let out = env.path("images");
+    let mut args = vec![
+        "pull".to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        "-q".into(),
+        "--registry-override".into(),
+        format!("ghcr.io={host}"),
+        "--registry-override".into(),
+        format!("docker.io={host}"),
+    ];
+    args.extend(wanted.iter().map(|w| w.0.to_string()));
+    env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+
+    // Each entry ferry wrote appears byte for byte in the index.json Zarf wrote.
+    let ours: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let written = std::fs::read_to_string(out.join("index.json")).unwrap();
+    assert_eq!(ours["manifests"].as_array().unwrap().len(), 3);
+    for entry in OciLayout::open(&out).unwrap().entries().unwrap() {
+        let bytes = String::from_utf8(ferry_oci::gojson::to_vec(&entry).unwrap()).unwrap();
+        assert!(written.contains(&bytes));
+        assert!(
+            zarf_index.contains(&bytes),
+            "entry not as Zarf writes it:\n{bytes}\nZarf:\n{zarf_index}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn layouts_from_both_zarf_eras_and_docker_are_read_and_verified() {
+    let Some(data) = testdata() else { return };
+    let before = tree_digest(&data);
+    for (dir, images) in [
+        ("crane-oci-layout/images", 6),
+        ("oras-oci-layout/images", 6),
+        ("docker-graph-driver-image-store", 1),
+        ("docker-containerd-image-store", 1),
+    ] {
+        let src = OciLayout::open(&data.join(dir)).unwrap();
+        let source: Arc<dyn ReadStore> = Arc::new(src.clone());
+        let entries = src.entries().unwrap();
+        assert_eq!(entries.len(), images, "{dir}");
+        let out = tempfile::tempdir().unwrap();
+        let dest = OciLayout::open_or_create(out.path()).unwrap();
+        let dest_store: Arc<dyn WriteStore> = Arc::new(dest.clone());
+        let engine = Engine::new(None, 6, Arc::new(|_: &ferry_copy::Event| {}));
+        for entry in entries {
+            // The containerd export holds only the local platform's blobs of its index: select like a pull.
+            let bytes = source.fetch_manifest(&entry).await.unwrap();
+            let choice = PlatformChoice::Auto(PlatformSpec::linux("amd64"));
+            let sel = select_root(source.as_ref(), entry.clone(), bytes, false, &choice)
+                .await
+                .unwrap();
+            engine
+                .copy(source.clone(), dest_store.clone(), &sel.root, sel.known)
+                .await
+                .unwrap_or_else(|e| panic!("{dir}: {:?}: {e}", entry.image_name()));
+        }
+    }
+    // Crane-era names without a registry normalize to the same references as ORAS-era ones.
+    let crane = OciLayout::open(&data.join("crane-oci-layout/images")).unwrap();
+    let names: Vec<String> = crane
+        .entries()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            ferry_oci::Reference::parse(e.image_name().unwrap())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        names.contains(&"docker.io/library/local-test:1.0.0".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(tree_digest(&data), before, "test data is never modified");
+}
+
+#[tokio::test]
+async fn pulled_layout_entries_resolve_by_both_names() {
+    let Some(data) = testdata() else { return };
+    // Crane era: base.name only. Both eras must find every image by its name.
+    for dir in ["crane-oci-layout/images", "oras-oci-layout/images"] {
+        let layout = OciLayout::open(&data.join(dir)).unwrap();
+        for e in layout.entries().unwrap() {
+            let name = e.image_name().unwrap().to_string();
+            let found = layout.find(&name).unwrap();
+            assert!(found.iter().any(|f| f.digest == e.digest), "{dir}: {name}");
+        }
+    }
+}
+
+/// A digest of every file's path, size and bytes under `dir`.
+fn tree_digest(dir: &Path) -> String {
+    let mut h = ferry_oci::Hasher::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                files.push(p)
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(&std::fs::read(&f).unwrap());
+    }
+    h.finish().to_string()
+}
