@@ -9,7 +9,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -57,8 +61,14 @@ mod tests {
     #[test]
     fn zarf_table() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(first("nginx"), "gitlab.com/project/library/nginx:latest-zarf-3793515731");
-        assert_eq!(first("nginx:1.23.3"), "gitlab.com/project/library/nginx:1.23.3-zarf-3793515731");
+        assert_eq!(
+            first("nginx"),
+            "gitlab.com/project/library/nginx:latest-zarf-3793515731"
+        );
+        assert_eq!(
+            first("nginx:1.23.3"),
+            "gitlab.com/project/library/nginx:1.23.3-zarf-3793515731"
+        );
         assert_eq!(
             first("zarf-dev/zarf-agent:v0.22.1"),
             "gitlab.com/project/zarf-dev/zarf-agent:v0.22.1-zarf-2183797434"
@@ -77,7 +87,11 @@ mod tests {
         );
         let d = "sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
         assert_eq!(
-            push_names(&format!("busybox:latest@{d}").parse().unwrap(), "gitlab.com/project", false),
+            push_names(
+                &format!("busybox:latest@{d}").parse().unwrap(),
+                "gitlab.com/project",
+                false
+            ),
             vec![format!("gitlab.com/project/library/busybox@{d}")]
         );
         let done = "gitlab.com/project/gitea/gitea:1.19.3-rootless-zarf-3431384023";
