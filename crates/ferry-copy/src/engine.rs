@@ -32,6 +32,8 @@ pub struct CopyStats {
     pub cached_bytes: u64,
     pub linked: u64,
     pub linked_bytes: u64,
+    pub mounted: u64,
+    pub mounted_bytes: u64,
     pub existing: u64,
     pub existing_bytes: u64,
 }
@@ -42,6 +44,7 @@ impl CopyStats {
             BlobOutcome::Fetched => (&mut self.fetched, &mut self.fetched_bytes),
             BlobOutcome::Cached => (&mut self.cached, &mut self.cached_bytes),
             BlobOutcome::Linked => (&mut self.linked, &mut self.linked_bytes),
+            BlobOutcome::Mounted => (&mut self.mounted, &mut self.mounted_bytes),
             BlobOutcome::Existing => (&mut self.existing, &mut self.existing_bytes),
         };
         *n += 1;
@@ -49,7 +52,11 @@ impl CopyStats {
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.fetched_bytes + self.cached_bytes + self.linked_bytes + self.existing_bytes
+        self.fetched_bytes
+            + self.cached_bytes
+            + self.linked_bytes
+            + self.mounted_bytes
+            + self.existing_bytes
     }
 
     pub fn merge(&mut self, o: &CopyStats) {
@@ -59,6 +66,8 @@ impl CopyStats {
         self.cached_bytes += o.cached_bytes;
         self.linked += o.linked;
         self.linked_bytes += o.linked_bytes;
+        self.mounted += o.mounted;
+        self.mounted_bytes += o.mounted_bytes;
         self.existing += o.existing;
         self.existing_bytes += o.existing_bytes;
     }
@@ -231,6 +240,10 @@ async fn copy_blob(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreError> 
     let _slot = run.slots.acquire().await.expect("semaphore open");
     if run.dest.exists(desc).await? {
         finish(run, desc, BlobOutcome::Existing);
+        return Ok(());
+    }
+    if run.dest.mount(desc).await? {
+        finish(run, desc, BlobOutcome::Mounted);
         return Ok(());
     }
     let progress = {

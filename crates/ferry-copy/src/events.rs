@@ -11,6 +11,8 @@ pub enum BlobOutcome {
     Cached,
     /// Hard-linked from the cache: no bytes copied.
     Linked,
+    /// The destination made it exist without bytes (a registry's cross-repository mount).
+    Mounted,
     /// The destination already had it.
     Existing,
 }

@@ -9,6 +9,8 @@ use crate::{Digest, Platform};
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub const ANNOTATION_DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
 
 /// Field order: mediaType, digest, size, urls, annotations, data, platform, artifactType — the order of
 /// `ocispec.Descriptor`, which is what Zarf's `index.json` bytes follow. Annotations are a sorted map, as
@@ -55,16 +57,50 @@ impl Descriptor {
         self.annotations.get(key).map(String::as_str)
     }
 
-    /// The name a layout entry is known by: `ref.name`, else `base.name` (Crane-era layouts).
-    pub fn image_name(&self) -> Option<&str> {
+    /// The image name a layout entry is known by, in zarf-compat §4 priority: `io.containerd.image.name`
+    /// (Docker exports, whose `ref.name` is only the tag), then `containerd.io/distribution.source.<registry>`
+    /// (→ `<registry>/<repo>@<digest>`), then `ref.name`, then `base.name` (Crane-era Zarf layouts).
+    pub fn image_name(&self) -> Option<String> {
+        if let Some(n) = self.annotation(ANNOTATION_CONTAINERD_NAME) {
+            return Some(n.to_string());
+        }
+        if let Some((key, repo)) = self
+            .annotations
+            .iter()
+            .find(|(k, _)| k.starts_with(ANNOTATION_DISTRIBUTION_SOURCE))
+        {
+            let registry = &key[ANNOTATION_DISTRIBUTION_SOURCE.len()..];
+            return Some(format!("{registry}/{repo}@{}", self.digest));
+        }
         self.annotation(ANNOTATION_REF_NAME)
             .or_else(|| self.annotation(ANNOTATION_BASE_NAME))
+            .map(str::to_string)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_name_priority() {
+        let mut d = Descriptor::new(crate::media_type::OCI_INDEX, Digest::of(b"i"), 1);
+        d.annotations.insert(ANNOTATION_REF_NAME.into(), "linux".into());
+        assert_eq!(d.image_name().as_deref(), Some("linux"));
+        d.annotations.insert(
+            "containerd.io/distribution.source.docker.io".into(),
+            "library/hello-world".into(),
+        );
+        assert_eq!(
+            d.image_name(),
+            Some(format!("docker.io/library/hello-world@{}", d.digest))
+        );
+        d.annotations.insert(
+            ANNOTATION_CONTAINERD_NAME.into(),
+            "docker.io/library/hello-world:linux".into(),
+        );
+        assert_eq!(d.image_name().as_deref(), Some("docker.io/library/hello-world:linux"));
+    }
 
     #[test]
     fn serializes_in_go_field_order() {

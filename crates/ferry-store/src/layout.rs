@@ -118,14 +118,18 @@ impl OciLayout {
         let _ = std::fs::remove_dir(self.ingest_dir());
     }
 
-    /// Find entries whose `ref.name` or `base.name` is `name` (exact string).
+    /// Find entries named `name`: by `ref.name` or `base.name` as written, or by [`Descriptor::image_name`]
+    /// after normalization, so `library/nginx:1.25` (Crane era) and `docker.io/library/nginx:1.25` match.
     pub fn find(&self, name: &str) -> Result<Vec<Descriptor>> {
+        let wanted = name.parse::<ferry_oci::Reference>().ok();
         Ok(self
             .entries()?
             .into_iter()
             .filter(|d| {
                 d.annotation(ANNOTATION_REF_NAME) == Some(name)
                     || d.annotation(ANNOTATION_BASE_NAME) == Some(name)
+                    || (wanted.is_some()
+                        && d.image_name().and_then(|n| n.parse().ok()) == wanted)
             })
             .collect())
     }
@@ -149,8 +153,7 @@ pub fn record_image(entries: &mut Vec<Descriptor>, named: Descriptor, untagged: 
 /// Sorted by digest (as Zarf does), ties broken by name so the bytes are stable.
 fn sort_entries(entries: &mut [Descriptor]) {
     entries.sort_by(|a, b| {
-        (a.digest.hex(), a.image_name().unwrap_or(""))
-            .cmp(&(b.digest.hex(), b.image_name().unwrap_or("")))
+        (a.digest.hex(), a.image_name()).cmp(&(b.digest.hex(), b.image_name()))
     });
 }
 
