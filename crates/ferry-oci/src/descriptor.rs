@@ -85,7 +85,8 @@ mod tests {
     #[test]
     fn image_name_priority() {
         let mut d = Descriptor::new(crate::media_type::OCI_INDEX, Digest::of(b"i"), 1);
-        d.annotations.insert(ANNOTATION_REF_NAME.into(), "linux".into());
+        d.annotations
+            .insert(ANNOTATION_REF_NAME.into(), "linux".into());
         assert_eq!(d.image_name().as_deref(), Some("linux"));
         d.annotations.insert(
             "containerd.io/distribution.source.docker.io".into(),
@@ -99,7 +100,10 @@ mod tests {
             ANNOTATION_CONTAINERD_NAME.into(),
             "docker.io/library/hello-world:linux".into(),
         );
-        assert_eq!(d.image_name().as_deref(), Some("docker.io/library/hello-world:linux"));
+        assert_eq!(
+            d.image_name().as_deref(),
+            Some("docker.io/library/hello-world:linux")
+        );
     }
 
     #[test]
