@@ -34,6 +34,120 @@ pub enum Command {
   ferry pull -f images.txt -o images --registry-override docker.io=mirror.local:5000
   ferry pull 127.0.0.1:5000/app@sha256:<digest> -o images     # an index by digest is kept whole")]
     Pull(PullArgs),
+
+    /// Push the images of an OCI layout (or a Zarf package directory) into a registry, named as Zarf names them.
+    #[command(after_help = "Examples:
+  ferry push images --registry 127.0.0.1:31999                 # every image, with and without the -zarf-<crc> tag
+  ferry push build/my-package --registry registry.local/ns nginx:1.25   # a subset, into a namespace
+  ferry push images docker.io/library/nginx:1.25 registry.local/web:prod   # one image, explicit name")]
+    Push(PushArgs),
+
+    /// Copy an image (a whole index unless a platform is chosen) from one registry to another.
+    #[command(after_help = "Examples:
+  ferry copy ghcr.io/stefanprodan/podinfo:6.4.0 registry.local/podinfo:6.4.0
+  ferry copy --all-tags ghcr.io/stefanprodan/podinfo registry.local/mirror/podinfo
+  ferry copy nginx:1.25 registry.local/nginx:1.25 -a arm64")]
+    Copy(CopyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// An OCI layout directory, or a Zarf package directory containing images/.
+    pub source: PathBuf,
+
+    /// With --registry: the images to push (default all). Without: REF-IN-LAYOUT DEST-REF.
+    pub images: Vec<String>,
+
+    /// Target registry, HOST[:PORT][/NAMESPACE]: images are pushed under Zarf's names there.
+    #[arg(long, value_name = "HOST[:PORT][/NS]")]
+    pub registry: Option<String>,
+
+    /// Push only the plain name, not the `<tag>-zarf-<crc>` one.
+    #[arg(long)]
+    pub no_checksum: bool,
+
+    /// Continue with the other images when one fails (the exit code is still 1).
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Attempts per image; retries run with one copy at a time.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Node copies (manifests, configs, layers) in flight at once, per image.
+    #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub oci_concurrency: u32,
+
+    #[command(flatten)]
+    pub registry_opts: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Source reference (registry).
+    pub source: String,
+
+    /// Destination reference. With --all-tags: a repository.
+    pub destination: String,
+
+    /// Copy every tag of the source repository.
+    #[arg(long)]
+    pub all_tags: bool,
+
+    /// Select one architecture (linux/<ARCH>) instead of copying the whole index.
+    #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
+    pub architecture: Option<String>,
+
+    /// Select one platform (os/arch[/variant]) instead of copying the whole index.
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "architecture"
+    )]
+    pub platform: Option<String>,
+
+    /// Attempts per image; retries run with one copy at a time.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+
+    /// Use plain HTTP for both registries.
+    #[arg(long)]
+    pub plain_http: bool,
+
+    /// Accept any TLS certificate on both sides.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+
+    /// Also trust the CA certificates in this PEM file (both sides).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
+
+    /// Source registry username.
+    #[arg(long, requires = "src_password")]
+    pub src_username: Option<String>,
+
+    /// Source registry password.
+    #[arg(long, env = "FERRY_SRC_PASSWORD", hide_env_values = true)]
+    pub src_password: Option<String>,
+
+    /// Destination registry username.
+    #[arg(long, requires = "dest_password")]
+    pub dest_username: Option<String>,
+
+    /// Destination registry password.
+    #[arg(long, env = "FERRY_DEST_PASSWORD", hide_env_values = true)]
+    pub dest_password: Option<String>,
 }
 
 #[derive(Args, Debug)]

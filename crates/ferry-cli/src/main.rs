@@ -1,8 +1,11 @@
 //! The `ferry` binary: argument parsing, logging, progress and exit codes around the library crates.
 
 mod cli;
+mod copy;
+mod image_copy;
 mod progress;
 mod pull;
+mod push;
 mod registry_opts;
 
 use std::process::ExitCode;
@@ -52,6 +55,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pull(args) => pull::run(args, cli.quiet).await,
+        Command::Push(args) => push::run(args, cli.quiet).await,
+        Command::Copy(args) => copy::run(args, cli.quiet).await,
     }
 }
 

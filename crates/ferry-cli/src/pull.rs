@@ -1,12 +1,10 @@
 //! `ferry pull`: registry → OCI layout through the shared cache.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use ferry_copy::{CopyStats, Engine, PlatformChoice, Selection, select_root};
+use ferry_copy::{CopyStats, PlatformChoice, Selection, select_root};
 use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{Descriptor, PlatformSpec, Reference};
 use ferry_registry::{RegistryClient, Repository};
@@ -15,8 +13,12 @@ use ferry_store::{BlobCache, OciLayout, ReadStore, WriteStore};
 use serde::Serialize;
 
 use crate::cli::{PullArgs, TransferArgs};
-use crate::progress::{ImageProgress, Mode};
+use crate::image_copy::ImageCopy;
+use crate::progress::Mode;
 use crate::registry_opts;
+
+/// Whole-image attempts, as Zarf makes.
+const PULL_ATTEMPTS: u32 = 3;
 
 /// How many references resolve at once (metadata only; images then copy one at a time, as in Zarf).
 const RESOLVE_CONCURRENCY: usize = 10;
@@ -131,19 +133,17 @@ async fn copy_all(
     let mut pulled = Vec::new();
     for r in resolved {
         let label = r.reference.to_string();
-        let progress = ImageProgress::new(mode, &label);
-        let engine = Engine::new(
-            cache.clone(),
-            args.transfer.oci_concurrency as usize,
-            progress.sink(),
-        );
         let source: Arc<dyn ReadStore> = Arc::new(r.source.clone());
-        let known: HashMap<_, Bytes> = r.selection.known.clone();
-        let result = engine
-            .copy(source, dest.clone(), &r.selection.root, known)
-            .await;
-        progress.finish(result.is_ok());
-        let stats = result.with_context(|| describe_source(&r.reference, &source_reference(&r)))?;
+        let stats = ImageCopy {
+            label: &label,
+            mode,
+            cache: cache.clone(),
+            concurrency: args.transfer.oci_concurrency as usize,
+            attempts: PULL_ATTEMPTS,
+        }
+        .run(source, dest.clone(), &r.selection.root, &r.selection.known)
+        .await
+        .with_context(|| describe_source(&r.reference, &source_reference(&r)))?;
 
         // The image is complete: only now does it get an index entry.
         let mut named = r.selection.root.clone();
@@ -287,7 +287,7 @@ fn platform_choice(args: &PullArgs) -> anyhow::Result<PlatformChoice> {
     }))
 }
 
-fn open_cache(args: &TransferArgs) -> anyhow::Result<Option<BlobCache>> {
+pub fn open_cache(args: &TransferArgs) -> anyhow::Result<Option<BlobCache>> {
     if args.no_cache {
         return Ok(None);
     }

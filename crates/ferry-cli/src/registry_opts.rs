@@ -1,6 +1,7 @@
 //! Registry flags → a registry client.
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -29,12 +30,39 @@ pub fn client(args: &RegistryArgs) -> anyhow::Result<Arc<RegistryClient>> {
         }
         (None, None) => None,
     };
+    build(
+        args.plain_http,
+        args.insecure_skip_tls_verify,
+        &args.ca_file,
+        explicit,
+    )
+}
+
+/// A client with these transport options; `explicit` credentials apply to every registry it talks to,
+/// otherwise the credential files and helpers are consulted per registry.
+pub fn build(
+    plain_http: bool,
+    insecure_skip_tls_verify: bool,
+    ca_files: &[PathBuf],
+    explicit: Option<Credential>,
+) -> anyhow::Result<Arc<RegistryClient>> {
     let opts = ClientOptions {
-        plain_http: args.plain_http,
-        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
-        ca_files: args.ca_file.clone(),
+        plain_http,
+        insecure_skip_tls_verify,
+        ca_files: ca_files.to_vec(),
         credentials: CredentialStore::from_env(explicit),
         ..ClientOptions::default()
     };
     Ok(RegistryClient::new(opts)?)
+}
+
+/// `--x-username/--x-password` pairs as a credential.
+pub fn credential(username: &Option<String>, password: &Option<String>) -> Option<Credential> {
+    match (username, password) {
+        (Some(u), Some(p)) => Some(Credential::Basic {
+            username: u.clone(),
+            password: p.clone(),
+        }),
+        _ => None,
+    }
 }

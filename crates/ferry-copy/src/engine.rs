@@ -189,7 +189,13 @@ async fn copy_manifest(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreErr
     }
     let mut first_error = None;
     while let Some(joined) = children.join_next().await {
-        match joined.expect("copy task panicked") {
+        let result = match joined {
+            Ok(r) => r,
+            // Siblings aborted after the first failure below.
+            Err(e) if e.is_cancelled() => continue,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        match result {
             Ok(()) => {}
             Err(e) if first_error.is_none() => {
                 first_error = Some(e);

@@ -224,7 +224,7 @@ impl Hasher {
 fn compress_blocks(state: &mut [u32; 8], bytes: &[u8]) {
     use sha2::digest::generic_array::GenericArray;
     use sha2::digest::typenum::U64;
-    assert_eq!(bytes.len() % 64, 0);
+    assert!(bytes.len().is_multiple_of(64));
     const _: () = assert!(std::mem::size_of::<GenericArray<u8, U64>>() == 64);
     const _: () = assert!(std::mem::align_of::<GenericArray<u8, U64>>() == 1);
     // SAFETY: GenericArray<u8, U64> is a #[repr(transparent)] wrapper of a 64-byte u8 array (size 64,
@@ -240,7 +240,7 @@ fn compress_blocks(state: &mut [u32; 8], bytes: &[u8]) {
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -18,7 +18,9 @@ pub enum Challenge {
 /// Parse a `WWW-Authenticate` header value. Unknown schemes yield `None`.
 pub fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
-    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let (scheme, rest) = header
+        .split_once(char::is_whitespace)
+        .unwrap_or((header, ""));
     let params = parse_params(rest);
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => Some(Challenge::Basic),
@@ -39,7 +41,8 @@ fn parse_params(s: &str) -> HashMap<String, String> {
         while matches!(chars.peek(), Some(c) if c.is_whitespace() || *c == ',') {
             chars.next();
         }
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
         if key.is_empty() {
             break;
         }
@@ -112,11 +115,20 @@ mod tests {
                 scope: Some("repository:library/nginx:pull,push".into()),
             }
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate abc"), None);
-        assert_eq!(parse_challenge("Bearer service=x"), None, "realm is required");
+        assert_eq!(
+            parse_challenge("Bearer service=x"),
+            None,
+            "realm is required"
+        );
         let c = parse_challenge(r#"bearer realm=http://h/t, service="a \"b\"""#).unwrap();
-        assert!(matches!(c, Challenge::Bearer { ref service, .. } if service.as_deref() == Some("a \"b\"")));
+        assert!(
+            matches!(c, Challenge::Bearer { ref service, .. } if service.as_deref() == Some("a \"b\""))
+        );
     }
 
     #[test]

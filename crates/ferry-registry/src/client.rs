@@ -1,14 +1,16 @@
 //! The HTTP side: one reqwest client, per-host state (scheme, auth challenge, back-off), and `send`, the single
 //! path every registry request takes (auth, retries, error mapping).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
+use ferry_oci::Digest;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, Response, StatusCode, Url};
 
 use crate::auth::{Challenge, Token, TokenCache, parse_challenge, token_lifetime};
 use crate::credentials::{Credential, CredentialStore};
@@ -25,6 +27,10 @@ pub struct ClientOptions {
     pub credentials: CredentialStore,
     pub retry: RetryPolicy,
     pub user_agent: String,
+    /// Blobs up to this size are uploaded in one request; larger ones in chunks of `chunk_size`.
+    pub chunk_threshold: u64,
+    /// Bytes per upload chunk (`PATCH`), and the memory each large-blob upload buffers.
+    pub chunk_size: u64,
 }
 
 impl Default for ClientOptions {
@@ -36,6 +42,8 @@ impl Default for ClientOptions {
             credentials: CredentialStore::default(),
             retry: RetryPolicy::default(),
             user_agent: concat!("ferry/", env!("CARGO_PKG_VERSION")).to_string(),
+            chunk_threshold: 16 << 20,
+            chunk_size: 16 << 20,
         }
     }
 }
@@ -43,13 +51,35 @@ impl Default for ClientOptions {
 /// A request to a registry, rebuilt for every try.
 pub(crate) struct Call<'a> {
     pub method: Method,
-    /// `/v2/...` path and query.
+    /// `/v2/...` path and query, appended to the host's base URL; or an absolute URL (an upload
+    /// `Location` resolved with [`RegistryClient::resolve`]).
     pub path: String,
     pub headers: HeaderMap,
+    /// Sent with every try (cloning `Bytes` is cheap).
+    pub body: Option<Bytes>,
     /// Token scope(s), space separated: `repository:library/nginx:pull`.
     pub scope: &'a str,
     /// For messages: `manifest docker.io/library/nginx:latest`.
     pub what: String,
+    /// Whether `send` retries transport failures and retryable statuses. Off for requests the caller
+    /// recovers itself: a broken upload `PATCH` may have stored part of its body, so sending it again
+    /// as is would be wrong.
+    pub retry: bool,
+}
+
+impl<'a> Call<'a> {
+    /// A retried request without body or headers.
+    pub fn new(method: Method, path: String, scope: &'a str, what: String) -> Call<'a> {
+        Call {
+            method,
+            path,
+            headers: HeaderMap::new(),
+            body: None,
+            scope,
+            what,
+            retry: true,
+        }
+    }
 }
 
 pub struct RegistryClient {
@@ -68,6 +98,44 @@ pub(crate) struct HostState {
     challenge: Mutex<Option<Challenge>>,
     credential: tokio::sync::OnceCell<Option<Credential>>,
     paused_until: Mutex<Option<Instant>>,
+    seen: Mutex<SeenBlobs>,
+}
+
+/// How many blob locations a host remembers for mounts: enough for a large push, bounded for a long run.
+const SEEN_BLOBS_CAP: usize = 10_000;
+
+/// Digest → a repository of the host where this process saw the blob (pushed, mounted, found or read
+/// it), so another repository of the same registry can mount it instead of receiving the bytes again.
+#[derive(Default)]
+struct SeenBlobs {
+    repos: HashMap<Digest, String>,
+    /// Insertion order, oldest first, for eviction.
+    order: VecDeque<Digest>,
+}
+
+impl HostState {
+    /// Remember that `repository` holds blob `digest`.
+    pub(crate) fn saw_blob(&self, digest: &Digest, repository: &str) {
+        let mut seen = self.seen.lock().expect("seen lock");
+        if seen
+            .repos
+            .insert(digest.clone(), repository.to_string())
+            .is_none()
+        {
+            seen.order.push_back(digest.clone());
+            while seen.order.len() > SEEN_BLOBS_CAP {
+                if let Some(old) = seen.order.pop_front() {
+                    seen.repos.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// A repository other than `repository` known to hold blob `digest`.
+    pub(crate) fn blob_elsewhere(&self, digest: &Digest, repository: &str) -> Option<String> {
+        let seen = self.seen.lock().expect("seen lock");
+        seen.repos.get(digest).filter(|r| *r != repository).cloned()
+    }
 }
 
 impl RegistryClient {
@@ -88,7 +156,10 @@ impl RegistryClient {
                 RegistryError::Config(format!("cannot read CA file {}: {e}", path.display()))
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                RegistryError::Config(format!("{} is not a PEM certificate bundle: {e}", path.display()))
+                RegistryError::Config(format!(
+                    "{} is not a PEM certificate bundle: {e}",
+                    path.display()
+                ))
             })?;
             if certs.is_empty() {
                 return Err(RegistryError::Config(format!(
@@ -100,6 +171,12 @@ impl RegistryClient {
         }
         if opts.insecure_skip_tls_verify {
             builder = builder.danger_accept_invalid_certs(true);
+        }
+        if opts.chunk_size == 0 || opts.chunk_size > usize::MAX as u64 {
+            return Err(RegistryError::Config(format!(
+                "upload chunk size {} is out of range",
+                opts.chunk_size
+            )));
         }
         let http = builder
             .build()
@@ -128,9 +205,32 @@ impl RegistryClient {
                     challenge: Mutex::new(None),
                     credential: tokio::sync::OnceCell::new(),
                     paused_until: Mutex::new(None),
+                    seen: Mutex::new(SeenBlobs::default()),
                 })
             })
             .clone()
+    }
+
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// An upload `Location` as an absolute URL: registries send absolute or relative ones, and relative
+    /// ones are relative to the host's base URL.
+    pub(crate) async fn resolve(
+        &self,
+        host: &HostState,
+        location: &str,
+        what: &str,
+    ) -> Result<Url, RegistryError> {
+        let base = self.base_url(host).await?;
+        Url::parse(&base)
+            .and_then(|b| b.join(location))
+            .map_err(|e| RegistryError::Protocol {
+                registry: host.name.clone(),
+                what: what.to_string(),
+                why: format!("invalid Location {location:?}: {e}"),
+            })
     }
 
     /// `https://host` or `http://host`, decided once per host (zarf-compat §5): HTTPS unless `--plain-http`,
@@ -286,7 +386,11 @@ impl RegistryClient {
         tracing::debug!(registry = %host.name, scope, "fetching token");
         let resp = req.send().await.map_err(|e| RegistryError::Unreachable {
             registry: host.name.clone(),
-            detail: format!("token service {}: {}", url.host_str().unwrap_or(""), chain(&e)),
+            detail: format!(
+                "token service {}: {}",
+                url.host_str().unwrap_or(""),
+                chain(&e)
+            ),
         })?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -360,9 +464,31 @@ impl RegistryClient {
 
     /// Send `call` to `host` with authentication and retries. Returns the final response for any status
     /// other than 401 and retryable ones; callers map 404 and friends to their own meaning.
-    pub(crate) async fn send(&self, host: &HostState, call: &Call<'_>) -> Result<Response, RegistryError> {
+    pub(crate) async fn send(
+        &self,
+        host: &HostState,
+        call: &Call<'_>,
+    ) -> Result<Response, RegistryError> {
         let base = self.base_url(host).await?;
-        let url = format!("{base}{}", call.path);
+        let bad_url = |e: String| RegistryError::Protocol {
+            registry: host.name.clone(),
+            what: call.what.clone(),
+            why: format!("invalid URL {:?}: {e}", call.path),
+        };
+        let base = Url::parse(&base).map_err(|e| bad_url(e.to_string()))?;
+        let url = if call.path.starts_with('/') {
+            Url::parse(&format!(
+                "{}{}",
+                base.as_str().trim_end_matches('/'),
+                call.path
+            ))
+        } else {
+            Url::parse(&call.path)
+        }
+        .map_err(|e| bad_url(e.to_string()))?;
+        // Credentials are for the registry's API host only: an upload Location may point elsewhere (a
+        // storage front end, or a hostile server), and a downgrade to plain HTTP would expose them.
+        let authenticate = url.origin() == base.origin();
         let mut attempt = 0u32;
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
@@ -371,13 +497,27 @@ impl RegistryClient {
             attempt += 1;
             let mut req = self
                 .http
-                .request(call.method.clone(), &url)
+                .request(call.method.clone(), url.clone())
                 .headers(call.headers.clone());
-            if let Some(h) = self.authorization(host, call.scope).await? {
+            if let Some(body) = &call.body {
+                req = req.body(body.clone());
+            }
+            if authenticate && let Some(h) = self.authorization(host, call.scope).await? {
                 req = req.header(AUTHORIZATION, h);
             }
             let result = req.send().await;
             let (failure_error, retry_after) = match result {
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authenticate => {
+                    // Another host's challenge says nothing about the registry's: never adopt it.
+                    return Err(RegistryError::Unauthorized {
+                        registry: host.name.clone(),
+                        detail: format!(
+                            " ({} at {} asked for credentials, which ferry sends only to the registry)",
+                            call.what,
+                            url.host_str().unwrap_or_default()
+                        ),
+                    });
+                }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     let challenge = resp
                         .headers()
@@ -397,7 +537,8 @@ impl RegistryClient {
                             },
                         });
                     }
-                    if challenge == Some(Challenge::Basic) && self.credential(host).await?.is_none() {
+                    if challenge == Some(Challenge::Basic) && self.credential(host).await?.is_none()
+                    {
                         return Err(RegistryError::Unauthorized {
                             registry: host.name.clone(),
                             detail: " (it requires credentials and none were found)".into(),
@@ -460,10 +601,14 @@ impl RegistryClient {
                 .decide(attempt, &failure, SystemTime::now(), jitter())
             {
                 Decision::Retry { wait, host_wide } => {
-                    tracing::warn!(registry = %host.name, attempt, wait = ?wait, "{failure_error}; retrying");
                     if host_wide {
+                        // Even when this call is not retried here: the caller's next request waits.
                         self.pause_host(host, wait);
                     }
+                    if !call.retry {
+                        return Err(failure_error);
+                    }
+                    tracing::warn!(registry = %host.name, attempt, wait = ?wait, "{failure_error}; retrying");
                     waited += wait;
                     tokio::time::sleep(wait).await;
                 }
@@ -501,7 +646,9 @@ fn base64_encode(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -515,13 +662,16 @@ fn base64_encode(bytes: &[u8]) -> String {
 
 /// The first few hundred bytes of an error body: registries explain themselves there.
 pub(crate) async fn body_excerpt(resp: Response) -> String {
-    match resp.bytes().await {
-        Ok(b) if !b.is_empty() => {
-            let text = String::from_utf8_lossy(&b[..b.len().min(300)]);
-            format!(": {}", text.trim())
-        }
-        _ => String::new(),
+    excerpt(&resp.bytes().await.unwrap_or_default())
+}
+
+/// [`body_excerpt`] of a body already read.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    if body.is_empty() {
+        return String::new();
     }
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+    format!(": {}", text.trim())
 }
 
 /// A description of the certificate problem if `err` was caused by one. rustls errors arrive wrapped in
@@ -532,10 +682,12 @@ fn certificate_problem(err: &reqwest::Error) -> Option<String> {
         if let Some(rustls::Error::InvalidCertificate(c)) = e.downcast_ref::<rustls::Error>() {
             return Some(format!("{c:?}"));
         }
-        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            if let Some(found) = find(inner) {
-                return Some(found);
-            }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(found) = find(inner)
+        {
+            return Some(found);
         }
         e.source().and_then(find)
     }
@@ -570,7 +722,14 @@ mod tests {
 
     #[test]
     fn local_hosts() {
-        for h in ["127.0.0.1:5000", "localhost", "10.43.130.183:5000", "[::1]:5000", "zarf.local", "192.168.1.2"] {
+        for h in [
+            "127.0.0.1:5000",
+            "localhost",
+            "10.43.130.183:5000",
+            "[::1]:5000",
+            "zarf.local",
+            "192.168.1.2",
+        ] {
             assert!(is_local_or_private(h), "{h}");
         }
         for h in ["ghcr.io", "8.8.8.8", "registry.example.com:5000"] {

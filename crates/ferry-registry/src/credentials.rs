@@ -10,9 +10,15 @@ use serde::Deserialize;
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// An OAuth2 refresh token (`identitytoken` in the Docker config), exchanged at the token endpoint.
-    IdentityToken { username: String, token: String },
+    IdentityToken {
+        username: String,
+        token: String,
+    },
 }
 
 impl fmt::Debug for Credential {
@@ -108,7 +114,10 @@ impl CredentialStore {
 
 /// The keys a host may be stored under. Docker Hub has historical aliases.
 fn candidate_keys(host: &str) -> Vec<String> {
-    if matches!(host, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
+    if matches!(
+        host,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    ) {
         vec![
             "https://index.docker.io/v1/".into(),
             "index.docker.io".into(),
@@ -140,10 +149,11 @@ fn lookup_file(path: &Path, host: &str) -> Result<Option<Credential>, Credential
             });
         }
     };
-    let config: ConfigFile = serde_json::from_slice(&bytes).map_err(|e| CredentialError::Config {
-        path: path.to_path_buf(),
-        why: format!("invalid JSON: {e}"),
-    })?;
+    let config: ConfigFile =
+        serde_json::from_slice(&bytes).map_err(|e| CredentialError::Config {
+            path: path.to_path_buf(),
+            why: format!("invalid JSON: {e}"),
+        })?;
     let keys = candidate_keys(host);
     for key in &keys {
         if let Some(helper) = config.cred_helpers.get(key) {
@@ -151,7 +161,9 @@ fn lookup_file(path: &Path, host: &str) -> Result<Option<Credential>, Credential
         }
     }
     for (stored, entry) in &config.auths {
-        if keys.iter().any(|k| k == stored || normalize_key(stored) == normalize_key(k))
+        if keys
+            .iter()
+            .any(|k| k == stored || normalize_key(stored) == normalize_key(k))
             && let Some(c) = decode_entry(path, stored, entry)?
         {
             return Ok(Some(c));
@@ -164,7 +176,11 @@ fn lookup_file(path: &Path, host: &str) -> Result<Option<Credential>, Credential
     Ok(None)
 }
 
-fn decode_entry(path: &Path, key: &str, e: &AuthEntry) -> Result<Option<Credential>, CredentialError> {
+fn decode_entry(
+    path: &Path,
+    key: &str,
+    e: &AuthEntry,
+) -> Result<Option<Credential>, CredentialError> {
     let (username, password) = match (&e.auth, &e.username, &e.password) {
         (Some(auth), _, _) if !auth.is_empty() => {
             let decoded = base64_decode(auth)
@@ -173,10 +189,12 @@ fn decode_entry(path: &Path, key: &str, e: &AuthEntry) -> Result<Option<Credenti
                     path: path.to_path_buf(),
                     why: format!("auths[{key:?}].auth is not base64 of user:password"),
                 })?;
-            let (u, p) = decoded.split_once(':').ok_or_else(|| CredentialError::Config {
-                path: path.to_path_buf(),
-                why: format!("auths[{key:?}].auth is not base64 of user:password"),
-            })?;
+            let (u, p) = decoded
+                .split_once(':')
+                .ok_or_else(|| CredentialError::Config {
+                    path: path.to_path_buf(),
+                    why: format!("auths[{key:?}].auth is not base64 of user:password"),
+                })?;
             (u.to_string(), p.to_string())
         }
         (_, Some(u), Some(p)) => (u.clone(), p.clone()),
@@ -210,7 +228,11 @@ fn run_helper(helper: &str, key: &str) -> Result<Option<Credential>, CredentialE
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| fail(format!("cannot run {program}: {e}; install it or remove it from the Docker config")))?;
+        .map_err(|e| {
+            fail(format!(
+                "cannot run {program}: {e}; install it or remove it from the Docker config"
+            ))
+        })?;
     child
         .stdin
         .take()
@@ -233,8 +255,11 @@ fn run_helper(helper: &str, key: &str) -> Result<Option<Credential>, CredentialE
         #[serde(rename = "Secret", default)]
         secret: String,
     }
-    let parsed: HelperOut = serde_json::from_slice(&out.stdout)
-        .map_err(|e| fail(format!("invalid output (expected JSON with Username and Secret): {e}")))?;
+    let parsed: HelperOut = serde_json::from_slice(&out.stdout).map_err(|e| {
+        fail(format!(
+            "invalid output (expected JSON with Username and Secret): {e}"
+        ))
+    })?;
     Ok(Some(if parsed.username == "<token>" {
         Credential::IdentityToken {
             username: parsed.username,
@@ -296,18 +321,33 @@ mod tests {
         let store = CredentialStore::with_files(None, vec![path]);
         assert_eq!(
             store.lookup("docker.io").unwrap(),
-            Some(Credential::Basic { username: "hub".into(), password: "secret".into() })
+            Some(Credential::Basic {
+                username: "hub".into(),
+                password: "secret".into()
+            })
         );
         assert_eq!(
             store.lookup("reg.example:5000").unwrap(),
-            Some(Credential::Basic { username: "u".into(), password: "p".into() })
+            Some(Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
         );
-        assert!(matches!(store.lookup("tok.example").unwrap(), Some(Credential::IdentityToken { .. })));
+        assert!(matches!(
+            store.lookup("tok.example").unwrap(),
+            Some(Credential::IdentityToken { .. })
+        ));
         assert_eq!(store.lookup("other.example").unwrap(), None);
-        let explicit = Credential::Basic { username: "x".into(), password: "hunter2".into() };
+        let explicit = Credential::Basic {
+            username: "x".into(),
+            password: "hunter2".into(),
+        };
         let store = CredentialStore::with_files(Some(explicit.clone()), vec![]);
         assert_eq!(store.lookup("any").unwrap(), Some(explicit));
-        assert!(!format!("{:?}", store).contains("hunter2"), "secrets are redacted in Debug");
+        assert!(
+            !format!("{:?}", store).contains("hunter2"),
+            "secrets are redacted in Debug"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -16,7 +16,9 @@ pub enum RegistryError {
     )]
     Unauthorized { registry: String, detail: String },
 
-    #[error("registry {registry} denied access to {what} (HTTP 403): the credentials lack permission")]
+    #[error(
+        "registry {registry} denied access to {what} (HTTP 403): the credentials lack permission"
+    )]
     Denied { registry: String, what: String },
 
     #[error(
@@ -57,6 +59,19 @@ pub enum RegistryError {
         why: String,
     },
 
+    /// The registry refused a manifest because blobs or manifests it references are not in the repository
+    /// (`MANIFEST_BLOB_UNKNOWN`, `BLOB_UNKNOWN`): pushing them first fixes it.
+    #[error(
+        "registry {registry} refused manifest {digest} for repository {repository}: it references \
+         content the repository does not have ({detail})"
+    )]
+    MissingReferences {
+        registry: String,
+        repository: String,
+        digest: String,
+        detail: String,
+    },
+
     #[error(transparent)]
     Credentials(#[from] CredentialError),
 
@@ -73,6 +88,24 @@ impl RegistryError {
             RegistryError::RetriesExhausted { .. } => false,
             _ => false,
         }
+    }
+
+    /// A manifest push refused for missing references; see [`RegistryError::MissingReferences`].
+    pub fn is_missing_references(&self) -> bool {
+        matches!(self, RegistryError::MissingReferences { .. })
+    }
+
+    /// The registry error in `err` or its causes: store errors carry registry errors as their source
+    /// (`StoreError::Remote`), and the copy engine wraps those in turn.
+    pub fn find<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a RegistryError> {
+        let mut cur = Some(err);
+        while let Some(e) = cur {
+            if let Some(r) = e.downcast_ref::<RegistryError>() {
+                return Some(r);
+            }
+            cur = e.source();
+        }
+        None
     }
 }
 

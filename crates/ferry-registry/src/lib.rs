@@ -1,6 +1,7 @@
 //! A thin OCI distribution client over reqwest + rustls: authentication (anonymous, Basic, Bearer tokens),
 //! credentials from the usual files and helpers, HTTPS with a proven plain-HTTP fallback for local hosts,
-//! and one retry policy for every request. [`Repository`] exposes a repository as a ferry store.
+//! and one retry policy for every request. [`Repository`] exposes a repository as a ferry store, to read
+//! from and to push to (chunked, resumable uploads and cross-repository mounts).
 
 pub mod auth;
 mod client;
@@ -8,6 +9,8 @@ pub mod credentials;
 mod error;
 mod repository;
 pub mod retry;
+mod tags;
+mod upload;
 
 pub use client::{ClientOptions, RegistryClient};
 pub use credentials::{Credential, CredentialStore};

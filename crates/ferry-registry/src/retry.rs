@@ -42,7 +42,10 @@ pub enum Failure<'a> {
 pub enum Decision {
     /// Wait, then try again. `host_wide` asks every request to the same host to wait too (429, 503 with
     /// Retry-After): the server said it is overloaded, not that this one request failed.
-    Retry { wait: Duration, host_wide: bool },
+    Retry {
+        wait: Duration,
+        host_wide: bool,
+    },
     GiveUp,
 }
 
@@ -54,7 +57,13 @@ pub fn is_retryable_status(code: u16) -> bool {
 impl RetryPolicy {
     /// `attempt` is the number of tries made so far (1 after the first failure); `jitter` is in [0, 1)
     /// and spreads the back-off of concurrent requests.
-    pub fn decide(&self, attempt: u32, failure: &Failure<'_>, now: SystemTime, jitter: f64) -> Decision {
+    pub fn decide(
+        &self,
+        attempt: u32,
+        failure: &Failure<'_>,
+        now: SystemTime,
+        jitter: f64,
+    ) -> Decision {
         if attempt >= self.max_attempts {
             return Decision::GiveUp;
         }
@@ -114,7 +123,10 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     .position(|m| m == month)? as u64
         + 1;
     let year: u64 = year.parse().ok()?;
-    let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let [h, m, sec] = hms.as_slice() else {
         return None;
     };
@@ -169,7 +181,10 @@ mod tests {
         };
         assert_eq!(wait(1, 0.0), Duration::from_millis(125));
         let top = wait(1, 0.999_999);
-        assert!(top > Duration::from_millis(249) && top < Duration::from_millis(250), "{top:?}");
+        assert!(
+            top > Duration::from_millis(249) && top < Duration::from_millis(250),
+            "{top:?}"
+        );
         assert_eq!(wait(2, 0.0), Duration::from_millis(250));
         assert_eq!(wait(3, 0.0), Duration::from_millis(500));
         let capped = RetryPolicy {
@@ -183,34 +198,58 @@ mod tests {
                 host_wide: false
             }
         );
-        assert_eq!(p.decide(5, &Failure::Transport, at(0), 0.0), Decision::GiveUp);
+        assert_eq!(
+            p.decide(5, &Failure::Transport, at(0), 0.0),
+            Decision::GiveUp
+        );
     }
 
     #[test]
     fn statuses() {
         let p = RetryPolicy::default();
         for code in [400, 401, 403, 404, 501] {
-            let f = Failure::Status { code, retry_after: None };
+            let f = Failure::Status {
+                code,
+                retry_after: None,
+            };
             assert_eq!(p.decide(1, &f, at(0), 0.0), Decision::GiveUp, "{code}");
         }
         for code in [408, 429, 500, 502, 503, 504] {
-            let f = Failure::Status { code, retry_after: None };
-            assert!(matches!(p.decide(1, &f, at(0), 0.0), Decision::Retry { .. }), "{code}");
+            let f = Failure::Status {
+                code,
+                retry_after: None,
+            };
+            assert!(
+                matches!(p.decide(1, &f, at(0), 0.0), Decision::Retry { .. }),
+                "{code}"
+            );
         }
-        let f = Failure::Status { code: 429, retry_after: None };
+        let f = Failure::Status {
+            code: 429,
+            retry_after: None,
+        };
         assert!(matches!(
             p.decide(1, &f, at(0), 0.0),
-            Decision::Retry { host_wide: true, .. }
+            Decision::Retry {
+                host_wide: true,
+                ..
+            }
         ));
     }
 
     #[test]
     fn retry_after_seconds_and_dates() {
         let p = RetryPolicy::default();
-        let f = Failure::Status { code: 503, retry_after: Some("7") };
+        let f = Failure::Status {
+            code: 503,
+            retry_after: Some("7"),
+        };
         assert_eq!(
             p.decide(1, &f, at(0), 0.5),
-            Decision::Retry { wait: Duration::from_secs(7), host_wide: true }
+            Decision::Retry {
+                wait: Duration::from_secs(7),
+                host_wide: true
+            }
         );
         // 784111777 = Sun, 06 Nov 1994 08:49:37 GMT
         let now = at(784_111_777 - 30);
@@ -223,8 +262,15 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
-        let f = Failure::Status { code: 429, retry_after: Some("3600") };
-        assert_eq!(p.decide(1, &f, at(0), 0.0), Decision::GiveUp, "beyond max_retry_after");
+        let f = Failure::Status {
+            code: 429,
+            retry_after: Some("3600"),
+        };
+        assert_eq!(
+            p.decide(1, &f, at(0), 0.0),
+            Decision::GiveUp,
+            "beyond max_retry_after"
+        );
     }
 
     #[test]

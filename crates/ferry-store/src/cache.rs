@@ -6,6 +6,7 @@
 //! still matches its stamp is served without re-hashing, anything else (a blob written by Zarf, a file that
 //! was modified or truncated) is hashed before use, and evicted if it is wrong.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -81,6 +82,11 @@ impl BlobCache {
             tracing::warn!(path = %path.display(), "cached blob has {} bytes, expected {}; evicting", meta.len(), desc.size);
             self.evict_blocking(&desc.digest);
             return None;
+        }
+        // Blobs are immutable, and a hard link shares the mode with every layout it lands in (0444 there
+        // too); blobs Zarf or a user left writable are fixed here. A mode change does not touch mtime.
+        if meta.permissions().mode() & 0o222 != 0 {
+            let _ = crate::file::set_read_only(&path);
         }
         let stamp = stamp_of(&meta);
         let stamp_path = self.stamps.join(desc.digest.hex());

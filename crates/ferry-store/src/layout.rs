@@ -128,8 +128,7 @@ impl OciLayout {
             .filter(|d| {
                 d.annotation(ANNOTATION_REF_NAME) == Some(name)
                     || d.annotation(ANNOTATION_BASE_NAME) == Some(name)
-                    || (wanted.is_some()
-                        && d.image_name().and_then(|n| n.parse().ok()) == wanted)
+                    || (wanted.is_some() && d.image_name().and_then(|n| n.parse().ok()) == wanted)
             })
             .collect())
     }
@@ -152,9 +151,7 @@ pub fn record_image(entries: &mut Vec<Descriptor>, named: Descriptor, untagged: 
 
 /// Sorted by digest (as Zarf does), ties broken by name so the bytes are stable.
 fn sort_entries(entries: &mut [Descriptor]) {
-    entries.sort_by(|a, b| {
-        (a.digest.hex(), a.image_name()).cmp(&(b.digest.hex(), b.image_name()))
-    });
+    entries.sort_by(|a, b| (a.digest.hex(), a.image_name()).cmp(&(b.digest.hex(), b.image_name())));
 }
 
 pub fn index_bytes(entries: &[Descriptor]) -> Vec<u8> {

@@ -76,6 +76,12 @@ pub trait WriteStore: Store {
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async { Ok(false) })
     }
+
+    /// Make the blob exist here without sending its bytes, if the store can (a registry mounts it from
+    /// another repository it is known to be in). `Ok(false)` means "not possible here, stream it instead".
+    fn mount<'a>(&'a self, _desc: &'a Descriptor) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// An in-progress blob write. Dropping it without `commit` discards the partial data.

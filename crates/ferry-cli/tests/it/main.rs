@@ -2,5 +2,6 @@
 
 mod auth;
 mod pull;
+mod push;
 mod support;
 mod zarf_compat;

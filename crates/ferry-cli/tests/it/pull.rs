@@ -635,3 +635,48 @@ async fn layouts_are_readable_by_skopeo_and_umoci() {
     let listed = String::from_utf8_lossy(&res.stdout);
     assert!(listed.contains(&ra) && listed.contains(&rb), "{listed}");
 }
+
+#[tokio::test]
+async fn a_zarf_cache_directory_is_used_as_is() {
+    let reg = Registry::start(Mode::Plain);
+    let image = fixtures::oci_image(110, 2, "amd64");
+    reg.seed("app", Some("1"), &image).await;
+    let env = Env::new();
+    // What Zarf leaves in ~/.zarf-cache: an OCI layout of blobs under images/, written without ferry's stamps.
+    let zarf_cache = env.path("zarf-cache");
+    let blobs = zarf_cache.join("images/blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(zarf_cache.join("images/ingest")).unwrap();
+    std::fs::write(
+        zarf_cache.join("images/oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    for b in image.all_blobs() {
+        std::fs::write(
+            blobs.join(b.digest().strip_prefix("sha256:").unwrap()),
+            &b.bytes,
+        )
+        .unwrap();
+    }
+    let out = env.path("images");
+    let summary = json(
+        &env.ok(&[
+            "pull",
+            &format!("{}/app:1", reg.host()),
+            "-o",
+            out.to_str().unwrap(),
+            "--cache",
+            zarf_cache.to_str().unwrap(),
+            "--json",
+        ])
+        .await,
+    );
+    assert_eq!(
+        summary[0]["blobs"]["fetched"], 1,
+        "only the manifest comes from the registry: {summary}"
+    );
+    assert_eq!(summary[0]["blobs"]["linked"], 3, "{summary}");
+    assert_has_all(&out, &image);
+    assert!(!env.cache().exists(), "the default cache was not touched");
+}

@@ -11,7 +11,7 @@ use ferry_test::{Artifact, Blob, Mode, Registry};
 use crate::support::Env;
 
 /// The shared test data, or `None` with a loud note (set FERRY_REQUIRE_TESTDATA=1 to make absence fail).
-fn testdata() -> Option<PathBuf> {
+pub fn testdata() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/zarf-images");
     if dir.is_dir() {
         return Some(dir);
@@ -150,7 +150,7 @@ async fn layouts_from_both_zarf_eras_and_docker_are_read_and_verified() {
         .unwrap()
         .iter()
         .map(|e| {
-            ferry_oci::Reference::parse(e.image_name().unwrap())
+            ferry_oci::Reference::parse(&e.image_name().unwrap())
                 .unwrap()
                 .to_string()
         })
@@ -177,7 +177,7 @@ async fn pulled_layout_entries_resolve_by_both_names() {
 }
 
 /// A digest of every file's path, size and bytes under `dir`.
-fn tree_digest(dir: &Path) -> String {
+pub fn tree_digest(dir: &Path) -> String {
     let mut h = ferry_oci::Hasher::new();
     let mut stack = vec![dir.to_path_buf()];
     let mut files = Vec::new();
