@@ -375,3 +375,157 @@ async fn copy_between_registries_whole_index_platform_and_all_tags() {
         amd.manifest.bytes.as_ref()
     );
 }
+
+#[tokio::test]
+async fn zarf_push_set_from_ferry_and_hand_built_crane_era_layouts() {
+    let src = Registry::start(Mode::Plain);
+    let dst = Registry::start(Mode::Plain);
+    let image = fixtures::oci_image(250, 2, "amd64");
+    let sig = fixtures::cosign_signature(&image.digest(), 251);
+    let chart = fixtures::helm_chart(252);
+    let pinned = fixtures::docker_image(253, 1, "amd64");
+    let index = fixtures::oci_index(vec![
+        (fixtures::oci_image(254, 1, "amd64"), "linux", "amd64", None),
+        (fixtures::oci_image(255, 1, "arm64"), "linux", "arm64", None),
+    ]);
+    src.seed("podinfo", Some("6.4.0"), &image).await;
+    src.seed(
+        "podinfo",
+        Some(&fixtures::cosign_tag(&image.digest())),
+        &sig,
+    )
+    .await;
+    src.seed("charts/podinfo", Some("6.4.0"), &chart).await;
+    src.seed("busybox", Some("1.36"), &pinned).await;
+    src.seed("multi", Some("1"), &index).await;
+    let env = Env::new();
+    let refs = [
+        "podinfo:6.4.0".to_string(),
+        format!("podinfo:{}", fixtures::cosign_tag(&image.digest())),
+        "charts/podinfo:6.4.0".to_string(),
+        format!("busybox:1.36@{}", pinned.digest()),
+        format!("multi@{}", index.digest()),
+    ];
+    let layout = pulled_layout(
+        &env,
+        &src,
+        &refs.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let expected: Vec<(String, &ferry_test::Artifact)> = refs
+        .iter()
+        .map(|r| format!("{}/{r}", src.host()))
+        .zip([&image, &sig, &chart, &pinned, &index])
+        .collect();
+
+    // A Crane-era copy of the same layout: base.name only, pretty oci-layout, as Zarf ≤ v0.50 wrote it.
+    let crane = env.path("crane");
+    copy_dir(&layout, &crane);
+    let mut idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(crane.join("index.json")).unwrap()).unwrap();
+    for m in idx["manifests"].as_array_mut().unwrap() {
+        if let Some(a) = m.get_mut("annotations").and_then(|a| a.as_object_mut()) {
+            a.remove("org.opencontainers.image.ref.name");
+        }
+    }
+    std::fs::write(crane.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
+    std::fs::write(
+        crane.join("oci-layout"),
+        "{\n    \"imageLayoutVersion\": \"1.0.0\"\n}",
+    )
+    .unwrap();
+
+    for (dir, ns) in [(&layout, "oras"), (&crane, "crane")] {
+        let target = format!("{}/{ns}", dst.host());
+        env.ok(&["push", dir.to_str().unwrap(), "--registry", &target, "-q"])
+            .await;
+        for (name, artifact) in &expected {
+            for (repo, reference) in zarf_names(name, &target) {
+                let (_, bytes) = dst
+                    .get_manifest(&repo, &reference)
+                    .await
+                    .unwrap_or_else(|| panic!("{ns}: {repo}:{reference}"));
+                assert_eq!(
+                    bytes,
+                    artifact.manifest.bytes.as_ref(),
+                    "{ns}: {repo}:{reference}"
+                );
+            }
+            for b in artifact.all_blobs() {
+                let repo = &zarf_names(name, &target)[0].0;
+                assert!(
+                    dst.blob_exists(repo, &b.digest()).await,
+                    "{ns}: {repo} {}",
+                    b.digest()
+                );
+            }
+        }
+    }
+
+    // skopeo reads what ferry pushed, with the same digest.
+    let (repo, reference) = zarf_names(&expected[0].0, &format!("{}/oras", dst.host())).remove(1);
+    let res = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/{repo}:{reference}", dst.host()),
+        ])
+        .output()
+        .expect("skopeo is installed (scripts/test installs it)");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let inspected: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(inspected["Digest"], image.digest());
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn copy_an_artifact_with_subject_from_token_auth_to_basic_auth() {
+    let src = Registry::start(Mode::Token);
+    let dst = Registry::start(Mode::Basic);
+    let image = fixtures::oci_image(260, 1, "amd64");
+    let sbom = fixtures::artifact_with_subject(&image.manifest, "application/spdx+json", 261);
+    src.seed("app", Some("1"), &image).await;
+    src.seed("app", Some("sbom"), &sbom).await;
+    let env = Env::new();
+    env.ok(&[
+        "copy",
+        &format!("{}/app:sbom", src.host()),
+        &format!("{}/mirror/app:sbom", dst.host()),
+        "--src-username",
+        USER,
+        "--src-password",
+        PASSWORD,
+        "--dest-username",
+        USER,
+        "--dest-password",
+        PASSWORD,
+        "-q",
+    ])
+    .await;
+    assert_eq!(
+        dst.get_manifest("mirror/app", "sbom").await.unwrap().1,
+        sbom.manifest.bytes.as_ref()
+    );
+    // The subject travels with it: the artifact is never left pointing at nothing.
+    assert!(
+        dst.get_manifest("mirror/app", &image.digest())
+            .await
+            .is_some()
+    );
+}
