@@ -48,6 +48,58 @@ pub enum Command {
   ferry copy --all-tags ghcr.io/stefanprodan/podinfo registry.local/mirror/podinfo
   ferry copy nginx:1.25 registry.local/nginx:1.25 -a arm64")]
     Copy(CopyArgs),
+
+    /// Inspect and manage the shared blob cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Print the cache directory.
+    Dir(CacheArgs),
+    /// List cached blobs (digest, size, last use).
+    Ls(CacheArgs),
+    /// Count the cached blobs and their bytes.
+    Du(CacheArgs),
+    /// Re-hash every cached blob; corrupt ones are removed (and fetched again when next needed).
+    Verify(CacheArgs),
+    /// Remove blobs not used for a while, or the least recently used ones above a size.
+    #[command(after_help = "Examples:
+  ferry cache prune --older-than 30d
+  ferry cache prune --max-size 50G")]
+    Prune(PruneArgs),
+    /// Remove every cached blob.
+    Clean(CacheArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    /// Cache directory (default: $FERRY_CACHE, else $XDG_CACHE_HOME/ferry/v1, else ~/.cache/ferry/v1).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How long prune and clean wait for other ferry processes using the cache (e.g. 30s, 5m).
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub lock_timeout: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub common: CacheArgs,
+
+    /// Remove blobs last used longer ago than this (e.g. 12h, 30d).
+    #[arg(long, value_name = "DURATION", required_unless_present = "max_size")]
+    pub older_than: Option<String>,
+
+    /// Then remove least recently used blobs until the cache is at most this big (e.g. 500M, 50G).
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,5 +1,6 @@
 //! The `ferry` binary: argument parsing, logging, progress and exit codes around the library crates.
 
+mod cache;
 mod cli;
 mod copy;
 mod image_copy;
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => pull::run(args, cli.quiet).await,
         Command::Push(args) => push::run(args, cli.quiet).await,
         Command::Copy(args) => copy::run(args, cli.quiet).await,
+        Command::Cache(cmd) => cache::run(cmd, cli.quiet).await,
     }
 }
 

@@ -23,6 +23,27 @@ pub const CACHE_VERSION: &str = "v1";
 pub struct BlobCache {
     store: PathBuf,
     stamps: PathBuf,
+    /// Held for as long as any clone lives: shared by every process adding to or reading the cache,
+    /// exclusive for prune and clean, so nothing is removed from under a running copy.
+    _lock: std::sync::Arc<std::fs::File>,
+}
+
+/// One cached blob, for listing and pruning.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CachedBlob {
+    pub digest: Digest,
+    pub size: u64,
+    /// When ferry last served or added it (seconds since the Unix epoch); falls back to the blob's mtime.
+    pub last_used: u64,
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VerifyReport {
+    pub checked: u64,
+    pub bytes: u64,
+    /// Blobs whose content did not match their name; they were removed.
+    pub evicted: Vec<Digest>,
 }
 
 impl BlobCache {
@@ -38,8 +59,26 @@ impl BlobCache {
         Some(base.join("ferry").join(CACHE_VERSION))
     }
 
-    /// Open (creating if needed) the cache rooted at `root`. Blobs live in `root/images`, Zarf's shape.
+    /// Open (creating if needed) the cache rooted at `root` for use alongside other processes. Blobs live in
+    /// `root/images`, Zarf's shape.
     pub fn open(root: &Path) -> Result<BlobCache> {
+        Self::open_locked(root, None)
+    }
+
+    /// Open the cache with exclusive use (prune, clean), waiting up to `timeout` for other ferry processes to
+    /// finish; `on_wait` is called once if the wait begins, so the user sees why nothing happens.
+    pub fn open_exclusive(
+        root: &Path,
+        timeout: std::time::Duration,
+        on_wait: &dyn Fn(),
+    ) -> Result<BlobCache> {
+        Self::open_locked(root, Some((timeout, on_wait)))
+    }
+
+    fn open_locked(
+        root: &Path,
+        exclusive: Option<(std::time::Duration, &dyn Fn())>,
+    ) -> Result<BlobCache> {
         let store = root.join("images");
         let blobs = store.join("blobs").join("sha256");
         std::fs::create_dir_all(&blobs).map_err(|e| StoreError::io(&blobs, e))?;
@@ -49,7 +88,131 @@ impl BlobCache {
         }
         let stamps = root.join("ferry").join("verified");
         std::fs::create_dir_all(&stamps).map_err(|e| StoreError::io(&stamps, e))?;
-        Ok(BlobCache { store, stamps })
+        let lock_path = root.join("ferry").join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io(&lock_path, e))?;
+        match exclusive {
+            None => lock
+                .lock_shared()
+                .map_err(|e| StoreError::io(&lock_path, e))?,
+            Some((timeout, on_wait)) => {
+                let deadline = std::time::Instant::now() + timeout;
+                let mut told = false;
+                loop {
+                    match lock.try_lock() {
+                        Ok(()) => break,
+                        Err(std::fs::TryLockError::WouldBlock) => {
+                            if !told {
+                                on_wait();
+                                told = true;
+                            }
+                            if std::time::Instant::now() >= deadline {
+                                return Err(StoreError::io(
+                                    &lock_path,
+                                    std::io::Error::new(
+                                        std::io::ErrorKind::TimedOut,
+                                        format!(
+                                            "other ferry processes still use the cache after {timeout:?}; try again when they finish"
+                                        ),
+                                    ),
+                                ));
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                        }
+                        Err(std::fs::TryLockError::Error(e)) => {
+                            return Err(StoreError::io(&lock_path, e));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(BlobCache {
+            store,
+            stamps,
+            _lock: std::sync::Arc::new(lock),
+        })
+    }
+
+    /// Every blob in the cache.
+    pub fn list(&self) -> Result<Vec<CachedBlob>> {
+        let dir = self.store.join("blobs").join("sha256");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
+            let Ok(digest) =
+                format!("sha256:{}", entry.file_name().to_string_lossy()).parse::<Digest>()
+            else {
+                continue; // not a blob (a stray file)
+            };
+            let Ok(meta) = entry.metadata() else { continue };
+            let used = std::fs::metadata(self.stamps.join(digest.hex()))
+                .and_then(|m| m.modified())
+                .or_else(|_| meta.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            out.push(CachedBlob {
+                digest,
+                size: meta.len(),
+                last_used: used,
+            });
+        }
+        out.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(out)
+    }
+
+    /// Re-hash every blob; remove the ones that do not match their name.
+    pub fn verify(&self, on_blob: &dyn Fn(&CachedBlob)) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        for blob in self.list()? {
+            on_blob(&blob);
+            let path = self.blob_path(&blob.digest);
+            report.checked += 1;
+            report.bytes += blob.size;
+            match hash_file(&path) {
+                Ok(d) if d == blob.digest => {
+                    if let Ok(meta) = std::fs::metadata(&path) {
+                        let _ =
+                            std::fs::write(self.stamps.join(blob.digest.hex()), stamp_of(&meta));
+                    }
+                }
+                Ok(_) => {
+                    self.evict_blocking(&blob.digest);
+                    report.evicted.push(blob.digest);
+                }
+                Err(e) => return Err(StoreError::io(path, e)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Remove blobs (and their stamps). Needs [`BlobCache::open_exclusive`] to be safe against other processes.
+    pub fn remove(&self, digests: &[Digest]) {
+        for d in digests {
+            self.evict_blocking(d);
+        }
+    }
+
+    /// Remove temp files left by processes that died (older than an hour: never one still being written).
+    pub fn remove_stale_temp_files(&self) -> u64 {
+        let mut removed = 0;
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        if let Ok(entries) = std::fs::read_dir(self.ingest_dir()) {
+            for e in entries.flatten() {
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff);
+                if stale && std::fs::remove_file(e.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 
     /// The blob store directory (`<root>/images`).
@@ -91,6 +254,10 @@ impl BlobCache {
         let stamp = stamp_of(&meta);
         let stamp_path = self.stamps.join(desc.digest.hex());
         if std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
+            // The stamp's mtime records the last use, for `cache prune --older-than`.
+            if let Ok(f) = std::fs::File::options().write(true).open(&stamp_path) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
             return Some(path);
         }
         match hash_file(&path) {
