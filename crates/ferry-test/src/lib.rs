@@ -6,6 +6,7 @@
 
 mod artifact;
 pub mod encode;
+pub mod faults;
 pub mod fixtures;
 mod pki;
 mod registry;
