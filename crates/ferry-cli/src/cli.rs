@@ -135,7 +135,22 @@ pub struct PushArgs {
     pub oci_concurrency: u32,
 
     #[command(flatten)]
+    pub upload: UploadArgs,
+
+    #[command(flatten)]
     pub registry_opts: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UploadArgs {
+    /// Blobs up to this size are uploaded in one request; larger ones in chunks that resume after a broken
+    /// connection (e.g. 16M).
+    #[arg(long, default_value = "16M", value_name = "SIZE")]
+    pub chunk_threshold: String,
+
+    /// Size of each upload chunk; also the memory each large upload buffers (e.g. 16M).
+    #[arg(long, default_value = "16M", value_name = "SIZE")]
+    pub chunk_size: String,
 }
 
 #[derive(Args, Debug)]
@@ -172,6 +187,9 @@ pub struct CopyArgs {
 
     #[command(flatten)]
     pub transfer: TransferArgs,
+
+    #[command(flatten)]
+    pub upload: UploadArgs,
 
     /// Use plain HTTP for both registries.
     #[arg(long)]

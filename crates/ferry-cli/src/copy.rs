@@ -35,12 +35,14 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         args.insecure_skip_tls_verify,
         &args.ca_file,
         credential(&args.src_username, &args.src_password),
+        None,
     )?;
     let dest_client = build(
         args.plain_http,
         args.insecure_skip_tls_verify,
         &args.ca_file,
         credential(&args.dest_username, &args.dest_password),
+        Some(&args.upload),
     )?;
     let cache = open_cache(&args.transfer)?;
     // A copy keeps the whole index unless a platform is asked for.

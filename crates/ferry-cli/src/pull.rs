@@ -41,7 +41,7 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
     }
     let overrides = parse_overrides(&args.registry_overrides)?;
     let choice = platform_choice(&args)?;
-    let client = registry_opts::client(&args.registry)?;
+    let client = registry_opts::client(&args.registry, None)?;
     let cache = open_cache(&args.transfer)?;
 
     // Resolve everything first: a typo in the tenth reference fails before anything is written.

@@ -56,7 +56,7 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     if plan.is_empty() {
         bail!("{} has no named images to push", dir.display());
     }
-    let client = registry_opts::client(&args.registry_opts)?;
+    let client = registry_opts::client(&args.registry_opts, Some(&args.upload))?;
     let mode = Mode::detect(quiet);
     let source: Arc<dyn ReadStore> = Arc::new(layout.clone());
     let mut results = Vec::new();

@@ -7,9 +7,13 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use ferry_registry::{ClientOptions, Credential, CredentialStore, RegistryClient};
 
-use crate::cli::RegistryArgs;
+use crate::cache::parse_size;
+use crate::cli::{RegistryArgs, UploadArgs};
 
-pub fn client(args: &RegistryArgs) -> anyhow::Result<Arc<RegistryClient>> {
+pub fn client(
+    args: &RegistryArgs,
+    upload: Option<&UploadArgs>,
+) -> anyhow::Result<Arc<RegistryClient>> {
     let password = if args.password_stdin {
         let mut s = String::new();
         std::io::stdin()
@@ -35,6 +39,7 @@ pub fn client(args: &RegistryArgs) -> anyhow::Result<Arc<RegistryClient>> {
         args.insecure_skip_tls_verify,
         &args.ca_file,
         explicit,
+        upload,
     )
 }
 
@@ -45,14 +50,19 @@ pub fn build(
     insecure_skip_tls_verify: bool,
     ca_files: &[PathBuf],
     explicit: Option<Credential>,
+    upload: Option<&UploadArgs>,
 ) -> anyhow::Result<Arc<RegistryClient>> {
-    let opts = ClientOptions {
+    let mut opts = ClientOptions {
         plain_http,
         insecure_skip_tls_verify,
         ca_files: ca_files.to_vec(),
         credentials: CredentialStore::from_env(explicit),
         ..ClientOptions::default()
     };
+    if let Some(u) = upload {
+        opts.chunk_threshold = parse_size(&u.chunk_threshold)?;
+        opts.chunk_size = parse_size(&u.chunk_size)?.max(1);
+    }
     Ok(RegistryClient::new(opts)?)
 }
 

@@ -509,12 +509,12 @@ impl RegistryClient {
             let (failure_error, retry_after) = match result {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authenticate => {
                     // Another host's challenge says nothing about the registry's: never adopt it.
-                    return Err(RegistryError::Unauthorized {
+                    return Err(RegistryError::Protocol {
                         registry: host.name.clone(),
-                        detail: format!(
-                            " ({} at {} asked for credentials, which ferry sends only to the registry)",
-                            call.what,
-                            url.host_str().unwrap_or_default()
+                        what: call.what.clone(),
+                        why: format!(
+                            "{} asks for credentials, which ferry sends only to the registry's own host",
+                            url.origin().ascii_serialization()
                         ),
                     });
                 }
