@@ -2,6 +2,7 @@
 
 mod auth;
 mod cache;
+mod faults;
 mod pull;
 mod push;
 mod support;

@@ -1,0 +1,408 @@
+//! The fault matrix: ferry against a real registry behind a misbehaving proxy. Every case either completes
+//! with every blob verified, or fails with a clear error and nothing partial visible.
+//!
+//! With FERRY_FAULT_MATRIX=FILE set, each case appends a Markdown row to FILE (`scripts/fault-matrix`
+//! assembles docs/fault-matrix.md from them).
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use ferry_test::faults::{Fault, FaultProxy, Rule};
+use ferry_test::{Artifact, Mode, Registry, fixtures};
+
+use crate::support::{Env, assert_has_all, entries, json};
+
+const LAYERS: [usize; 3] = [600_000, 400_000, 200_000];
+
+async fn setup(seed: u64) -> (Registry, FaultProxy, Artifact) {
+    let reg = Registry::start(Mode::Plain);
+    let image = fixtures::oci_image_sized(seed, &LAYERS, "amd64");
+    reg.seed("app", Some("1"), &image).await;
+    let proxy = FaultProxy::start(&reg.host());
+    (reg, proxy, image)
+}
+
+fn blob_get(fault: Fault, times: usize) -> Rule {
+    Rule::new(Some("GET"), "/blobs/sha256:", fault, times)
+}
+
+/// Pull through the proxy, without the cache so every byte crosses it.
+async fn pull(env: &Env, proxy: &FaultProxy, out: &Path) -> std::process::Output {
+    env.ferry(&[
+        "pull",
+        &format!("{}/app:1", proxy.host()),
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+        "--no-cache",
+        "--json",
+    ])
+    .await
+}
+
+fn record(fault: &str, outcome: &str, proxy: &FaultProxy) {
+    let Some(file) = std::env::var_os("FERRY_FAULT_MATRIX") else {
+        return;
+    };
+    let seen = proxy.requests();
+    let ranges = seen.iter().filter(|s| s.range.is_some()).count();
+    let row = format!(
+        "| {fault} | {outcome} | {} | {} | {ranges} |\n",
+        proxy.injected(),
+        seen.len()
+    );
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap();
+    f.write_all(row.as_bytes()).unwrap();
+}
+
+/// No temp or partial file is left where a reader could mistake it for content.
+fn assert_nothing_partial(layout: &Path, image: &Artifact) {
+    if layout.exists() {
+        assert!(
+            !layout.join("ingest").exists()
+                || std::fs::read_dir(layout.join("ingest")).unwrap().count() == 0
+        );
+        for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            let name = e.file_name().to_string_lossy().to_string();
+            assert_eq!(
+                ferry_oci::Digest::of(&bytes).hex(),
+                name,
+                "a blob file is exactly its digest"
+            );
+        }
+    }
+    let _ = image;
+}
+
+#[tokio::test]
+async fn body_cut_several_times_resumes_with_range() {
+    let (_reg, proxy, image) = setup(400).await;
+    proxy.add(blob_get(Fault::CutBody { after: 150_000 }, 4));
+    let env = Env::new();
+    let out = env.path("images");
+    let res = pull(&env, &proxy, &out).await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_has_all(&out, &image);
+    let resumed = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.range.is_some())
+        .count();
+    assert!(
+        resumed >= 3,
+        "broken bodies continue with Range requests: {:?}",
+        proxy.requests()
+    );
+    record(
+        "body cut after 150 KB (up to 4 times)",
+        "completed; bodies resumed from the last byte",
+        &proxy,
+    );
+}
+
+#[tokio::test]
+async fn slow_body_then_cut_resumes() {
+    let (_reg, proxy, image) = setup(401).await;
+    proxy.add(blob_get(
+        Fault::SlowBody {
+            chunk: 50_000,
+            pause: Duration::from_millis(50),
+        },
+        1,
+    ));
+    proxy.add(blob_get(Fault::CutBody { after: 10_000 }, 2));
+    let env = Env::new();
+    let out = env.path("images");
+    let res = pull(&env, &proxy, &out).await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_has_all(&out, &image);
+    record("slow body, then two cuts", "completed", &proxy);
+}
+
+#[tokio::test]
+async fn rate_limits_and_unavailable_with_retry_after() {
+    let (_reg, proxy, image) = setup(402).await;
+    proxy.add(Rule::new(
+        Some("GET"),
+        "/manifests/",
+        Fault::Status {
+            code: 429,
+            retry_after: Some("1".into()),
+        },
+        1,
+    ));
+    let date = http_date(SystemTime::now() + Duration::from_secs(1));
+    proxy.add(blob_get(
+        Fault::Status {
+            code: 503,
+            retry_after: Some(date),
+        },
+        2,
+    ));
+    let env = Env::new();
+    let out = env.path("images");
+    let res = pull(&env, &proxy, &out).await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_has_all(&out, &image);
+    assert_eq!(proxy.injected(), 3);
+    record(
+        "429 Retry-After: 1 s; 503 Retry-After: HTTP-date",
+        "completed after waiting",
+        &proxy,
+    );
+}
+
+#[tokio::test]
+async fn resets_before_any_response() {
+    let (_reg, proxy, image) = setup(403).await;
+    proxy.add(blob_get(Fault::Reset, 3));
+    let env = Env::new();
+    let out = env.path("images");
+    let res = pull(&env, &proxy, &out).await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_has_all(&out, &image);
+    record(
+        "connection reset before the response, 3 times",
+        "completed",
+        &proxy,
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_range_restarts_the_blob() {
+    let (_reg, proxy, image) = setup(404).await;
+    proxy.add(blob_get(Fault::CutBody { after: 100_000 }, 1));
+    proxy.add(blob_get(Fault::IgnoreRange, 1));
+    let env = Env::new();
+    let out = env.path("images");
+    let res = pull(&env, &proxy, &out).await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_has_all(&out, &image);
+    record(
+        "body cut, then Range ignored (200)",
+        "completed; that blob restarted from 0",
+        &proxy,
+    );
+}
+
+#[tokio::test]
+async fn a_blob_that_never_arrives_fails_cleanly() {
+    let (_reg, proxy, image) = setup(405).await;
+    let layer = image.blobs[1].digest();
+    proxy.add(Rule::new(
+        Some("GET"),
+        &layer,
+        Fault::Status {
+            code: 500,
+            retry_after: None,
+        },
+        1000,
+    ));
+    let env = Env::new();
+    let out = env.path("images");
+    let res = pull(&env, &proxy, &out).await;
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains(&layer) && err.contains("500") && err.contains("attempts"),
+        "{err}"
+    );
+    assert!(
+        !out.exists() || entries(&out).is_empty(),
+        "no entry for an image that did not complete"
+    );
+    assert_nothing_partial(&out, &image);
+    record(
+        "HTTP 500 on every GET of one layer",
+        "failed after retries, naming the blob; nothing partial",
+        &proxy,
+    );
+}
+
+#[tokio::test]
+async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
+    let (src, _unused, image) = setup(406).await;
+    let dst = Registry::start(Mode::Plain);
+    let proxy = FaultProxy::start(&dst.host());
+    let env = Env::new();
+    let layout = env.path("images");
+    env.ok(&[
+        "pull",
+        &format!("{}/app:1", src.host()),
+        "-o",
+        layout.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+
+    // One upload at a time: the 200 KB layer sends one PATCH, the 600 KB layer's first PATCH passes too,
+    // its second dies mid-upload. The first manifest PUT gets a 503.
+    proxy.add(Rule::new(
+        Some("PATCH"),
+        "/blobs/uploads/",
+        Fault::Delay(Duration::ZERO),
+        2,
+    ));
+    proxy.add(Rule::new(Some("PATCH"), "/blobs/uploads/", Fault::Reset, 1));
+    proxy.add(Rule::new(
+        Some("PUT"),
+        "/manifests/",
+        Fault::Status {
+            code: 503,
+            retry_after: Some("0".into()),
+        },
+        1,
+    ));
+    let res = env
+        .ferry(&[
+            "push",
+            layout.to_str().unwrap(),
+            "--registry",
+            &proxy.host(),
+            "--plain-http",
+            "--chunk-threshold",
+            "100K",
+            "--chunk-size",
+            "100K",
+            // One upload at a time, so "the second PATCH" is the second chunk of one blob.
+            "--oci-concurrency",
+            "1",
+            "--json",
+        ])
+        .await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let summary = json(&res);
+    assert!(summary[0]["error"].is_null(), "{summary}");
+    for b in image.all_blobs() {
+        assert!(dst.blob_exists("app", &b.digest()).await);
+    }
+    assert!(dst.get_manifest("app", "1").await.is_some());
+    let status_queries = proxy
+        .requests()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/blobs/uploads/"))
+        .count();
+    assert!(
+        status_queries >= 1,
+        "asked the registry where the upload stands: {:?}",
+        proxy.requests()
+    );
+    record(
+        "upload PATCH reset mid-upload; manifest PUT 503",
+        "completed; upload resumed at the registry's offset",
+        &proxy,
+    );
+}
+
+#[tokio::test]
+async fn cross_repository_mount_sends_no_bytes() {
+    let src = Registry::start(Mode::Plain);
+    let a = fixtures::image_with_shared_and_duplicate_layers(410);
+    let b = fixtures::image_with_shared_and_duplicate_layers(411);
+    src.seed("a", Some("1"), &a).await;
+    src.seed("b", Some("1"), &b).await;
+    let dst = Registry::start(Mode::Plain);
+    let proxy = FaultProxy::start(&dst.host());
+    let env = Env::new();
+    let layout = env.path("images");
+    env.ok(&[
+        "pull",
+        &format!("{}/a:1", src.host()),
+        &format!("{}/b:1", src.host()),
+        "-o",
+        layout.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    let res = env
+        .ok(&[
+            "push",
+            layout.to_str().unwrap(),
+            "--registry",
+            &proxy.host(),
+            "--plain-http",
+            "--no-checksum",
+            "--json",
+        ])
+        .await;
+    let summary = json(&res);
+    let mounted: u64 = summary
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["blobs"]["mounted"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        mounted, 1,
+        "the shared base layer is mounted into the second repository: {summary}"
+    );
+    let mounts = proxy
+        .requests()
+        .into_iter()
+        .filter(|s| s.method == "POST" && s.path.contains("mount="))
+        .filter(|s| s.status == 201)
+        .count();
+    assert_eq!(mounts, 1, "{:?}", proxy.requests());
+    let base = &a.blobs[1];
+    let uploads_of_base = proxy
+        .requests()
+        .into_iter()
+        .filter(|s| {
+            s.method == "PUT" && s.path.contains(base.digest().trim_start_matches("sha256:"))
+        })
+        .count();
+    assert_eq!(uploads_of_base, 1, "uploaded once, mounted once");
+}
+
+/// IMF-fixdate for a time.
+fn http_date(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let days = secs / 86_400;
+    let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
+    // Civil from days (Howard Hinnant).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(mo - 1) as usize];
+    format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
+}
