@@ -3,7 +3,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, Manifest, media_type};
-use ferry_store::{BlobCache, BoxFuture, ReadStore, StoreError, WriteStore, transfer};
+use ferry_store::{
+    BlobCache, BlobWriter, BoxFuture, ReadStore, StoreError, WriteStore, transfer, transfer_from,
+};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
@@ -36,6 +38,8 @@ pub struct CopyStats {
     pub mounted_bytes: u64,
     pub existing: u64,
     pub existing_bytes: u64,
+    /// Bytes an earlier, interrupted run had already downloaded and this one did not fetch again.
+    pub resumed_bytes: u64,
 }
 
 impl CopyStats {
@@ -70,6 +74,7 @@ impl CopyStats {
         self.mounted_bytes += o.mounted_bytes;
         self.existing += o.existing;
         self.existing_bytes += o.existing_bytes;
+        self.resumed_bytes += o.resumed_bytes;
     }
 }
 
@@ -287,30 +292,116 @@ async fn copy_blob(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreError> 
         }
     }
     let mut attempt = 1;
-    loop {
-        let mut writers = vec![run.dest.blob_writer(desc).await?];
-        if let Some(cache) = &run.cache {
-            match cache.writer(desc).await {
-                Ok(w) => writers.push(w),
-                Err(e) => tracing::warn!("not caching {}: {e}", desc.digest),
+    let resumed = loop {
+        let result = match &run.cache {
+            Some(cache) => fetch_through_cache(run, cache, desc, &progress).await,
+            None => {
+                let writers = vec![run.dest.blob_writer(desc).await?];
+                transfer(run.source.as_ref(), desc, writers, &progress)
+                    .await
+                    .map(|_| 0)
             }
-        }
-        match transfer(run.source.as_ref(), desc, writers, &progress).await {
-            Ok(_) => break,
+        };
+        match result {
+            Ok(resumed) => break resumed,
             Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => {
                 (run.events)(&Event::Retrying {
                     digest: desc.digest.clone(),
                     attempt,
                     error: e.to_string(),
                 });
-                tracing::warn!("blob {} failed ({e}); starting it over", desc.digest);
+                tracing::warn!("blob {} failed ({e}); trying it again", desc.digest);
                 attempt += 1;
             }
             Err(e) => return Err(e),
         }
-    }
+    };
+    run.stats.lock().expect("stats lock").resumed_bytes += resumed;
     finish(run, desc, BlobOutcome::Fetched);
     Ok(())
+}
+
+/// Fetch a blob from the source into the cache and the destination. A partial download left by an earlier
+/// process is continued (into the cache, then linked or copied to the destination); otherwise the bytes
+/// stream into both at once. Returns how many bytes an earlier process had already fetched.
+async fn fetch_through_cache(
+    run: &Arc<Run>,
+    cache: &BlobCache,
+    desc: &Descriptor,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<u64, StoreError> {
+    let partial = match cache.partial(desc).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("no resumable download for {}: {e}", desc.digest);
+            None
+        }
+    };
+    if let Some(p) = partial {
+        let start = p.resume_state();
+        let already = start.len();
+        if already > 0 {
+            progress(already);
+            match transfer_from(
+                run.source.as_ref(),
+                desc,
+                vec![Box::new(p)],
+                start,
+                progress,
+            )
+            .await
+            {
+                Ok(_) => {
+                    place_from_cache(run, cache, desc).await?;
+                    return Ok(already);
+                }
+                Err(e) if e.invalidates_partial() => {
+                    tracing::warn!(
+                        "partial download of {} is unusable ({e}); starting over",
+                        desc.digest
+                    );
+                    cache.discard_partial(desc);
+                    return Err(StoreError::RangeIgnored {
+                        store: run.source.describe(),
+                        digest: desc.digest.clone(),
+                        offset: already,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let writers: Vec<Box<dyn BlobWriter>> =
+            vec![run.dest.blob_writer(desc).await?, Box::new(p)];
+        transfer(run.source.as_ref(), desc, writers, progress).await?;
+        return Ok(0);
+    }
+    // Another process is fetching the same blob into the cache: fetch our own copy beside it.
+    let mut writers = vec![run.dest.blob_writer(desc).await?];
+    match cache.writer(desc).await {
+        Ok(w) => writers.push(w),
+        Err(e) => tracing::warn!("not caching {}: {e}", desc.digest),
+    }
+    transfer(run.source.as_ref(), desc, writers, progress).await?;
+    Ok(0)
+}
+
+/// Put a blob the cache now holds into the destination: a hard link, or a verified copy.
+async fn place_from_cache(
+    run: &Arc<Run>,
+    cache: &BlobCache,
+    desc: &Descriptor,
+) -> Result<(), StoreError> {
+    if run
+        .dest
+        .link_blob(desc, &cache.blob_path(&desc.digest))
+        .await?
+    {
+        return Ok(());
+    }
+    let writer = run.dest.blob_writer(desc).await?;
+    transfer(cache, desc, vec![writer], &|_| {})
+        .await
+        .map(|_| ())
 }
 
 fn finish(run: &Run, desc: &Descriptor, outcome: BlobOutcome) {

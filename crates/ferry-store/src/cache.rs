@@ -324,6 +324,150 @@ impl BlobCache {
     }
 }
 
+/// A download into the cache that survives the process: `ingest/<hex>.partial` plus its hash state in
+/// `ingest/<hex>.partial.state`. The partial file is locked while a process writes it, so two processes never
+/// append to the same one; a later process that finds it unlocked continues where the last checkpoint says.
+pub struct PartialWriter {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    /// A second handle on the partial that holds its exclusive lock until the writer goes away.
+    _lock: std::fs::File,
+    path: PathBuf,
+    state_path: PathBuf,
+    dest: PathBuf,
+    stamp: PathBuf,
+    start: Hasher,
+}
+
+impl PartialWriter {
+    /// The hash state of the bytes already in the partial (empty for a fresh one).
+    pub fn resume_state(&self) -> Hasher {
+        self.start.clone()
+    }
+}
+
+impl BlobCache {
+    /// A resumable download of `desc`, continuing a partial an earlier process left if its state checks out.
+    /// `None` when another process is downloading the same blob right now.
+    pub async fn partial(&self, desc: &Descriptor) -> Result<Option<PartialWriter>> {
+        let ingest = self.ingest_dir();
+        let path = ingest.join(format!("{}.partial", desc.digest.hex()));
+        let state_path = ingest.join(format!("{}.partial.state", desc.digest.hex()));
+        let (dest, stamp) = (
+            self.blob_path(&desc.digest),
+            self.stamps.join(desc.digest.hex()),
+        );
+        let size = desc.size;
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&ingest).map_err(|e| StoreError::io(&ingest, e))?;
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| StoreError::io(&path, e))?;
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&path, e)),
+            }
+            let on_disk = lock.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+            // A state that claims more than the file holds, or more than the blob, is not trusted.
+            let start = std::fs::read_to_string(&state_path)
+                .ok()
+                .and_then(|s| Hasher::restore(&s))
+                .filter(|h| h.len() <= on_disk && h.len() < size)
+                .unwrap_or_default();
+            if start.is_empty() {
+                let _ = std::fs::remove_file(&state_path);
+            } else {
+                tracing::info!(path = %path.display(), bytes = start.len(), "resuming a partial download");
+            }
+            // Bytes past the last checkpoint were never hashed: drop them.
+            lock.set_len(start.len()).map_err(|e| StoreError::io(&path, e))?;
+            let mut append = lock.try_clone().map_err(|e| StoreError::io(&path, e))?;
+            use std::io::Seek;
+            append
+                .seek(std::io::SeekFrom::Start(start.len()))
+                .map_err(|e| StoreError::io(&path, e))?;
+            Ok(Some(PartialWriter {
+                file: tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(append)),
+                _lock: lock,
+                path,
+                state_path,
+                dest,
+                stamp,
+                start,
+            }))
+        })
+        .await
+        .expect("partial task panicked")
+    }
+
+    /// Throw away a partial download whose bytes turned out wrong.
+    pub fn discard_partial(&self, desc: &Descriptor) {
+        let ingest = self.ingest_dir();
+        let _ = std::fs::remove_file(ingest.join(format!("{}.partial", desc.digest.hex())));
+        let _ = std::fs::remove_file(ingest.join(format!("{}.partial.state", desc.digest.hex())));
+    }
+}
+
+impl BlobWriter for PartialWriter {
+    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            self.file
+                .write_all(&chunk)
+                .await
+                .map_err(|e| StoreError::io(&self.path, e))
+        })
+    }
+
+    fn checkpoint<'a>(&'a mut self, state: &'a Hasher) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            // The data reaches the file before the state that vouches for it.
+            self.file
+                .flush()
+                .await
+                .map_err(|e| StoreError::io(&self.path, e))?;
+            let tmp = self.state_path.with_extension("state.tmp");
+            std::fs::write(&tmp, state.save()).map_err(|e| StoreError::io(&tmp, e))?;
+            std::fs::rename(&tmp, &self.state_path).map_err(|e| StoreError::io(&self.state_path, e))
+        })
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            let PartialWriter {
+                mut file,
+                _lock,
+                path,
+                state_path,
+                dest,
+                stamp,
+                ..
+            } = *self;
+            file.flush().await.map_err(|e| StoreError::io(&path, e))?;
+            let file = file.into_inner().into_std().await;
+            tokio::task::spawn_blocking(move || {
+                file.sync_data().map_err(|e| StoreError::io(&path, e))?;
+                crate::file::set_read_only(&path)?;
+                std::fs::rename(&path, &dest).map_err(|e| StoreError::io(&dest, e))?;
+                let _ = std::fs::remove_file(&state_path);
+                if let Ok(meta) = std::fs::metadata(&dest) {
+                    let _ = std::fs::write(&stamp, stamp_of(&meta));
+                }
+                drop(_lock);
+                Ok(())
+            })
+            .await
+            .expect("commit task panicked")
+        })
+    }
+}
+
 struct CacheWriter {
     inner: Box<AtomicFileWriter>,
     dest: PathBuf,

@@ -30,6 +30,16 @@ pub enum StoreError {
         actual: u64,
     },
 
+    #[error(
+        "{store} ignored a range request for {digest} (asked from byte {offset}, got the whole blob); \
+         starting that blob over"
+    )]
+    RangeIgnored {
+        store: String,
+        digest: Digest,
+        offset: u64,
+    },
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -55,6 +65,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the bytes received so far cannot be the blob: a resumed partial download must be thrown away.
+    pub fn invalidates_partial(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DigestMismatch { .. }
+                | StoreError::SizeMismatch { .. }
+                | StoreError::RangeIgnored { .. }
+        )
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StoreError::Io {
             path: path.into(),
@@ -67,6 +87,8 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Remote { transient, .. } => *transient,
+            // Starting the blob over from byte 0 works.
+            StoreError::RangeIgnored { .. } => true,
             _ => false,
         }
     }

@@ -20,7 +20,7 @@ use ferry_oci::Descriptor;
 pub use cache::BlobCache;
 pub use error::StoreError;
 pub use layout::OciLayout;
-pub use transfer::transfer;
+pub use transfer::{transfer, transfer_from};
 
 /// A boxed, sendable future: the store traits are used as trait objects (the source and destination of a
 /// copy are chosen at run time), which `async fn` in traits does not allow.
@@ -87,6 +87,12 @@ pub trait WriteStore: Store {
 /// An in-progress blob write. Dropping it without `commit` discards the partial data.
 pub trait BlobWriter: Send {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>>;
+    /// Everything written so far hashes to `state`: a writer that can resume in a later process records
+    /// it (with its data flushed) so that process continues from here. Called every few MiB and when a
+    /// transfer stops early.
+    fn checkpoint<'a>(&'a mut self, _state: &'a ferry_oci::Hasher) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Make the blob visible. Called only after the bytes were verified.
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
 }

@@ -15,18 +15,40 @@ pub const MAX_RESUMES: u32 = 5;
 pub async fn transfer(
     source: &dyn ReadStore,
     desc: &Descriptor,
-    mut writers: Vec<Box<dyn BlobWriter>>,
+    writers: Vec<Box<dyn BlobWriter>>,
     on_bytes: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<u32> {
-    let mut hasher = Hasher::new();
+    transfer_from(source, desc, writers, Hasher::new(), on_bytes).await
+}
+
+/// Bytes between checkpoints of resumable writers.
+const CHECKPOINT_EVERY: u64 = 8 << 20;
+
+/// [`transfer`] continuing a blob whose first `start.len()` bytes the writers already hold (a partial
+/// download left by an earlier process): the source is asked from that offset, and the hash carries on.
+pub async fn transfer_from(
+    source: &dyn ReadStore,
+    desc: &Descriptor,
+    mut writers: Vec<Box<dyn BlobWriter>>,
+    start: Hasher,
+    on_bytes: &(dyn Fn(u64) + Send + Sync),
+) -> Result<u32> {
+    let mut hasher = start;
     let mut resumes = 0;
-    let (mut body, start) = source.fetch_blob(desc, 0).await?;
-    debug_assert_eq!(start, 0);
-    loop {
+    let mut last_checkpoint = hasher.len();
+    let (mut body, from) = source.fetch_blob(desc, hasher.len()).await?;
+    if from != hasher.len() {
+        return Err(StoreError::RangeIgnored {
+            store: source.describe(),
+            digest: desc.digest.clone(),
+            offset: hasher.len(),
+        });
+    }
+    let result = loop {
         match body.next_chunk().await {
             Ok(Some(chunk)) => {
                 if hasher.len() + chunk.len() as u64 > desc.size {
-                    return Err(StoreError::SizeMismatch {
+                    break Err(StoreError::SizeMismatch {
                         store: source.describe(),
                         digest: desc.digest.clone(),
                         expected: desc.size,
@@ -38,8 +60,14 @@ pub async fn transfer(
                     w.write(chunk.clone()).await?;
                 }
                 on_bytes(chunk.len() as u64);
+                if hasher.len() - last_checkpoint >= CHECKPOINT_EVERY {
+                    last_checkpoint = hasher.len();
+                    for w in writers.iter_mut() {
+                        w.checkpoint(&hasher).await?;
+                    }
+                }
             }
-            Ok(None) => break,
+            Ok(None) => break Ok(()),
             Err(e) if e.is_transient() && resumes < MAX_RESUMES && hasher.len() < desc.size => {
                 resumes += 1;
                 let offset = hasher.len();
@@ -48,15 +76,29 @@ pub async fn transfer(
                     "body of {} from {} broke ({e}); resuming at byte {offset}",
                     desc.digest, source.describe()
                 );
-                let (next, start) = source.fetch_blob(desc, offset).await?;
-                if start != offset {
-                    // The server ignored the range; the caller restarts the whole blob.
-                    return Err(e);
+                match source.fetch_blob(desc, offset).await {
+                    Ok((next, from)) if from == offset => body = next,
+                    Ok(_) => {
+                        break Err(StoreError::RangeIgnored {
+                            store: source.describe(),
+                            digest: desc.digest.clone(),
+                            offset,
+                        });
+                    }
+                    Err(e) => break Err(e),
                 }
-                body = next;
             }
-            Err(e) => return Err(e),
+            Err(e) => break Err(e),
         }
+    };
+    if let Err(e) = result {
+        // Keep what arrived for a later run: resumable writers record where they stand.
+        if !e.invalidates_partial() {
+            for w in writers.iter_mut() {
+                let _ = w.checkpoint(&hasher).await;
+            }
+        }
+        return Err(e);
     }
     if hasher.len() != desc.size {
         return Err(StoreError::SizeMismatch {

@@ -3,6 +3,7 @@
 mod auth;
 mod cache;
 mod faults;
+mod interrupts;
 mod pull;
 mod push;
 mod support;
