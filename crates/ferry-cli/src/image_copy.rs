@@ -40,7 +40,8 @@ impl ImageCopy<'_> {
             progress.finish(result.is_ok());
             match result {
                 Ok(stats) => return Ok(stats),
-                Err(e) if attempt < self.attempts => {
+                // Wrong or missing content fails at once: another attempt would fetch the same bytes.
+                Err(e) if e.is_transient() && attempt < self.attempts => {
                     tracing::warn!(
                         "{}: attempt {attempt} of {} failed ({e}); retrying with one copy at a time",
                         self.label,

@@ -24,6 +24,14 @@ pub struct CopyError {
     pub source: Arc<StoreError>,
 }
 
+impl CopyError {
+    /// Whether another attempt may succeed (a broken connection, an overloaded registry), as opposed to
+    /// content that is wrong or missing.
+    pub fn is_transient(&self) -> bool {
+        self.source.is_transient()
+    }
+}
+
 /// What a copy did, in nodes and bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -211,9 +219,10 @@ async fn copy_manifest(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreErr
         }
     }
     if let Some(e) = first_error {
+        // A parent fails the way its child did: a transient child failure is worth another attempt.
         return Err(StoreError::Remote {
+            transient: e.source.is_transient(),
             source: Box::new(e),
-            transient: false,
         });
     }
     let _slot = run.slots.acquire().await.expect("semaphore open");
@@ -372,7 +381,12 @@ async fn fetch_through_cache(
         }
         let writers: Vec<Box<dyn BlobWriter>> =
             vec![run.dest.blob_writer(desc).await?, Box::new(p)];
-        transfer(run.source.as_ref(), desc, writers, progress).await?;
+        if let Err(e) = transfer(run.source.as_ref(), desc, writers, progress).await {
+            if e.invalidates_partial() {
+                cache.discard_partial(desc);
+            }
+            return Err(e);
+        }
         return Ok(0);
     }
     // Another process is fetching the same blob into the cache: fetch our own copy beside it.

@@ -67,6 +67,28 @@ pub async fn transfer_from(
                     }
                 }
             }
+            // A body that ends early (a proxy that truncates, a Content-Length that lies short) is a broken
+            // body like any other: ask for the rest.
+            Ok(None) if hasher.len() < desc.size && resumes < MAX_RESUMES => {
+                resumes += 1;
+                let offset = hasher.len();
+                tracing::warn!(
+                    digest = %desc.digest, offset,
+                    "body of {} from {} ended after {offset} of {} bytes; asking for the rest",
+                    desc.digest, source.describe(), desc.size
+                );
+                match source.fetch_blob(desc, offset).await {
+                    Ok((next, from)) if from == offset => body = next,
+                    Ok(_) => {
+                        break Err(StoreError::RangeIgnored {
+                            store: source.describe(),
+                            digest: desc.digest.clone(),
+                            offset,
+                        });
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
             Ok(None) => break Ok(()),
             Err(e) if e.is_transient() && resumes < MAX_RESUMES && hasher.len() < desc.size => {
                 resumes += 1;

@@ -54,6 +54,18 @@ pub enum Fault {
     /// Forward, but send the response body `chunk` bytes at a time with `pause` before each piece
     /// after the first.
     SlowBody { chunk: u64, pause: Duration },
+    /// Forward, but flip the bits of the response body byte at offset `at` (same length, wrong bytes).
+    CorruptBody { at: u64 },
+    /// Forward, but set (or replace) a response header: a lying `Docker-Content-Digest`, a
+    /// `Content-Type` that is not a manifest type.
+    SetHeader { name: String, value: String },
+    /// Answer with exactly this status, headers and body without forwarding (an HTML error page served
+    /// with 200, a captive portal), then close the connection.
+    Respond {
+        code: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
 }
 
 /// Which requests a rule applies to and how many times.
@@ -99,6 +111,9 @@ pub struct Seen {
     pub status: u16,
     /// `Debug` of the fault injected into this request, if any.
     pub fault: Option<String>,
+    /// Whether the request carried an Authorization header (credentials must not follow a redirect to
+    /// another host).
+    pub authorization: bool,
 }
 
 struct State {
@@ -400,6 +415,7 @@ struct Copier {
     sent: u64,
     cut_after: Option<u64>,
     pace: Option<(u64, Duration)>,
+    corrupt_at: Option<u64>,
 }
 
 impl Copier {
@@ -448,7 +464,14 @@ impl Copier {
             // `take` never exceeds buf.len(), so it fits in usize.
             let take = take as usize;
             let buf = from.fill_buf().await?;
-            to.write_all(&buf[..take]).await?;
+            match self.corrupt_at {
+                Some(at) if (self.sent..self.sent + take as u64).contains(&at) => {
+                    let mut piece = buf[..take].to_vec();
+                    piece[(at - self.sent) as usize] ^= 0xff;
+                    to.write_all(&piece).await?;
+                }
+                _ => to.write_all(&buf[..take]).await?,
+            }
             from.consume(take);
             self.sent += take as u64;
             if let Some(left) = &mut left {
@@ -633,6 +656,7 @@ async fn exchange(client: &mut BufReader<TcpStream>, mut head: Head, state: &Sta
         range: head.get("range").map(str::to_string),
         status: 0,
         fault: None,
+        authorization: head.get("authorization").is_some(),
     });
     let fault = state.take_fault(&method, &path);
 
@@ -667,6 +691,30 @@ async fn exchange(client: &mut BufReader<TcpStream>, mut head: Head, state: &Sta
             } else {
                 Next::Close
             };
+        }
+        Some(Fault::Respond {
+            code,
+            headers,
+            body,
+        }) => {
+            state.update(index, *code, fault.as_ref());
+            let mut out = format!("HTTP/1.1 {code} {}\r\n", reason(*code));
+            let has_length = headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+            for (n, v) in headers {
+                out.push_str(&format!("{n}: {v}\r\n"));
+            }
+            if !has_length {
+                out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            }
+            out.push_str("Connection: close\r\n\r\n");
+            let mut bytes = out.into_bytes();
+            if !to_head {
+                bytes.extend_from_slice(body);
+            }
+            let _ = client.get_mut().write_all(&bytes).await;
+            return Next::Close;
         }
         _ => {}
     }
@@ -751,6 +799,11 @@ async fn exchange(client: &mut BufReader<TcpStream>, mut head: Head, state: &Sta
     if body == Body::UntilClose {
         close = true;
     }
+    if let Some(Fault::SetHeader { name, value }) = &fault {
+        response.set(name, value.clone());
+        // A changed framing header makes the rest of this connection unreadable.
+        close |= name.eq_ignore_ascii_case("content-length");
+    }
     if close {
         response.set("Connection", "close");
     }
@@ -759,6 +812,7 @@ async fn exchange(client: &mut BufReader<TcpStream>, mut head: Head, state: &Sta
     match &fault {
         Some(Fault::CutBody { after }) => copier.cut_after = Some(*after),
         Some(Fault::SlowBody { chunk, pause }) => copier.pace = Some((*chunk, *pause)),
+        Some(Fault::CorruptBody { at }) => copier.corrupt_at = Some(*at),
         _ => {}
     }
     // Whether a CutBody applies is only known once the body runs past `after`.

@@ -1,6 +1,7 @@
 //! ferry's integration tests: the real binary against real registries (one test binary, modules by command).
 
 mod auth;
+mod bad_input;
 mod cache;
 mod faults;
 mod interrupts;
