@@ -194,6 +194,29 @@ impl Registry {
         );
     }
 
+    /// Kill the registry process and start it again on the same port and storage (the fixed
+    /// `http.secret` keeps upload sessions valid across the restart), for faults no proxy can fake.
+    /// `down` is how long it stays away.
+    pub fn restart(&mut self, down: std::time::Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        let config_file = self.dir.path().join("config.yml");
+        let ca_pem = self.ca_file.as_ref().map(|_| pki::tls().ca_pem.clone());
+        let base = self.base_url();
+        let mut child = spawn_registry(&config_file, &self.log_file);
+        match wait_ready(&mut child, &base, ca_pem.as_deref(), &self.log_file) {
+            Ok(()) => self.child = child,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "docker-registry did not come back:\n{}",
+                    log_tail(&self.log_file)
+                );
+            }
+        }
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -406,3 +406,73 @@ fn http_date(t: SystemTime) -> String {
     ][(mo - 1) as usize];
     format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_killed_and_restarted_mid_push() {
+    let src = Registry::start(Mode::Plain);
+    let image = fixtures::oci_image_sized(420, &[3 << 20, 2 << 20, 1 << 20], "amd64");
+    src.seed("app", Some("1"), &image).await;
+    let mut dst = Registry::start(Mode::Plain);
+    let proxy = FaultProxy::start(&dst.host());
+    // Slow every upload chunk down so the restart lands in the middle of the push.
+    proxy.add(Rule::new(
+        Some("PATCH"),
+        "/blobs/uploads/",
+        Fault::Delay(Duration::from_millis(150)),
+        1000,
+    ));
+    let env = Env::new();
+    let layout = env.path("images");
+    env.ok(&[
+        "pull",
+        &format!("{}/app:1", src.host()),
+        "-o",
+        layout.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    let push = env
+        .command()
+        .args([
+            "push",
+            layout.to_str().unwrap(),
+            "--registry",
+            &proxy.host(),
+            "--plain-http",
+            "--chunk-threshold",
+            "256K",
+            "--chunk-size",
+            "256K",
+            "--json",
+        ])
+        .output();
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::task::block_in_place(|| dst.restart(Duration::from_millis(300)));
+    };
+    let (res, ()) = tokio::join!(push, restart);
+    let res = res.unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    for b in image.all_blobs() {
+        assert!(dst.blob_exists("app", &b.digest()).await, "{}", b.digest());
+    }
+    assert_eq!(
+        dst.get_manifest("app", "1").await.unwrap().1,
+        image.manifest.bytes.as_ref()
+    );
+    let failed = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.status == 502 || s.status == 0)
+        .count();
+    record(
+        "registry killed and restarted mid-push",
+        "completed; requests during the outage retried",
+        &proxy,
+    );
+    eprintln!("{failed} requests failed during the outage");
+}
