@@ -402,23 +402,29 @@ async fn concurrent_pulls_share_one_cache() {
     reg.seed("b", Some("1"), &b).await;
     let env = Env::new();
     let (ra, rb) = (format!("{}/a:1", reg.host()), format!("{}/b:1", reg.host()));
-    let (oa, ob, oc) = (env.path("a"), env.path("b"), env.path("c"));
-    let (sa, sb, sc) = (
-        oa.display().to_string(),
-        ob.display().to_string(),
-        oc.display().to_string(),
+    // Four processes, overlapping images, one cache.
+    let outs: Vec<String> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|d| env.path(d).display().to_string())
+        .collect();
+    let one = ["pull", &ra, &rb, "-o", &outs[0], "-q"];
+    let two = ["pull", &rb, &ra, "-o", &outs[1], "-q"];
+    let three = ["pull", &ra, "-o", &outs[2], "-q"];
+    let four = ["pull", &rb, "-o", &outs[3], "-q"];
+    let (x, y, z, w) = tokio::join!(
+        env.ferry(&one),
+        env.ferry(&two),
+        env.ferry(&three),
+        env.ferry(&four)
     );
-    let one = ["pull", &ra, &rb, "-o", &sa, "-q"];
-    let two = ["pull", &rb, &ra, "-o", &sb, "-q"];
-    let three = ["pull", &ra, "-o", &sc, "-q"];
-    let (x, y, z) = tokio::join!(env.ferry(&one), env.ferry(&two), env.ferry(&three));
-    for out in [&x, &y, &z] {
+    for out in [&x, &y, &z, &w] {
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let (oa, ob) = (env.path("a"), env.path("b"));
     for layout in [&oa, &ob] {
         assert_has_all(layout, &a);
         assert_has_all(layout, &b);
