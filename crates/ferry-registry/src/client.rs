@@ -506,6 +506,16 @@ impl RegistryClient {
                 req = req.header(AUTHORIZATION, h);
             }
             let result = req.send().await;
+            // One line per request at -vv: what `bench/run` counts, and what a user debugging a registry wants.
+            match &result {
+                Ok(resp) => tracing::debug!(
+                    "http {} {} -> {}",
+                    call.method,
+                    redact_query(resp.url().as_str()),
+                    resp.status().as_u16()
+                ),
+                Err(e) => tracing::debug!("http {} {} -> error: {e}", call.method, call.what),
+            }
             let (failure_error, retry_after) = match result {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authenticate => {
                     // Another host's challenge says nothing about the registry's: never adopt it.
@@ -623,6 +633,11 @@ impl RegistryClient {
             }
         }
     }
+}
+
+/// Upload URLs carry the registry's session state in the query; it is noise in logs.
+fn redact_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 fn basic_header(username: &str, password: &str) -> HeaderValue {
