@@ -135,6 +135,9 @@ pub struct PushArgs {
     pub oci_concurrency: u32,
 
     #[command(flatten)]
+    pub referrers: ReferrerArgs,
+
+    #[command(flatten)]
     pub upload: UploadArgs,
 
     #[command(flatten)]
@@ -184,6 +187,9 @@ pub struct CopyArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub referrers: ReferrerArgs,
 
     #[command(flatten)]
     pub transfer: TransferArgs,
@@ -255,10 +261,25 @@ pub struct PullArgs {
     pub json: bool,
 
     #[command(flatten)]
+    pub referrers: ReferrerArgs,
+
+    #[command(flatten)]
     pub transfer: TransferArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReferrerArgs {
+    /// Also copy the artifacts that refer to each image (signatures, attestations, SBOMs), recursively:
+    /// the referrers API, its tag-schema fallback, and cosign `sha256-<hex>.sig|.att|.sbom` tags.
+    #[arg(long)]
+    pub referrers: bool,
+
+    /// With --referrers: only artifacts of this artifactType (repeatable).
+    #[arg(long = "referrers-type", value_name = "TYPE", requires = "referrers")]
+    pub referrers_types: Vec<String>,
 }
 
 #[derive(Args, Debug)]

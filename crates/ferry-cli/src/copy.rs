@@ -13,6 +13,8 @@ use crate::cli::CopyArgs;
 use crate::image_copy::ImageCopy;
 use crate::progress::Mode;
 use crate::pull::open_cache;
+use crate::push::copy_referrer;
+use crate::referrers::discover;
 use crate::registry_opts::{build, credential};
 
 #[derive(Serialize)]
@@ -119,6 +121,22 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
                 .tag(&selection.root, bytes, &tag)
                 .await
                 .with_context(|| format!("{context}: tagging {tag}"))?;
+        }
+        let mut stats = stats;
+        let copier = ImageCopy {
+            label: &label,
+            mode,
+            cache: cache.clone(),
+            concurrency: args.transfer.oci_concurrency as usize,
+            attempts: args.retries,
+        };
+        for referrer in discover(&src_repo, &selection.root, &args.referrers)
+            .await
+            .with_context(|| format!("{context}: listing referrers"))?
+        {
+            stats.merge(
+                &copy_referrer(&copier, &src_store, &dest_store, &dest_repo, &referrer).await?,
+            );
         }
         copied.push(CopiedImage {
             source: from.to_string(),

@@ -7,6 +7,7 @@ mod image_copy;
 mod progress;
 mod pull;
 mod push;
+mod referrers;
 mod registry_opts;
 
 use std::process::ExitCode;
@@ -63,13 +64,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn report(e: &anyhow::Error, verbose: u8) {
+    // Library errors often repeat their cause in their own message; each text is shown once.
+    let mut causes: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !causes.iter().any(|c| c.contains(&text)) {
+            causes.push(text);
+        }
+    }
     if verbose >= 2 {
-        eprintln!("error: {e}");
-        for cause in e.chain().skip(1) {
+        eprintln!("error: {}", causes[0]);
+        for cause in &causes[1..] {
             eprintln!("  caused by: {cause}");
         }
     } else {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", causes.join(": "));
     }
 }
 

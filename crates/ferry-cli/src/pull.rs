@@ -1,5 +1,6 @@
 //! `ferry pull`: registry → OCI layout through the shared cache.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 use crate::cli::{PullArgs, TransferArgs};
 use crate::image_copy::ImageCopy;
 use crate::progress::Mode;
+use crate::referrers::discover;
 use crate::registry_opts;
 
 /// Whole-image attempts, as Zarf makes.
@@ -32,6 +34,9 @@ struct PulledImage {
     platform: Option<String>,
     bytes: u64,
     blobs: CopyStats,
+    /// Digests of the referrers pulled with it (`--referrers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    referrers: Vec<String>,
 }
 
 pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
@@ -134,33 +139,88 @@ async fn copy_all(
     for r in resolved {
         let label = r.reference.to_string();
         let source: Arc<dyn ReadStore> = Arc::new(r.source.clone());
-        let stats = ImageCopy {
+        let copier = ImageCopy {
             label: &label,
             mode,
             cache: cache.clone(),
             concurrency: args.transfer.oci_concurrency as usize,
             attempts: PULL_ATTEMPTS,
-        }
-        .run(source, dest.clone(), &r.selection.root, &r.selection.known)
-        .await
-        .with_context(|| describe_source(&r.reference, &source_reference(&r)))?;
+        };
+        let mut stats = copier
+            .run(
+                source.clone(),
+                dest.clone(),
+                &r.selection.root,
+                &r.selection.known,
+            )
+            .await
+            .with_context(|| describe_source(&r.reference, &source_reference(&r)))?;
 
         // The image is complete: only now does it get an index entry.
-        let mut named = r.selection.root.clone();
-        named
-            .annotations
-            .insert(ANNOTATION_REF_NAME.into(), label.clone());
-        named
-            .annotations
-            .insert(ANNOTATION_BASE_NAME.into(), label.clone());
+        let named = named_entry(&r.selection.root, &label);
         let children = r.selection.children.clone();
         let entry = named.clone();
         layout
             .update_index(move |entries| record_image(entries, entry, children))
             .with_context(|| format!("recording {label} in {}", layout.root().display()))?;
-        pulled.push(summary(&r.reference, &named, stats));
+
+        // Referrers after their subject, each recorded once complete: cosign tags under their tag, the
+        // others as unnamed entries (as oras-go records them) that `push --referrers` finds again.
+        let mut referrers = Vec::new();
+        let found = discover(source.as_ref(), &r.selection.root, &args.referrers)
+            .await
+            .with_context(|| format!("listing the referrers of {label}"))?;
+        for referrer in found {
+            let more = copier
+                .run(
+                    source.clone(),
+                    dest.clone(),
+                    &referrer.desc,
+                    &HashMap::new(),
+                )
+                .await
+                .with_context(|| format!("pulling referrer {} of {label}", referrer.desc.digest))?;
+            stats.merge(&more);
+            let update = match &referrer.tag {
+                Some(tag) => {
+                    let name = Reference {
+                        tag: Some(tag.clone()),
+                        digest: None,
+                        ..r.reference.clone()
+                    }
+                    .to_string();
+                    let entry = named_entry(&referrer.desc, &name);
+                    layout.update_index(move |entries| record_image(entries, entry, Vec::new()))
+                }
+                None => {
+                    let entry = referrer.desc.clone();
+                    layout.update_index(move |entries| {
+                        if !entries.iter().any(|e| e.digest == entry.digest) {
+                            entries.push(entry);
+                        }
+                    })
+                }
+            };
+            update.with_context(|| format!("recording a referrer of {label}"))?;
+            referrers.push(referrer.desc.digest.to_string());
+        }
+        let mut summary = summary(&r.reference, &named, stats);
+        summary.referrers = referrers;
+        pulled.push(summary);
     }
     Ok(pulled)
+}
+
+/// A layout entry for `desc` named `name` with both annotations Zarf reads.
+fn named_entry(desc: &Descriptor, name: &str) -> Descriptor {
+    let mut named = desc.clone();
+    named
+        .annotations
+        .insert(ANNOTATION_REF_NAME.into(), name.to_string());
+    named
+        .annotations
+        .insert(ANNOTATION_BASE_NAME.into(), name.to_string());
+    named
 }
 
 fn source_reference(r: &Resolved) -> Reference {
@@ -176,6 +236,7 @@ fn summary(reference: &Reference, desc: &Descriptor, stats: CopyStats) -> Pulled
         platform: desc.platform.as_ref().map(|p| p.to_string()),
         bytes: stats.total_bytes(),
         blobs: stats,
+        referrers: Vec::new(),
     }
 }
 

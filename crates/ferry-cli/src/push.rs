@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::cli::PushArgs;
 use crate::image_copy::ImageCopy;
 use crate::progress::Mode;
+use crate::referrers::discover;
 use crate::registry_opts;
 
 /// One image to push: where it goes and under which tags.
@@ -109,21 +110,53 @@ async fn push_one(
     label: &str,
 ) -> anyhow::Result<CopyStats> {
     let dest: Arc<dyn WriteStore> = Arc::new(repo.clone());
-    let stats = ImageCopy {
+    let copier = ImageCopy {
         label,
         mode,
         cache: None,
         concurrency: args.oci_concurrency as usize,
         attempts: args.retries,
-    }
-    .run(source.clone(), dest, &item.desc, &HashMap::new())
-    .await?;
+    };
+    let stats = copier
+        .run(source.clone(), dest.clone(), &item.desc, &HashMap::new())
+        .await?;
     // Tags last: a name only ever points at complete content.
     let bytes = layout.fetch_manifest(&item.desc).await?;
     for tag in &item.tags {
         repo.tag(&item.desc, bytes.clone(), tag)
             .await
             .with_context(|| format!("tagging {}/{}:{tag}", item.registry, item.repository))?;
+    }
+    let mut stats = stats;
+    for referrer in discover(source.as_ref(), &item.desc, &args.referrers).await? {
+        stats.merge(&copy_referrer(&copier, source, &dest, repo, &referrer).await?);
+    }
+    Ok(stats)
+}
+
+/// Send a referrer after its subject: by digest (a registry without the referrers API gets the
+/// tag-schema index updated as the manifest lands), and under its cosign tag when it has one.
+pub async fn copy_referrer(
+    copier: &ImageCopy<'_>,
+    source: &Arc<dyn ReadStore>,
+    dest: &Arc<dyn WriteStore>,
+    repo: &Repository,
+    referrer: &ferry_store::Referrer,
+) -> anyhow::Result<CopyStats> {
+    let stats = copier
+        .run(
+            source.clone(),
+            dest.clone(),
+            &referrer.desc,
+            &HashMap::new(),
+        )
+        .await
+        .with_context(|| format!("copying referrer {}", referrer.desc.digest))?;
+    if let Some(tag) = &referrer.tag {
+        let bytes = source.fetch_manifest(&referrer.desc).await?;
+        repo.tag(&referrer.desc, bytes, tag)
+            .await
+            .with_context(|| format!("tagging {}/{}:{tag}", repo.registry(), repo.repository()))?;
     }
     Ok(stats)
 }

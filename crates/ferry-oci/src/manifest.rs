@@ -45,6 +45,7 @@ pub struct Manifest {
     pub layers: Vec<Descriptor>,
     pub manifests: Vec<Descriptor>,
     pub subject: Option<Descriptor>,
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +62,8 @@ struct Raw {
     blobs: Vec<Descriptor>,
     manifests: Option<Vec<Descriptor>>,
     subject: Option<Descriptor>,
+    #[serde(default)]
+    annotations: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Manifest {
@@ -128,6 +131,7 @@ impl Manifest {
             layers,
             manifests: raw.manifests.unwrap_or_default(),
             subject: raw.subject,
+            annotations: raw.annotations.unwrap_or_default(),
         })
     }
 
@@ -145,6 +149,18 @@ impl Manifest {
         );
         out.extend(self.subject.iter().cloned());
         out
+    }
+
+    /// How a referrers index lists this manifest (OCI distribution spec): its own descriptor with the
+    /// manifest's `artifactType` (else the config's media type) and the manifest's annotations.
+    pub fn referrer_descriptor(&self, desc: &Descriptor) -> Descriptor {
+        let mut d = Descriptor::new(desc.media_type.clone(), desc.digest.clone(), desc.size);
+        d.artifact_type = self
+            .artifact_type
+            .clone()
+            .or_else(|| self.config.as_ref().map(|c| c.media_type.clone()));
+        d.annotations = self.annotations.clone();
+        d
     }
 
     /// Whether every layer is a container-image layer (the Zarf definition of a container image).

@@ -84,6 +84,9 @@ impl RegistryError {
     pub fn is_transient(&self) -> bool {
         match self {
             RegistryError::Transport { .. } | RegistryError::Unreachable { .. } => true,
+            // The registry lost (or has not yet committed) a blob the manifest needs: walking the image
+            // again uploads it (self-heal), so another attempt is worth it.
+            RegistryError::MissingReferences { .. } => true,
             RegistryError::Status { status, .. } => crate::retry::is_retryable_status(*status),
             RegistryError::RetriesExhausted { .. } => false,
             _ => false,

@@ -7,6 +7,7 @@ pub mod auth;
 mod client;
 pub mod credentials;
 mod error;
+mod referrers;
 mod repository;
 pub mod retry;
 mod tags;

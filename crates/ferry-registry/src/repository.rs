@@ -21,7 +21,7 @@ pub struct Repository {
     pub(crate) client: Arc<RegistryClient>,
     pub(crate) host: Arc<HostState>,
     pub(crate) repository: String,
-    pull_scope: String,
+    pub(crate) pull_scope: String,
     /// Every write asks for push (and pull, which registries want alongside it): one token per repository.
     pub(crate) push_scope: String,
 }
@@ -126,7 +126,7 @@ impl Repository {
 
     /// `PUT /v2/<repo>/manifests/<reference>` with the bytes as they are: any re-encoding would change the
     /// digest.
-    async fn push_manifest(
+    pub(crate) async fn push_manifest(
         &self,
         desc: &Descriptor,
         bytes: Bytes,
@@ -145,6 +145,7 @@ impl Repository {
         })?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, content_type);
+        let pushed = bytes.clone();
         let call = Call {
             headers,
             body: Some(bytes),
@@ -182,7 +183,18 @@ impl Repository {
                 body: excerpt(&body),
             });
         }
-        check_digest_header(&resp, &desc.digest, &self.host.name, &what)
+        check_digest_header(&resp, &desc.digest, &self.host.name, &what)?;
+        // A registry with the referrers API answers `OCI-Subject`; without it, the client keeps the
+        // tag-schema index that lets others find this artifact from its subject.
+        if reference.parse::<Digest>().is_ok()
+            && !resp.headers().contains_key("oci-subject")
+            && let Ok(manifest) = Manifest::parse(&desc.media_type, &pushed)
+            && let Some(subject) = &manifest.subject
+        {
+            self.add_to_fallback_index(&subject.digest, manifest.referrer_descriptor(desc))
+                .await?;
+        }
+        Ok(())
     }
 
     /// `HEAD` the manifest or blob: present with the descriptor's size (when the registry says it).
@@ -340,6 +352,13 @@ impl Store for Repository {
 }
 
 impl ReadStore for Repository {
+    fn referrers<'a>(
+        &'a self,
+        subject: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Vec<ferry_store::Referrer>, StoreError>> {
+        Box::pin(async move { Ok(self.list_referrers(&subject.digest).await?) })
+    }
+
     fn fetch_manifest<'a>(
         &'a self,
         desc: &'a Descriptor,

@@ -71,7 +71,7 @@ impl Repository {
 }
 
 /// `</v2/x/tags/list?last=a&n=2>; rel="next"` → `/v2/x/tags/list?last=a&n=2`.
-fn next_link(header: &str) -> Option<String> {
+pub(crate) fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         params

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::file::{AtomicFileWriter, FileSource, link_atomic, write_atomic};
 use crate::transfer::verify_bytes;
-use crate::{BlobWriter, BoxFuture, ByteSource, ReadStore, Result, Store, StoreError, WriteStore};
+use crate::{
+    BlobWriter, BoxFuture, ByteSource, ReadStore, Referrer, Result, Store, StoreError, WriteStore,
+};
 
 /// Compact, no trailing newline: the bytes Zarf and oras-go write.
 pub const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -251,6 +253,57 @@ impl ReadStore for OciLayout {
             };
             verify_bytes(&self.describe(), desc, &bytes)?;
             Ok(Bytes::from(bytes))
+        })
+    }
+
+    /// Entries whose manifest names `subject` as its subject (how `pull --referrers` records them), and
+    /// entries named with a cosign tag for it.
+    fn referrers<'a>(&'a self, subject: &'a Descriptor) -> BoxFuture<'a, Result<Vec<Referrer>>> {
+        Box::pin(async move {
+            let tag_prefix = format!(":{}.", subject.digest.tag_form());
+            let mut out: Vec<Referrer> = Vec::new();
+            for entry in self.entries()? {
+                if out.iter().any(|r| r.desc.digest == entry.digest)
+                    || entry.digest == subject.digest
+                {
+                    continue;
+                }
+                let cosign_tag = entry.image_name().and_then(|n| {
+                    let i = n.rfind(&tag_prefix)?;
+                    let tag = &n[i + 1..];
+                    crate::COSIGN_SUFFIXES
+                        .iter()
+                        .any(|s| tag.ends_with(&format!(".{s}")))
+                        .then(|| tag.to_string())
+                });
+                if !ferry_oci::media_type::is_manifest_like(&entry.media_type) {
+                    continue;
+                }
+                let plain =
+                    Descriptor::new(entry.media_type.clone(), entry.digest.clone(), entry.size);
+                if let Some(tag) = cosign_tag {
+                    out.push(Referrer {
+                        desc: plain,
+                        tag: Some(tag),
+                    });
+                    continue;
+                }
+                let bytes = self.fetch_manifest(&plain).await?;
+                let Ok(manifest) = ferry_oci::Manifest::parse(&plain.media_type, &bytes) else {
+                    continue;
+                };
+                if manifest
+                    .subject
+                    .as_ref()
+                    .is_some_and(|s| s.digest == subject.digest)
+                {
+                    out.push(Referrer {
+                        desc: manifest.referrer_descriptor(&plain),
+                        tag: None,
+                    });
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -50,7 +50,23 @@ pub trait ReadStore: Store {
         desc: &'a Descriptor,
         offset: u64,
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>>;
+
+    /// Artifacts about `subject` (signatures, SBOMs, attestations). Stores that cannot list them say none.
+    fn referrers<'a>(&'a self, _subject: &'a Descriptor) -> BoxFuture<'a, Result<Vec<Referrer>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
+
+/// An artifact that refers to another: a manifest whose `subject` is it (listed by the referrers API or its
+/// tag-schema fallback), or a cosign-style tag `sha256-<hex>.sig|.att|.sbom` (`tag` set).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Referrer {
+    pub desc: Descriptor,
+    pub tag: Option<String>,
+}
+
+/// The cosign tag suffixes that name artifacts about an image by its digest.
+pub const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
 
 /// A place content can be written to. Writers never expose a blob before [`BlobWriter::commit`], and the
 /// caller commits only after verifying size and digest.

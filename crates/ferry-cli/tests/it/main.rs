@@ -7,5 +7,6 @@ mod faults;
 mod interrupts;
 mod pull;
 mod push;
+mod referrers;
 mod support;
 mod zarf_compat;
