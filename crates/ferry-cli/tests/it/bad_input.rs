@@ -274,3 +274,23 @@ async fn bad_layouts_and_references_are_named_in_the_error() {
 fn entries_or_none(p: &std::path::Path) -> bool {
     !p.exists() || entries(p).is_empty()
 }
+
+#[tokio::test]
+async fn docker_schema1_is_refused_with_a_clear_error() {
+    // Registry 2.8 will not store schema 1 by default; an old registry serving it is played by the proxy.
+    let (_reg, proxy, _) = proxied_image(605).await;
+    let schema1 = fixtures::schema1_manifest();
+    proxy.add(Rule::new(
+        Some("GET"),
+        "/manifests/",
+        Fault::Respond {
+            code: 200,
+            headers: vec![("Content-Type".into(), schema1.media_type.clone())],
+            body: schema1.bytes.to_vec(),
+        },
+        100,
+    ));
+    let env = Env::new();
+    let err = pull_fails(&env, &proxy).await;
+    assert!(err.contains("schema 1") && err.contains("re-push"), "{err}");
+}
