@@ -52,6 +52,291 @@ pub enum Command {
     /// Inspect and manage the shared blob cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+
+    /// Check credentials against a registry, then store them in the Docker config (or its credential helper).
+    #[command(after_help = "Examples:
+  ferry login registry.local:5000 -u admin --password-stdin < password.txt
+  echo \"$TOKEN\" | ferry login ghcr.io -u me --password-stdin
+  ferry login 127.0.0.1:31999 -u zarf-push -p \"$PASSWORD\" --plain-http")]
+    Login(LoginArgs),
+
+    /// Remove the credentials stored for a registry.
+    #[command(after_help = "Examples:
+  ferry logout registry.local:5000
+  ferry logout docker.io")]
+    Logout(LogoutArgs),
+
+    /// Show an image's descriptor, platforms, layers, total size and annotations (registry or OCI layout).
+    #[command(after_help = "Examples:
+  ferry inspect nginx:1.25                                   # an index: its platforms
+  ferry inspect nginx:1.25 --platform linux/arm64 --config   # one platform's config blob
+  ferry inspect --raw ghcr.io/org/app@sha256:<digest> > manifest.json   # the exact manifest bytes
+  ferry inspect oci:images:docker.io/library/nginx:1.25      # an entry of a layout (Zarf images/), by name
+  ferry inspect oci:images:library/nginx:1.25 --json")]
+    Inspect(InspectArgs),
+
+    /// Print the digest of the manifest a reference names (a HEAD request when the registry allows).
+    #[command(after_help = "Examples:
+  ferry digest nginx:1.25
+  ferry digest nginx:1.25 --platform linux/arm64
+  ferry digest oci:images:docker.io/library/nginx:1.25")]
+    Digest(DigestArgs),
+
+    /// List the tags of a repository.
+    #[command(after_help = "Examples:
+  ferry ls registry.local:5000/library/nginx
+  ferry ls ghcr.io/stefanprodan/podinfo --json")]
+    Ls(LsArgs),
+
+    /// List the repositories of a registry (`/v2/_catalog`).
+    #[command(after_help = "Examples:
+  ferry catalog 127.0.0.1:31999
+  ferry catalog registry.local:5000 --page-size 500 --json")]
+    Catalog(CatalogArgs),
+
+    /// Point more tags at the manifest a reference names (the manifest is sent again; no blob moves).
+    #[command(after_help = "Examples:
+  ferry tag registry.local/app:1.4.2 stable
+  ferry tag registry.local/app@sha256:<digest> 1.4 latest")]
+    Tag(TagArgs),
+
+    /// Delete a manifest by digest (a tag is resolved to its digest first: every tag on it goes too).
+    #[command(after_help = "Examples:
+  ferry delete registry.local/app@sha256:<digest>
+  ferry delete registry.local/app:old       # resolves the tag, says so, deletes that digest")]
+    Delete(DeleteArgs),
+
+    /// Look at and tidy an OCI image layout (a Zarf package's images/ directory).
+    #[command(subcommand)]
+    Layout(LayoutCommand),
+
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  ferry completions bash > /etc/bash_completion.d/ferry
+  ferry completions zsh > \"${fpath[1]}/_ferry\"
+  ferry completions fish > ~/.config/fish/completions/ferry.fish")]
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff), or write one page per command into a directory.
+    #[command(after_help = "Examples:
+  ferry man | man -l -
+  ferry man --out /usr/local/share/man/man1")]
+    Man(ManArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LayoutCommand {
+    /// List the images of a layout: name, digest, media type, platforms.
+    #[command(after_help = "Examples:
+  ferry layout ls images
+  ferry layout ls build/my-package/images --json")]
+    Ls(LayoutLsArgs),
+
+    /// Remove the blobs no entry of index.json reaches (what is left after entries were removed).
+    #[command(after_help = "Examples:
+  ferry layout gc images --dry-run
+  ferry layout gc images --min-age 0s      # also blobs written in the last hour")]
+    Gc(LayoutGcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Registry host[:port] (`docker.io` for Docker Hub).
+    pub host: String,
+
+    /// Username.
+    #[arg(short, long)]
+    pub username: String,
+
+    /// Password or token (prefer --password-stdin or $FERRY_PASSWORD: arguments are visible to other users).
+    #[arg(short, long, env = "FERRY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// Read the password from standard input (it wins over -p and $FERRY_PASSWORD).
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Registry host[:port].
+    pub host: String,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to reach a registry, without credentials.
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// Use plain HTTP (by default HTTPS, with a proven fallback for local hosts).
+    #[arg(long)]
+    pub plain_http: bool,
+
+    /// Accept any TLS certificate (self-signed, expired, wrong host).
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+
+    /// Also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A registry reference (`nginx:1.25`, `host/repo@sha256:…`) or a layout entry, `oci:DIR[:NAME]` (NAME
+    /// as the layout names it, Crane or ORAS era, or a digest).
+    pub reference: String,
+
+    /// Print the manifest bytes exactly as stored.
+    #[arg(long, conflicts_with_all = ["config", "json"])]
+    pub raw: bool,
+
+    /// Print the config blob exactly as stored.
+    #[arg(long, conflicts_with = "json")]
+    pub config: bool,
+
+    /// For an index: inspect the first manifest for this platform (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DigestArgs {
+    /// A registry reference or a layout entry (`oci:DIR[:NAME]`).
+    pub reference: String,
+
+    /// For an index: the digest of the first manifest for this platform (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Repository (`registry.local/library/nginx`, `nginx`), without tag or digest.
+    pub repository: String,
+
+    /// Tags per request (`n=`); the registry's default when absent.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: Option<u32>,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CatalogArgs {
+    /// Registry host[:port].
+    pub host: String,
+
+    /// Repositories per request (`n=`); the registry's default (100 for distribution) when absent.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: Option<u32>,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// The manifest to tag: a reference by tag or digest.
+    pub reference: String,
+
+    /// The new tags, in the same repository.
+    #[arg(required = true, value_name = "NEWTAG")]
+    pub tags: Vec<String>,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// The manifest to delete: `repo@sha256:…`, or `repo:tag` (resolved to its digest first).
+    pub reference: String,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LayoutLsArgs {
+    /// The OCI layout directory (or a Zarf package directory containing images/).
+    pub dir: PathBuf,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LayoutGcArgs {
+    /// The OCI layout directory (or a Zarf package directory containing images/).
+    pub dir: PathBuf,
+
+    /// Report what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Keep unreferenced blobs added more recently than this (a pull still running writes blobs before it
+    /// records its image); `0s` removes them all.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub min_age: String,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write ferry.1 and one page per command (ferry-pull.1, …) into DIR instead of printing ferry.1.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,12 +432,12 @@ pub struct PushArgs {
 #[derive(Args, Debug)]
 pub struct UploadArgs {
     /// Blobs up to this size are uploaded in one request; larger ones in chunks that resume after a broken
-    /// connection (e.g. 16M).
-    #[arg(long, default_value = "16M", value_name = "SIZE")]
+    /// connection. Each upload buffers at most this much.
+    #[arg(long, default_value = "8M", value_name = "SIZE")]
     pub chunk_threshold: String,
 
-    /// Size of each upload chunk; also the memory each large upload buffers (e.g. 16M).
-    #[arg(long, default_value = "16M", value_name = "SIZE")]
+    /// Size of each upload chunk; also the memory each large upload buffers.
+    #[arg(long, default_value = "8M", value_name = "SIZE")]
     pub chunk_size: String,
 }
 

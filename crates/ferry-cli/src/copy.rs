@@ -95,21 +95,22 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             );
         }
         let label = to.to_string();
-        let stats = ImageCopy {
+        let copier = ImageCopy {
             label: &label,
             mode,
             cache: cache.clone(),
             concurrency: args.transfer.oci_concurrency as usize,
             attempts: args.retries,
-        }
-        .run(
-            src_store.clone(),
-            dest_store.clone(),
-            &selection.root,
-            &selection.known,
-        )
-        .await
-        .context(context.clone())?;
+        };
+        let mut stats = copier
+            .run(
+                src_store.clone(),
+                dest_store.clone(),
+                &selection.root,
+                &selection.known,
+            )
+            .await
+            .context(context.clone())?;
         if to.digest.is_none() {
             let tag = to.tag.clone().unwrap_or_else(|| "latest".into());
             let bytes = selection
@@ -122,14 +123,6 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{context}: tagging {tag}"))?;
         }
-        let mut stats = stats;
-        let copier = ImageCopy {
-            label: &label,
-            mode,
-            cache: cache.clone(),
-            concurrency: args.transfer.oci_concurrency as usize,
-            attempts: args.retries,
-        };
         for referrer in discover(&src_repo, &selection.root, &args.referrers)
             .await
             .with_context(|| format!("{context}: listing referrers"))?

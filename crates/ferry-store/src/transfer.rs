@@ -71,42 +71,17 @@ pub async fn transfer_from(
             // body like any other: ask for the rest.
             Ok(None) if hasher.len() < desc.size && resumes < MAX_RESUMES => {
                 resumes += 1;
-                let offset = hasher.len();
-                tracing::warn!(
-                    digest = %desc.digest, offset,
-                    "body of {} from {} ended after {offset} of {} bytes; asking for the rest",
-                    desc.digest, source.describe(), desc.size
-                );
-                match source.fetch_blob(desc, offset).await {
-                    Ok((next, from)) if from == offset => body = next,
-                    Ok(_) => {
-                        break Err(StoreError::RangeIgnored {
-                            store: source.describe(),
-                            digest: desc.digest.clone(),
-                            offset,
-                        });
-                    }
+                let why = format!("ended after {} of {} bytes", hasher.len(), desc.size);
+                match resume(source, desc, hasher.len(), resumes, &why).await {
+                    Ok(next) => body = next,
                     Err(e) => break Err(e),
                 }
             }
             Ok(None) => break Ok(()),
             Err(e) if e.is_transient() && resumes < MAX_RESUMES && hasher.len() < desc.size => {
                 resumes += 1;
-                let offset = hasher.len();
-                tracing::warn!(
-                    digest = %desc.digest, offset, attempt = resumes,
-                    "body of {} from {} broke ({e}); resuming at byte {offset}",
-                    desc.digest, source.describe()
-                );
-                match source.fetch_blob(desc, offset).await {
-                    Ok((next, from)) if from == offset => body = next,
-                    Ok(_) => {
-                        break Err(StoreError::RangeIgnored {
-                            store: source.describe(),
-                            digest: desc.digest.clone(),
-                            offset,
-                        });
-                    }
+                match resume(source, desc, hasher.len(), resumes, &format!("broke ({e})")).await {
+                    Ok(next) => body = next,
                     Err(e) => break Err(e),
                 }
             }
@@ -144,6 +119,30 @@ pub async fn transfer_from(
         w.commit().await?;
     }
     Ok(resumes)
+}
+
+/// Ask `source` for the rest of a body from `offset`; a source that answers from the start is an error
+/// ([`StoreError::RangeIgnored`]): the caller starts the blob over.
+async fn resume(
+    source: &dyn ReadStore,
+    desc: &Descriptor,
+    offset: u64,
+    attempt: u32,
+    why: &str,
+) -> Result<Box<dyn crate::ByteSource>> {
+    tracing::warn!(
+        digest = %desc.digest, offset, attempt,
+        "body of {} from {} {why}; resuming at byte {offset}",
+        desc.digest, source.describe()
+    );
+    match source.fetch_blob(desc, offset).await? {
+        (next, from) if from == offset => Ok(next),
+        _ => Err(StoreError::RangeIgnored {
+            store: source.describe(),
+            digest: desc.digest.clone(),
+            offset,
+        }),
+    }
 }
 
 /// Check bytes already in memory (a manifest) against their descriptor.
