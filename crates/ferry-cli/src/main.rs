@@ -3,11 +3,17 @@
 mod cache;
 mod cli;
 mod copy;
+mod generate;
 mod image_copy;
+mod inspect;
+mod layout_cmd;
+mod login;
+mod output;
 mod progress;
 mod pull;
 mod push;
 mod referrers;
+mod registry_cmd;
 mod registry_opts;
 
 use std::process::ExitCode;
@@ -60,6 +66,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => push::run(args, cli.quiet).await,
         Command::Copy(args) => copy::run(args, cli.quiet).await,
         Command::Cache(cmd) => cache::run(cmd, cli.quiet).await,
+        Command::Login(args) => login::run_login(args, cli.quiet).await,
+        Command::Logout(args) => login::run_logout(args, cli.quiet).await,
+        Command::Inspect(args) => inspect::run_inspect(args).await,
+        Command::Digest(args) => inspect::run_digest(args).await,
+        Command::Ls(args) => registry_cmd::run_ls(args).await,
+        Command::Catalog(args) => registry_cmd::run_catalog(args).await,
+        Command::Tag(args) => registry_cmd::run_tag(args, cli.quiet).await,
+        Command::Delete(args) => registry_cmd::run_delete(args, cli.quiet).await,
+        Command::Layout(cmd) => layout_cmd::run(cmd, cli.quiet).await,
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args, cli.quiet),
     }
 }
 

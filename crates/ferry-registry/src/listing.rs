@@ -23,7 +23,15 @@ impl RegistryClient {
         let host = self.host(registry);
         let first = with_page_size("/v2/_catalog".to_string(), page_size);
         let what = format!("catalog of {registry}");
-        list_pages(self, &host, first, "registry:catalog:*", &what, "repositories").await
+        list_pages(
+            self,
+            &host,
+            first,
+            "registry:catalog:*",
+            &what,
+            "repositories",
+        )
+        .await
     }
 }
 
@@ -104,11 +112,13 @@ async fn list_pages(
             what: what.to_string(),
             detail: chain(&e),
         })?;
-        out.extend(page_items(&body, key).map_err(|why| RegistryError::Protocol {
-            registry: host.name.clone(),
-            what: what.to_string(),
-            why,
-        })?);
+        out.extend(
+            page_items(&body, key).map_err(|why| RegistryError::Protocol {
+                registry: host.name.clone(),
+                what: what.to_string(),
+                why,
+            })?,
+        );
     }
     Ok(out)
 }
@@ -153,7 +163,10 @@ mod tests {
                 .as_deref(),
             Some("/v2/_catalog?last=c")
         );
-        assert_eq!(with_page_size("/v2/_catalog".into(), Some(2)), "/v2/_catalog?n=2");
+        assert_eq!(
+            with_page_size("/v2/_catalog".into(), Some(2)),
+            "/v2/_catalog?n=2"
+        );
         assert_eq!(with_page_size("/v2/_catalog".into(), None), "/v2/_catalog");
     }
 }

@@ -115,6 +115,87 @@ impl OciLayout {
         result
     }
 
+    /// Hold the lock [`OciLayout::update_index`] takes until the guard is dropped: `index.json` cannot change
+    /// meanwhile. Blocks while another process holds it. Calling `update_index` while holding it deadlocks.
+    pub fn lock_index(&self) -> Result<IndexLock> {
+        let marker = self.root.join("oci-layout");
+        let file = std::fs::File::open(&marker).map_err(|e| StoreError::io(&marker, e))?;
+        file.lock().map_err(|e| StoreError::io(&marker, e))?;
+        Ok(IndexLock { _file: file })
+    }
+
+    /// Every digest the entries of `index.json` reach: the entries, and below manifests and indexes their
+    /// manifests, configs, layers (foreign ones too, when present) and subjects. A missing or unreadable
+    /// manifest named by an entry is an error (what it references is unknown); a missing nested one is
+    /// listed in [`Reachable::missing`] (a Docker export holds one platform of its index).
+    pub fn reachable(&self) -> Result<Reachable> {
+        let mut out = Reachable::default();
+        let mut stack: Vec<(Descriptor, bool)> =
+            self.entries()?.into_iter().map(|d| (d, true)).collect();
+        while let Some((desc, is_entry)) = stack.pop() {
+            // A descriptor without a media type may still be a manifest: look inside rather than lose
+            // what it references.
+            let maybe_manifest =
+                desc.media_type.is_empty() || media_type::is_manifest_like(&desc.media_type);
+            if !out.digests.insert(desc.digest.clone()) || !maybe_manifest {
+                continue;
+            }
+            let path = self.blob_path(&desc.digest);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_entry => {
+                    out.missing.push(desc.digest.clone());
+                    continue;
+                }
+                Err(e) => return Err(StoreError::io(path, e)),
+            };
+            verify_bytes(&self.describe(), &desc, &bytes)?;
+            let manifest = match ferry_oci::Manifest::parse(&desc.media_type, &bytes) {
+                Ok(m) => m,
+                Err(_) if desc.media_type.is_empty() => continue,
+                Err(source) => {
+                    return Err(StoreError::Manifest {
+                        store: self.describe(),
+                        digest: desc.digest.to_string(),
+                        source,
+                    });
+                }
+            };
+            let children = manifest
+                .manifests
+                .into_iter()
+                .chain(manifest.config)
+                .chain(manifest.layers)
+                .chain(manifest.subject);
+            stack.extend(children.map(|d| (d, false)));
+        }
+        Ok(out)
+    }
+
+    /// The files under `blobs/sha256/` named by a digest, with their paths. Anything else there is not
+    /// a blob and is left out.
+    pub fn blobs(&self) -> Result<Vec<(Digest, PathBuf)>> {
+        let dir = self.root.join("blobs").join("sha256");
+        let read = match std::fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io(dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
+            let name = entry.file_name();
+            if let Some(digest) = name
+                .to_str()
+                .and_then(|n| format!("sha256:{n}").parse::<Digest>().ok())
+            {
+                out.push((digest, entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Remove the temp directory if this run left it empty (Zarf leaves an empty `ingest/`; ferry tidies).
     pub fn tidy(&self) {
         let _ = std::fs::remove_dir(self.ingest_dir());
@@ -134,6 +215,20 @@ impl OciLayout {
             })
             .collect())
     }
+}
+
+/// The exclusive lock on a layout's `index.json` ([`OciLayout::lock_index`]); released when dropped (closing
+/// the file releases the `flock`).
+pub struct IndexLock {
+    _file: std::fs::File,
+}
+
+/// What the entries of a layout reach ([`OciLayout::reachable`]).
+#[derive(Debug, Default)]
+pub struct Reachable {
+    pub digests: std::collections::HashSet<Digest>,
+    /// Nested manifests that are referenced but not in the layout.
+    pub missing: Vec<Digest>,
 }
 
 /// Record a pulled image in `entries`: `named` replaces any entry with the same `ref.name` (a tag that moved
@@ -395,6 +490,51 @@ mod tests {
             2,
             "the untagged entry gives way to the named one"
         );
+    }
+
+    #[test]
+    fn reachable_walks_indexes_and_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::open_or_create(dir.path()).unwrap();
+        let put = |bytes: &[u8]| {
+            let d = Digest::of(bytes);
+            std::fs::write(layout.blob_path(&d), bytes).unwrap();
+            d
+        };
+        let config = put(b"{}");
+        let layer = put(b"layer");
+        let orphan = put(b"orphan");
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":5}}]}}"#,
+            media_type::OCI_MANIFEST,
+            media_type::OCI_CONFIG
+        );
+        let m = put(manifest.as_bytes());
+        let absent = Digest::of(b"absent child");
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{idx}","manifests":[{{"mediaType":"{man}","digest":"{m}","size":{}}},{{"mediaType":"{man}","digest":"{absent}","size":9}}]}}"#,
+            manifest.len(),
+            idx = media_type::OCI_INDEX,
+            man = media_type::OCI_MANIFEST
+        );
+        let i = put(index.as_bytes());
+        let entry = named(index.as_bytes(), "x.io/i:1");
+        assert_eq!(entry.digest, i);
+        let mut entry = entry;
+        entry.media_type = media_type::OCI_INDEX.into();
+        layout.update_index(|e| e.push(entry)).unwrap();
+        let _lock = layout.lock_index().unwrap();
+        let r = layout.reachable().unwrap();
+        for d in [&config, &layer, &m, &i, &absent] {
+            assert!(r.digests.contains(d), "{d}");
+        }
+        assert!(!r.digests.contains(&orphan));
+        assert_eq!(r.missing, vec![absent]);
+        assert_eq!(layout.blobs().unwrap().len(), 5);
+        drop(_lock);
+        // An entry whose manifest is gone: what it references is unknown, so nothing is reachable-safe.
+        std::fs::remove_file(layout.blob_path(&i)).unwrap();
+        assert!(layout.reachable().is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod cache;
+mod commands;
 mod faults;
 mod interrupts;
 mod pull;
