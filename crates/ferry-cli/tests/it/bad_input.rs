@@ -294,3 +294,76 @@ async fn docker_schema1_is_refused_with_a_clear_error() {
     let err = pull_fails(&env, &proxy).await;
     assert!(err.contains("schema 1") && err.contains("re-push"), "{err}");
 }
+
+/// A small tmpfs, unmounted on drop; `None` (with a note) where mounting is not allowed (not root).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: std::path::PathBuf, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn disk_full_during_a_pull_fails_cleanly() {
+    let reg = Registry::start(Mode::Plain);
+    let small = fixtures::oci_image(606, 1, "amd64");
+    let big = fixtures::oci_image_sized(607, &[3 << 20], "amd64");
+    reg.seed("small", Some("1"), &small).await;
+    reg.seed("big", Some("1"), &big).await;
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(env.path("disk"), "1m") else {
+        return;
+    };
+    let out = disk.0.join("images");
+    env.ok(&[
+        "pull",
+        &format!("{}/small:1", reg.host()),
+        "-o",
+        out.to_str().unwrap(),
+        "--no-cache",
+        "-q",
+    ])
+    .await;
+    let before = std::fs::read(out.join("index.json")).unwrap();
+    let err = env
+        .fails(&[
+            "pull",
+            &format!("{}/big:1", reg.host()),
+            "-o",
+            out.to_str().unwrap(),
+            "--no-cache",
+        ])
+        .await;
+    assert!(
+        err.contains("No space left on device") && err.contains(out.to_str().unwrap()),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("index.json")).unwrap(),
+        before,
+        "the layout is as it was"
+    );
+    assert!(!crate::support::blob(&out, &big.blobs[1].digest()).exists());
+    assert!(
+        !out.join("ingest").exists() || std::fs::read_dir(out.join("ingest")).unwrap().count() == 0,
+        "no temp files left"
+    );
+    assert_has_all(&out, &small);
+}
