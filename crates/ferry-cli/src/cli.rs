@@ -49,6 +49,12 @@ pub enum Command {
   ferry copy nginx:1.25 registry.local/nginx:1.25 -a arm64")]
     Copy(CopyArgs),
 
+    /// Write an OCI layout (or a Zarf package's images/) as one archive file that travels as a unit.
+    #[command(after_help = "Examples:
+  ferry export images -o images.tar.zst       # zstd (compressed layers are stored as they are)
+  ferry export images -o images.tar           # plain tar; read back with oci-archive:images.tar")]
+    Export(ExportArgs),
+
     /// Inspect and manage the shared blob cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -388,6 +394,20 @@ pub struct PruneArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The OCI layout directory (or a Zarf package directory with images/).
+    pub layout: PathBuf,
+
+    /// The archive to write: `.tar`, `.tar.gz` or `.tar.zst` (by extension).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct PushArgs {
     /// An OCI layout directory, or a Zarf package directory containing images/.
     pub source: PathBuf,
@@ -513,7 +533,8 @@ pub struct CopyArgs {
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
-    /// Image references (`nginx:1.25`, `ghcr.io/org/app@sha256:…`, `oci://host/chart:1.0`).
+    /// Image references (`nginx:1.25`, `ghcr.io/org/app@sha256:…`, `oci://host/chart:1.0`), or local
+    /// sources: `docker-daemon:IMAGE[:TAG]`, `docker-archive:FILE.tar[:REF]`, `oci-archive:FILE.tar[.zst][:REF]`.
     pub references: Vec<String>,
 
     /// Read references from FILE: one per line (`#` comments and blank lines ignored), or every
@@ -521,7 +542,8 @@ pub struct PullArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// The OCI layout directory to write (created if missing, added to if it exists).
+    /// The OCI layout directory to write (created if missing, added to if it exists), or
+    /// `oci-archive:FILE.tar[.zst]` to write one archive file.
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
 
@@ -536,6 +558,11 @@ pub struct PullArgs {
     /// Keep every platform of multi-platform images.
     #[arg(long)]
     pub all_platforms: bool,
+
+    /// When a reference cannot be had from its registry (for any reason but rate limiting), export it
+    /// from the local Docker Engine instead (Zarf's behaviour).
+    #[arg(long)]
+    pub daemon_fallback: bool,
 
     /// Fetch references starting with SRC from DST instead (first match wins; the recorded name is unchanged).
     #[arg(long = "registry-override", value_name = "SRC=DST")]

@@ -30,8 +30,11 @@ struct CopiedImage {
 }
 
 pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
-    let source: Reference = args.source.parse()?;
     let destination: Reference = args.destination.parse()?;
+    if let Some(spec) = ferry_archive::SourceSpec::parse(&args.source) {
+        return copy_local(&args, spec, destination, quiet).await;
+    }
+    let source: Reference = args.source.parse()?;
     let src_client = build(
         args.plain_http,
         args.insecure_skip_tls_verify,
@@ -160,6 +163,102 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
                 c.blobs.existing
             );
         }
+    }
+    Ok(())
+}
+
+/// `docker-daemon:`, `docker-archive:` or `oci-archive:` → registry: one image (the one named, or the only
+/// one), selected for this machine's platform unless `-a`/`--platform` says otherwise — exports hold only
+/// the local platform's blobs.
+async fn copy_local(
+    args: &CopyArgs,
+    spec: ferry_archive::SourceSpec,
+    destination: Reference,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let context = format!("copying {} to {destination}", args.source);
+    let choice = match (&args.platform, &args.architecture) {
+        (Some(p), _) => p.parse::<PlatformSpec>().map_err(anyhow::Error::msg)?,
+        (None, Some(a)) => PlatformSpec::linux(a),
+        (None, None) => PlatformSpec::host(),
+    };
+    let opts = ferry_archive::SourceOptions {
+        platform: Some(choice.clone()),
+        ..Default::default()
+    };
+    let source = ferry_archive::open_source(&spec, &opts)
+        .await
+        .context(context.clone())?;
+    let [image] = source.images.as_slice() else {
+        bail!(
+            "{context}: the source holds {} images; name one with {}:REF",
+            source.images.len(),
+            args.source
+        );
+    };
+    let bytes = source
+        .store
+        .fetch_manifest(&image.desc)
+        .await
+        .context(context.clone())?;
+    let selection = select_root(
+        source.store.as_ref(),
+        image.desc.clone(),
+        bytes,
+        false,
+        &PlatformChoice::Auto(choice),
+    )
+    .await
+    .context(context.clone())?;
+    let dest_client = build(
+        args.plain_http,
+        args.insecure_skip_tls_verify,
+        &args.ca_file,
+        credential(&args.dest_username, &args.dest_password),
+        Some(&args.upload),
+    )?;
+    let dest_repo = Repository::new(dest_client, &destination.registry, &destination.repository);
+    let dest_store: Arc<dyn WriteStore> = Arc::new(dest_repo.clone());
+    let label = destination.to_string();
+    let stats = ImageCopy {
+        label: &label,
+        mode: Mode::detect(quiet),
+        cache: None,
+        concurrency: args.transfer.oci_concurrency as usize,
+        attempts: args.retries,
+    }
+    .run(
+        source.store.clone(),
+        dest_store,
+        &selection.root,
+        &selection.known,
+    )
+    .await
+    .context(context.clone())?;
+    if destination.digest.is_none() {
+        let tag = destination.tag.clone().unwrap_or_else(|| "latest".into());
+        let bytes = selection.known[&selection.root.digest].clone();
+        dest_repo
+            .tag(&selection.root, bytes, &tag)
+            .await
+            .with_context(|| format!("{context}: tagging {tag}"))?;
+    }
+    let copied = [CopiedImage {
+        source: args.source.clone(),
+        destination: label,
+        digest: selection.root.digest.to_string(),
+        media_type: selection.root.media_type.clone(),
+        platform: selection.root.platform.as_ref().map(|p| p.to_string()),
+        bytes: stats.total_bytes(),
+        blobs: stats,
+    }];
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&copied)?);
+    } else if !quiet {
+        println!(
+            "{} {} ({} bytes)",
+            copied[0].destination, copied[0].digest, copied[0].bytes
+        );
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod copy;
+mod export;
 mod generate;
 mod image_copy;
 mod inspect;
@@ -66,6 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => push::run(args, cli.quiet).await,
         Command::Copy(args) => copy::run(args, cli.quiet).await,
         Command::Cache(cmd) => cache::run(cmd, cli.quiet).await,
+        Command::Export(args) => export::run(args, cli.quiet).await,
         Command::Login(args) => login::run_login(args, cli.quiet).await,
         Command::Logout(args) => login::run_logout(args, cli.quiet).await,
         Command::Inspect(args) => inspect::run_inspect(args).await,

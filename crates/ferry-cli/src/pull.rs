@@ -40,52 +40,117 @@ struct PulledImage {
 }
 
 pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
-    let references = collect_references(&args.references, &args.files)?;
-    if references.is_empty() {
+    let wanted = collect_references(&args.references, &args.files)?;
+    if wanted.is_empty() {
         bail!("nothing to pull: give image references or -f FILE");
     }
     let overrides = parse_overrides(&args.registry_overrides)?;
     let choice = platform_choice(&args)?;
     let client = registry_opts::client(&args.registry, None)?;
     let cache = open_cache(&args.transfer)?;
+    // `-o oci-archive:FILE.tar[.zst]`: pull into a layout beside FILE, then write the archive from it.
+    let archive_out = args
+        .output
+        .to_str()
+        .and_then(|o| o.strip_prefix("oci-archive:"))
+        .map(std::path::PathBuf::from);
+    let layout_dir = match &archive_out {
+        Some(file) => staging_dir(file)?,
+        None => args.output.clone(),
+    };
 
     // Resolve everything first: a typo in the tenth reference fails before anything is written.
-    let resolved = resolve_all(&client, &references, &overrides, &choice).await?;
+    let resolved = resolve_all(&client, &wanted, &overrides, &choice, &args, &layout_dir).await?;
 
-    let created = !args.output.exists();
-    let layout = OciLayout::open_or_create(&args.output)
-        .with_context(|| format!("opening the output layout {}", args.output.display()))?;
+    let created = !layout_dir.exists();
+    let layout = OciLayout::open_or_create(&layout_dir)
+        .with_context(|| format!("opening the output layout {}", layout_dir.display()))?;
     let result = copy_all(&args, quiet, cache, &layout, resolved).await;
     layout.tidy();
     if result.is_err() && created {
         remove_if_empty(&layout);
     }
     let pulled = result?;
+    if let Some(file) = &archive_out {
+        let (dir, file) = (layout_dir.clone(), file.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            let r = ferry_archive::OciArchive::write(&dir, &file);
+            let _ = std::fs::remove_dir_all(&dir);
+            r
+        })
+        .await
+        .context("archive task failed")?
+        .with_context(|| format!("writing {}", args.output.display()))?;
+        tracing::info!("wrote {written:?}");
+    }
     print_summary(&pulled, args.json, quiet)
 }
 
+/// A fresh directory beside `file` (same filesystem, so cached blobs link instead of copying).
+fn staging_dir(file: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix(".ferry-archive-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
+    Ok(dir.keep())
+}
+
+/// What the user asked for: a registry reference, or an archive or daemon image.
+enum Wanted {
+    Registry(Reference),
+    Local(ferry_archive::SourceSpec, String),
+}
+
 struct Resolved {
-    reference: Reference,
-    source: Repository,
+    /// The name recorded in the layout and shown: the normalized reference.
+    name: String,
+    /// The registry reference (`None` for archives and the daemon), for naming cosign referrers.
+    reference: Option<Reference>,
+    source: Arc<dyn ReadStore>,
+    /// Where the bytes come from, for messages (`pulling X (from Y)`).
+    origin: String,
     selection: Selection,
 }
 
 async fn resolve_all(
     client: &Arc<RegistryClient>,
-    references: &[Reference],
+    wanted: &[Wanted],
     overrides: &[(String, String)],
     choice: &PlatformChoice,
+    args: &PullArgs,
+    layout_dir: &Path,
 ) -> anyhow::Result<Vec<Resolved>> {
     let slots = Arc::new(tokio::sync::Semaphore::new(RESOLVE_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, reference) in references.iter().enumerate() {
-        let source_ref = apply_override(reference, overrides)?;
-        let (client, slots, choice, reference) = (
-            client.clone(),
-            slots.clone(),
-            choice.clone(),
-            reference.clone(),
-        );
+    let mut out: Vec<Vec<Resolved>> = (0..wanted.len()).map(|_| Vec::new()).collect();
+    // Temp files of archives and daemon exports go beside the output, on disk rather than in a RAM /tmp.
+    let open = ferry_archive::SourceOptions {
+        open: ferry_archive::OpenOptions {
+            temp_dir: layout_dir
+                .parent()
+                .map(Path::to_path_buf)
+                .filter(|p| p.is_dir()),
+        },
+        platform: match choice {
+            PlatformChoice::Auto(p) | PlatformChoice::Exactly(p) => Some(p.clone()),
+            PlatformChoice::All => None,
+        },
+    };
+    for (i, w) in wanted.iter().enumerate() {
+        let reference = match w {
+            Wanted::Local(spec, typed) => {
+                out[i] = resolve_local(spec, typed, &open, choice).await?;
+                continue;
+            }
+            Wanted::Registry(r) => r.clone(),
+        };
+        let source_ref = apply_override(&reference, overrides)?;
+        let (client, slots, choice) = (client.clone(), slots.clone(), choice.clone());
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
             let repo = Repository::new(client, &source_ref.registry, &source_ref.repository);
@@ -96,33 +161,105 @@ async fn resolve_all(
                 anyhow::Ok(selection)
             }
             .await
-            .with_context(|| describe_source(&reference, &source_ref));
+            .with_context(|| describe_source(&reference.to_string(), &source_ref.to_string()));
             (
                 i,
+                reference.clone(),
                 result.map(|selection| Resolved {
-                    reference,
-                    source: repo,
+                    name: reference.to_string(),
+                    reference: Some(reference),
+                    origin: source_ref.to_string(),
+                    source: Arc::new(repo),
                     selection,
                 }),
             )
         });
     }
-    let mut out: Vec<Option<Resolved>> = (0..references.len()).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
-        let (i, r) = joined.expect("resolve task panicked");
-        out[i] = Some(r?);
+        let (i, reference, r) = joined.expect("resolve task panicked");
+        out[i] = match r {
+            Ok(r) => vec![r],
+            // Zarf's fallback: an image the registry cannot give (for any reason but rate limiting) may be
+            // one built locally.
+            Err(e) if args.daemon_fallback && !is_rate_limited(&e) => {
+                tracing::warn!("{e:#}; trying the Docker daemon");
+                let spec = ferry_archive::SourceSpec::DockerDaemon {
+                    name: reference.to_string(),
+                };
+                resolve_local(&spec, &reference.to_string(), &open, choice)
+                    .await
+                    .with_context(|| format!("{e:#}; the Docker daemon fallback failed too"))?
+            }
+            Err(e) => return Err(e),
+        };
     }
-    Ok(out
-        .into_iter()
-        .map(|r| r.expect("every reference resolved"))
-        .collect())
+    Ok(out.into_iter().flatten().collect())
 }
 
-fn describe_source(reference: &Reference, source: &Reference) -> String {
-    if reference == source {
-        format!("pulling {reference}")
+fn is_rate_limited(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<ferry_registry::RegistryError>()
+            .is_some_and(ferry_registry::RegistryError::is_rate_limited)
+    })
+}
+
+/// The images of an archive or the daemon, selected like registry images, named by the reference given
+/// (`docker-archive:FILE:REF`), else by the names the archive records.
+async fn resolve_local(
+    spec: &ferry_archive::SourceSpec,
+    typed: &str,
+    open: &ferry_archive::SourceOptions,
+    choice: &PlatformChoice,
+) -> anyhow::Result<Vec<Resolved>> {
+    let source = ferry_archive::open_source(spec, open)
+        .await
+        .with_context(|| format!("opening {typed}"))?;
+    let given = match spec {
+        ferry_archive::SourceSpec::DockerDaemon { name } => Some(name.clone()),
+        ferry_archive::SourceSpec::DockerArchive { reference, .. }
+        | ferry_archive::SourceSpec::OciArchive { reference, .. } => reference.clone(),
+    };
+    let mut out = Vec::new();
+    for image in source.images {
+        let raw_name = given
+            .clone()
+            .or(image.name.clone())
+            .with_context(|| format!("an image in {typed} has no name; name it: {typed}:NAME"))?;
+        // Names that are references are normalized like any other; a bare tag (Docker's `linux`) is kept.
+        let reference = raw_name.parse::<Reference>().ok();
+        let name = reference
+            .as_ref()
+            .map_or(raw_name.clone(), |r| r.to_string());
+        let bytes = source
+            .store
+            .fetch_manifest(&image.desc)
+            .await
+            .with_context(|| format!("reading {name} from {typed}"))?;
+        let selection = select_root(
+            source.store.as_ref(),
+            image.desc.clone(),
+            bytes,
+            false,
+            choice,
+        )
+        .await
+        .with_context(|| format!("pulling {name} from {typed}"))?;
+        out.push(Resolved {
+            name,
+            reference: None,
+            source: source.store.clone(),
+            origin: typed.to_string(),
+            selection,
+        });
+    }
+    Ok(out)
+}
+
+fn describe_source(name: &str, origin: &str) -> String {
+    if name == origin {
+        format!("pulling {name}")
     } else {
-        format!("pulling {reference} (from {source})")
+        format!("pulling {name} (from {origin})")
     }
 }
 
@@ -137,8 +274,8 @@ async fn copy_all(
     let dest: Arc<dyn WriteStore> = Arc::new(layout.clone());
     let mut pulled = Vec::new();
     for r in resolved {
-        let label = r.reference.to_string();
-        let source: Arc<dyn ReadStore> = Arc::new(r.source.clone());
+        let label = r.name.clone();
+        let source: Arc<dyn ReadStore> = r.source.clone();
         let copier = ImageCopy {
             label: &label,
             mode,
@@ -154,7 +291,7 @@ async fn copy_all(
                 &r.selection.known,
             )
             .await
-            .with_context(|| describe_source(&r.reference, &source_reference(&r)))?;
+            .with_context(|| describe_source(&r.name, &r.origin))?;
 
         // The image is complete: only now does it get an index entry.
         let named = named_entry(&r.selection.root, &label);
@@ -183,12 +320,17 @@ async fn copy_all(
             stats.merge(&more);
             let update = match &referrer.tag {
                 Some(tag) => {
-                    let name = Reference {
-                        tag: Some(tag.clone()),
-                        digest: None,
-                        ..r.reference.clone()
-                    }
-                    .to_string();
+                    let name = match &r.reference {
+                        Some(reference) => Reference {
+                            tag: Some(tag.clone()),
+                            digest: None,
+                            ..reference.clone()
+                        }
+                        .to_string(),
+                        None => {
+                            format!("{}:{tag}", label.split(['@', ':']).next().unwrap_or(&label))
+                        }
+                    };
                     let entry = named_entry(&referrer.desc, &name);
                     layout.update_index(move |entries| record_image(entries, entry, Vec::new()))
                 }
@@ -204,7 +346,7 @@ async fn copy_all(
             update.with_context(|| format!("recording a referrer of {label}"))?;
             referrers.push(referrer.desc.digest.to_string());
         }
-        let mut summary = summary(&r.reference, &named, stats);
+        let mut summary = summary(&r.name, &named, stats);
         summary.referrers = referrers;
         pulled.push(summary);
     }
@@ -223,14 +365,9 @@ fn named_entry(desc: &Descriptor, name: &str) -> Descriptor {
     named
 }
 
-fn source_reference(r: &Resolved) -> Reference {
-    r.reference
-        .with_location(r.source.registry(), r.source.repository())
-}
-
-fn summary(reference: &Reference, desc: &Descriptor, stats: CopyStats) -> PulledImage {
+fn summary(name: &str, desc: &Descriptor, stats: CopyStats) -> PulledImage {
     PulledImage {
-        reference: reference.to_string(),
+        reference: name.to_string(),
         digest: desc.digest.to_string(),
         media_type: desc.media_type.clone(),
         platform: desc.platform.as_ref().map(|p| p.to_string()),
@@ -272,7 +409,7 @@ fn print_summary(pulled: &[PulledImage], json: bool, quiet: bool) -> anyhow::Res
 fn collect_references(
     args: &[String],
     files: &[std::path::PathBuf],
-) -> anyhow::Result<Vec<Reference>> {
+) -> anyhow::Result<Vec<Wanted>> {
     let mut raw: Vec<String> = args.to_vec();
     for file in files {
         let text = std::fs::read_to_string(file)
@@ -294,11 +431,20 @@ fn collect_references(
             );
         }
     }
-    let mut out: Vec<Reference> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut out: Vec<Wanted> = Vec::new();
     for r in raw {
+        if let Some(spec) = ferry_archive::SourceSpec::parse(&r) {
+            if !seen.contains(&r) {
+                seen.push(r.clone());
+                out.push(Wanted::Local(spec, r));
+            }
+            continue;
+        }
         let parsed: Reference = r.parse()?;
-        if !out.contains(&parsed) {
-            out.push(parsed);
+        if !seen.contains(&parsed.to_string()) {
+            seen.push(parsed.to_string());
+            out.push(Wanted::Registry(parsed));
         }
     }
     Ok(out)

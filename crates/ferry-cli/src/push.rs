@@ -162,7 +162,7 @@ pub async fn copy_referrer(
 }
 
 /// A layout directory, or a Zarf package directory holding one in `images/`.
-fn layout_dir(source: &Path) -> anyhow::Result<PathBuf> {
+pub fn layout_dir(source: &Path) -> anyhow::Result<PathBuf> {
     if source.join("oci-layout").is_file() {
         return Ok(source.to_path_buf());
     }

@@ -110,15 +110,15 @@ pub async fn run_tag(args: TagArgs, quiet: bool) -> anyhow::Result<()> {
     let mut targets = Vec::new();
     for raw in &args.tags {
         let tag = raw.strip_prefix(':').unwrap_or(raw);
-        let named: Reference = format!("{}:{tag}", reference.name())
-            .parse()
-            .with_context(|| format!("invalid tag {raw:?}"))?;
-        if tag.contains(['/', '@', ':']) || named.tag.as_deref() != Some(tag) {
+        if tag.contains(['/', '@', ':']) {
             bail!(
                 "{raw:?} is not a tag: `ferry tag` tags within {}; use `ferry copy` for another repository",
                 reference.name()
             );
         }
+        let named: Reference = format!("{}:{tag}", reference.name())
+            .parse()
+            .with_context(|| format!("invalid tag {raw:?}"))?;
         targets.push((tag.to_string(), named));
     }
     let client = registry_opts::client(&args.registry, None)?;

@@ -93,6 +93,15 @@ impl RegistryError {
         }
     }
 
+    /// HTTP 429, possibly after retries: Zarf's daemon fallback must not hide a rate limit.
+    pub fn is_rate_limited(&self) -> bool {
+        match self {
+            RegistryError::Status { status, .. } => *status == 429,
+            RegistryError::RetriesExhausted { last, .. } => last.is_rate_limited(),
+            _ => false,
+        }
+    }
+
     /// A manifest push refused for missing references; see [`RegistryError::MissingReferences`].
     pub fn is_missing_references(&self) -> bool {
         matches!(self, RegistryError::MissingReferences { .. })

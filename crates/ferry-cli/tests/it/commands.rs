@@ -64,17 +64,32 @@ async fn login_checks_and_stores_credentials_then_logout_removes_them() {
         let env = Env::new();
         let config = config_path(&env);
         std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-        std::fs::write(&config, r#"{"psFormat":"table {{.ID}}","auths":{"other.example":{"auth":"eDp5"}}}"#)
-            .unwrap();
+        std::fs::write(
+            &config,
+            r#"{"psFormat":"table {{.ID}}","auths":{"other.example":{"auth":"eDp5"}}}"#,
+        )
+        .unwrap();
         let before = std::fs::read(&config).unwrap();
 
         // A wrong password is refused by the registry (or its token service) and nothing is stored.
-        let out = with_stdin(&env, &["login", &host, "-u", USER, "--password-stdin"], "wrong\n").await;
+        let out = with_stdin(
+            &env,
+            &["login", &host, "-u", USER, "--password-stdin"],
+            "wrong\n",
+        )
+        .await;
         assert_eq!(out.status.code(), Some(1), "{mode:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(&host) && err.contains("nothing was stored"), "{err}");
+        assert!(
+            err.contains(&host) && err.contains("nothing was stored"),
+            "{err}"
+        );
         assert!(!err.contains("wrong"), "the password never appears: {err}");
-        assert_eq!(std::fs::read(&config).unwrap(), before, "{mode:?}: config untouched");
+        assert_eq!(
+            std::fs::read(&config).unwrap(),
+            before,
+            "{mode:?}: config untouched"
+        );
 
         let out = with_stdin(
             &env,
@@ -82,7 +97,11 @@ async fn login_checks_and_stores_credentials_then_logout_removes_them() {
             &format!("{PASSWORD}\n"),
         )
         .await;
-        assert!(out.status.success(), "{mode:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!stdout(&out).contains(PASSWORD));
         let v = json(&out);
         assert_eq!(v["registry"], host.as_str());
@@ -111,8 +130,14 @@ async fn login_checks_and_stores_credentials_then_logout_removes_them() {
         assert_eq!(written["auths"]["other.example"]["auth"], "eDp5");
         let out = env.ok(&["logout", &host, "--json"]).await;
         assert_eq!(json(&out)["removed"], false);
-        env.fails(&["pull", &reference, "-o", env.path("again").to_str().unwrap(), "--no-cache"])
-            .await;
+        env.fails(&[
+            "pull",
+            &reference,
+            "-o",
+            env.path("again").to_str().unwrap(),
+            "--no-cache",
+        ])
+        .await;
     }
 }
 
@@ -146,10 +171,18 @@ esac
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let config = config_path(&env);
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(&config, format!(r#"{{"credHelpers":{{"{host}":"ferrytest"}}}}"#)).unwrap();
+    std::fs::write(
+        &config,
+        format!(r#"{{"credHelpers":{{"{host}":"ferrytest"}}}}"#),
+    )
+    .unwrap();
     let before = std::fs::read(&config).unwrap();
 
     let out = env
@@ -159,24 +192,46 @@ esac
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout(&out).contains("docker-credential-ferrytest"), "{}", stdout(&out));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("docker-credential-ferrytest"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!stdout(&out).contains(PASSWORD));
     let kept: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
     assert_eq!(kept["ServerURL"], host.as_str());
     assert_eq!(kept["Username"], USER);
     assert_eq!(kept["Secret"], PASSWORD);
-    assert_eq!(std::fs::read(&config).unwrap(), before, "the helper keeps the secret, not the file");
+    assert_eq!(
+        std::fs::read(&config).unwrap(),
+        before,
+        "the helper keeps the secret, not the file"
+    );
 
     let out_dir = env.path("images");
     let out = env
         .command()
         .env("PATH", &path)
-        .args(["pull", &format!("{host}/app:1"), "-o", out_dir.to_str().unwrap(), "-q"])
+        .args([
+            "pull",
+            &format!("{host}/app:1"),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "-q",
+        ])
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_has_all(&out_dir, &image);
 
     let out = env
@@ -186,9 +241,16 @@ esac
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = json(&out);
-    assert_eq!((v["removed"].clone(), v["helper"].clone()), (Value::Bool(true), "ferrytest".into()));
+    assert_eq!(
+        (v["removed"].clone(), v["helper"].clone()),
+        (Value::Bool(true), "ferrytest".into())
+    );
     assert!(!store.exists());
 }
 
@@ -211,7 +273,10 @@ async fn inspect_and_digest_of_an_index_and_a_manifest() {
     assert_eq!(v["totalSize"], total_size(&index));
     assert_eq!(v["complete"], true);
     let children = v["manifests"].as_array().unwrap();
-    let platforms: Vec<&str> = children.iter().map(|c| c["platform"].as_str().unwrap()).collect();
+    let platforms: Vec<&str> = children
+        .iter()
+        .map(|c| c["platform"].as_str().unwrap())
+        .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     assert_eq!(children[1]["digest"], index.children[1].digest().as_str());
     assert_eq!(children[1]["totalSize"], total_size(&index.children[1]));
@@ -224,19 +289,31 @@ async fn inspect_and_digest_of_an_index_and_a_manifest() {
     // --raw: the bytes exactly, no newline added.
     let raw = env.ok(&["inspect", "--raw", &multi]).await;
     assert_eq!(raw.stdout, index.manifest.bytes.as_ref());
-    let raw = env.ok(&["inspect", "--raw", &format!("{host}/single:1")]).await;
+    let raw = env
+        .ok(&["inspect", "--raw", &format!("{host}/single:1")])
+        .await;
     assert_eq!(raw.stdout, single.manifest.bytes.as_ref());
 
     // --config: an index has none until a platform is chosen.
     let err = env.fails(&["inspect", "--config", &multi]).await;
-    assert!(err.contains("--platform") && err.contains("linux/arm64"), "{err}");
+    assert!(
+        err.contains("--platform") && err.contains("linux/arm64"),
+        "{err}"
+    );
     let arm = &index.children[1];
     let config = env
         .ok(&["inspect", "--config", "--platform", "linux/arm64", &multi])
         .await;
-    assert_eq!(config.stdout, arm.blobs[0].bytes.as_ref(), "the config blob, exactly");
+    assert_eq!(
+        config.stdout,
+        arm.blobs[0].bytes.as_ref(),
+        "the config blob, exactly"
+    );
 
-    let v = json(&env.ok(&["inspect", &format!("{host}/single:1"), "--json"]).await);
+    let v = json(
+        &env.ok(&["inspect", &format!("{host}/single:1"), "--json"])
+            .await,
+    );
     assert_eq!(v["kind"], "manifest");
     assert_eq!(v["mediaType"], fixtures::DOCKER_MANIFEST);
     assert_eq!(v["platform"], "linux/arm64", "read from the config");
@@ -247,9 +324,14 @@ async fn inspect_and_digest_of_an_index_and_a_manifest() {
 
     let d = env.ok(&["digest", &multi]).await;
     assert_eq!(stdout(&d), format!("{}\n", index.digest()));
-    let d = env.ok(&["digest", &multi, "--platform", "linux/arm64"]).await;
+    let d = env
+        .ok(&["digest", &multi, "--platform", "linux/arm64"])
+        .await;
     assert_eq!(stdout(&d).trim(), arm.digest());
-    let v = json(&env.ok(&["digest", &format!("{host}/single:1"), "--json"]).await);
+    let v = json(
+        &env.ok(&["digest", &format!("{host}/single:1"), "--json"])
+            .await,
+    );
     assert_eq!(v["digest"], single.digest().as_str());
     assert_eq!(v["size"], single.manifest.size());
 
@@ -274,23 +356,39 @@ async fn ls_catalog_tag_and_delete() {
 
     // tag: only manifest requests, and the bytes under the new tags are the original ones.
     let before = proxy.requests().len();
-    let out = env.ok(&["tag", &format!("{host}/app:1"), "2", "3", "4", "5"]).await;
-    assert!(stdout(&out).contains(&format!("{host}/app:5")), "{}", stdout(&out));
+    let out = env
+        .ok(&["tag", &format!("{host}/app:1"), "2", "3", "4", "5"])
+        .await;
+    assert!(
+        stdout(&out).contains(&format!("{host}/app:5")),
+        "{}",
+        stdout(&out)
+    );
     let tag_requests = &proxy.requests()[before..];
     assert!(
-        tag_requests.iter().all(|r| r.path.contains("/manifests/")),
+        tag_requests.iter().all(|r| !r.path.contains("/blobs/")),
         "no blob traffic: {tag_requests:?}"
+    );
+    assert_eq!(
+        tag_requests.iter().filter(|r| r.method == "PUT").count(),
+        4,
+        "{tag_requests:?}"
     );
     for t in ["2", "5"] {
         let (_, bytes) = reg.get_manifest("app", t).await.unwrap();
         assert_eq!(bytes, image.manifest.bytes.as_ref());
     }
-    let err = env.fails(&["tag", &format!("{host}/app:1"), "other/repo:x"]).await;
+    let err = env
+        .fails(&["tag", &format!("{host}/app:1"), "other/repo:x"])
+        .await;
     assert!(err.contains("ferry copy"), "{err}");
 
     // ls: five tags, two per page.
     let before = proxy.requests().len();
-    let v = json(&env.ok(&["ls", &format!("{host}/app"), "--page-size", "2", "--json"]).await);
+    let v = json(
+        &env.ok(&["ls", &format!("{host}/app"), "--page-size", "2", "--json"])
+            .await,
+    );
     assert_eq!(v["repository"], format!("{host}/app"));
     let mut tags: Vec<String> = serde_json::from_value(v["tags"].clone()).unwrap();
     tags.sort();
@@ -307,9 +405,15 @@ async fn ls_catalog_tag_and_delete() {
 
     // catalog: registry 2.8 pages `_catalog` with Link headers.
     let before = proxy.requests().len();
-    let v = json(&env.ok(&["catalog", &host, "--page-size", "2", "--json"]).await);
+    let v = json(
+        &env.ok(&["catalog", &host, "--page-size", "2", "--json"])
+            .await,
+    );
     assert_eq!(v["registry"], host.as_str());
-    assert_eq!(v["repositories"], serde_json::json!(["app", "b", "c", "d", "e", "gone"]));
+    assert_eq!(
+        v["repositories"],
+        serde_json::json!(["app", "b", "c", "d", "e", "gone"])
+    );
     let pages = proxy.requests()[before..]
         .iter()
         .filter(|r| r.path.contains("/_catalog"))
@@ -321,15 +425,22 @@ async fn ls_catalog_tag_and_delete() {
     // delete by tag: resolved first, and said so; the manifest and every tag on it are gone.
     let out = env.ok(&["delete", &format!("{host}/app:3")]).await;
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&image.digest()) && err.contains("app:3"), "{err}");
+    assert!(
+        err.contains(&image.digest()) && err.contains("app:3"),
+        "{err}"
+    );
     assert!(stdout(&out).contains(&format!("deleted {host}/app@{}", image.digest())));
     assert!(reg.get_manifest("app", &image.digest()).await.is_none());
     assert!(reg.get_manifest("app", "1").await.is_none());
 
     // delete by digest.
     let v = json(
-        &env.ok(&["delete", &format!("{host}/gone@{}", gone.digest()), "--json"])
-            .await,
+        &env.ok(&[
+            "delete",
+            &format!("{host}/gone@{}", gone.digest()),
+            "--json",
+        ])
+        .await,
     );
     assert_eq!(v["digest"], gone.digest().as_str());
     assert_eq!(v["resolvedFrom"], Value::Null);
@@ -356,38 +467,69 @@ async fn layouts_inspect_ls_and_gc() {
     let out = env.path("images");
     let pinned = format!("{host}/nested@{}", nested.digest());
     let single_ref = format!("{host}/single:1");
-    env.ok(&["pull", &pinned, &single_ref, "-o", out.to_str().unwrap(), "-q"])
-        .await;
+    env.ok(&[
+        "pull",
+        &pinned,
+        &single_ref,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
     let dir = out.to_str().unwrap();
 
     // inspect by name, and by the digest of a manifest nested below an entry.
-    let v = json(&env.ok(&["inspect", &format!("oci:{dir}:{pinned}"), "--json"]).await);
+    let v = json(
+        &env.ok(&["inspect", &format!("oci:{dir}:{pinned}"), "--json"])
+            .await,
+    );
     assert_eq!(v["digest"], nested.digest().as_str());
     assert_eq!(v["name"], pinned.as_str());
     assert_eq!(v["totalSize"], total_size(&nested));
-    let raw = env.ok(&["inspect", "--raw", &format!("oci:{dir}:{single_ref}")]).await;
+    let raw = env
+        .ok(&["inspect", "--raw", &format!("oci:{dir}:{single_ref}")])
+        .await;
     assert_eq!(raw.stdout, single.manifest.bytes.as_ref());
     let arm = &inner.children[1];
-    let v = json(&env.ok(&["inspect", &format!("oci:{dir}:{}", arm.digest()), "--json"]).await);
+    let v = json(
+        &env.ok(&["inspect", &format!("oci:{dir}:{}", arm.digest()), "--json"])
+            .await,
+    );
     assert_eq!(v["platform"], "linux/arm64");
     let config = env
         .ok(&["inspect", "--config", &format!("oci:{dir}:{single_ref}")])
         .await;
     assert_eq!(config.stdout, single.blobs[0].bytes.as_ref());
-    let d = env.ok(&["digest", &format!("oci:{dir}:{single_ref}")]).await;
+    let d = env
+        .ok(&["digest", &format!("oci:{dir}:{single_ref}")])
+        .await;
     assert_eq!(stdout(&d).trim(), single.digest());
-    let err = env.fails(&["inspect", &format!("oci:{dir}:{host}/absent:1")]).await;
-    assert!(err.contains("no image named") && err.contains(&single_ref), "{err}");
+    let err = env
+        .fails(&["inspect", &format!("oci:{dir}:{host}/absent:1")])
+        .await;
+    assert!(
+        err.contains("no image named") && err.contains(&single_ref),
+        "{err}"
+    );
 
     // layout ls: names and platforms.
     let v = json(&env.ok(&["layout", "ls", dir, "--json"]).await);
     let entries = v.as_array().unwrap();
-    let single_entry = entries.iter().find(|e| e["name"] == single_ref.as_str()).unwrap();
+    let single_entry = entries
+        .iter()
+        .find(|e| e["name"] == single_ref.as_str())
+        .unwrap();
     assert_eq!(single_entry["refName"], single_ref.as_str());
     assert_eq!(single_entry["baseName"], single_ref.as_str());
-    assert_eq!(single_entry["platforms"], serde_json::json!(["linux/amd64"]));
+    assert_eq!(
+        single_entry["platforms"],
+        serde_json::json!(["linux/amd64"])
+    );
     let text = stdout(&env.ok(&["layout", "ls", dir]).await);
-    assert!(text.contains(&single_ref) && text.contains("linux/amd64"), "{text}");
+    assert!(
+        text.contains(&single_ref) && text.contains("linux/amd64"),
+        "{text}"
+    );
 
     // gc: keep only the named entries, so the nested manifests are reachable only through the walk; then
     // add an orphan.
@@ -403,10 +545,27 @@ async fn layouts_inspect_ls_and_gc() {
     let v = json(&env.ok(&["layout", "gc", dir, "--dry-run", "--json"]).await);
     assert_eq!(v["removed"], serde_json::json!([]));
     assert_eq!(v["keptRecent"], 1);
-    let v = json(&env.ok(&["layout", "gc", dir, "--min-age", "0s", "--dry-run", "--json"]).await);
+    let v = json(
+        &env.ok(&[
+            "layout",
+            "gc",
+            dir,
+            "--min-age",
+            "0s",
+            "--dry-run",
+            "--json",
+        ])
+        .await,
+    );
     assert_eq!(v["removed"], serde_json::json!([orphan_digest]));
-    assert!(blob(&out, &orphan_digest).exists(), "a dry run removes nothing");
-    let v = json(&env.ok(&["layout", "gc", dir, "--min-age", "0s", "--json"]).await);
+    assert!(
+        blob(&out, &orphan_digest).exists(),
+        "a dry run removes nothing"
+    );
+    let v = json(
+        &env.ok(&["layout", "gc", dir, "--min-age", "0s", "--json"])
+            .await,
+    );
     assert_eq!(v["removed"], serde_json::json!([orphan_digest]));
     assert_eq!(v["removedBytes"], orphan.len());
     assert!(!blob(&out, &orphan_digest).exists());
@@ -430,7 +589,10 @@ async fn zarf_era_layouts_inspect_by_name() {
         "library/local-test:1.0.0",
         "localhost:9999/local-test:1.0.0",
     ] {
-        let v = json(&env.ok(&["inspect", &format!("oci:{dir}:{name}"), "--json"]).await);
+        let v = json(
+            &env.ok(&["inspect", &format!("oci:{dir}:{name}"), "--json"])
+                .await,
+        );
         assert_eq!(
             v["digest"], "sha256:36d1d40a06b50801a6a61e0d77839ddcb1fad96236bc9bb0b054a0a88ddee6d2",
             "{name}"
@@ -438,8 +600,12 @@ async fn zarf_era_layouts_inspect_by_name() {
         assert_eq!(v["mediaType"], fixtures::DOCKER_MANIFEST);
     }
     let v = json(
-        &env.ok(&["inspect", &format!("oci:{dir}:ghcr.io/stefanprodan/charts/podinfo:6.4.0"), "--json"])
-            .await,
+        &env.ok(&[
+            "inspect",
+            &format!("oci:{dir}:ghcr.io/stefanprodan/charts/podinfo:6.4.0"),
+            "--json",
+        ])
+        .await,
     );
     assert_eq!(v["config"]["mediaType"], fixtures::HELM_CONFIG);
     let v = json(&env.ok(&["layout", "ls", dir, "--json"]).await);
@@ -449,7 +615,10 @@ async fn zarf_era_layouts_inspect_by_name() {
     let v = json(
         &env.ok(&[
             "inspect",
-            &format!("oci:{}:ghcr.io/zarf-dev/images/hello-world:latest", oras.display()),
+            &format!(
+                "oci:{}:ghcr.io/zarf-dev/images/hello-world:latest",
+                oras.display()
+            ),
             "--json",
         ])
         .await,
@@ -515,11 +684,20 @@ async fn help_completions_and_man_pages() {
         let mut args = cmd.to_vec();
         args.push("--help");
         let text = stdout(&env.ok(&args).await);
-        assert!(text.contains("Examples:\n  ferry "), "{cmd:?} --help:\n{text}");
+        assert!(
+            text.contains("Examples:\n  ferry "),
+            "{cmd:?} --help:\n{text}"
+        );
     }
     // Usage errors exit 2.
     assert_eq!(env.ferry(&["ls"]).await.status.code(), Some(2));
-    assert_eq!(env.ferry(&["inspect", "x", "--raw", "--json"]).await.status.code(), Some(2));
+    assert_eq!(
+        env.ferry(&["inspect", "x", "--raw", "--json"])
+            .await
+            .status
+            .code(),
+        Some(2)
+    );
 
     let bash = stdout(&env.ok(&["completions", "bash"]).await);
     assert!(bash.contains("pull") && bash.contains("inspect") && bash.contains("_ferry"));
@@ -527,13 +705,22 @@ async fn help_completions_and_man_pages() {
     assert!(zsh.contains("#compdef ferry"));
 
     let man = stdout(&env.ok(&["man"]).await);
-    assert!(man.starts_with(".ie") || man.contains(".TH ferry"), "{}", &man[..200.min(man.len())]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH ferry"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
     for n in &names {
         assert!(man.contains(&format!("ferry\\-{n}")), "man page lists {n}");
     }
     let dir = env.path("man");
     env.ok(&["man", "--out", dir.to_str().unwrap(), "-q"]).await;
-    for page in ["ferry.1", "ferry-pull.1", "ferry-inspect.1", "ferry-layout-gc.1"] {
+    for page in [
+        "ferry.1",
+        "ferry-pull.1",
+        "ferry-inspect.1",
+        "ferry-layout-gc.1",
+    ] {
         assert!(Path::new(&dir.join(page)).is_file(), "{page}");
     }
 }

@@ -1,5 +1,6 @@
 //! ferry's integration tests: the real binary against real registries (one test binary, modules by command).
 
+mod archives;
 mod auth;
 mod bad_input;
 mod cache;
