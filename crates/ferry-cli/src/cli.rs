@@ -78,7 +78,8 @@ pub enum Command {
   ferry inspect nginx:1.25 --platform linux/arm64 --config   # one platform's config blob
   ferry inspect --raw ghcr.io/org/app@sha256:<digest> > manifest.json   # the exact manifest bytes
   ferry inspect oci:images:docker.io/library/nginx:1.25      # an entry of a layout (Zarf images/), by name
-  ferry inspect oci:images:library/nginx:1.25 --json")]
+  ferry inspect oci:images:library/nginx:1.25 --json
+  ferry inspect docker-archive:saved.tar")]
     Inspect(InspectArgs),
 
     /// Print the digest of the manifest a reference names (a HEAD request when the registry allows).
@@ -198,8 +199,9 @@ pub struct ConnectArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// A registry reference (`nginx:1.25`, `host/repo@sha256:…`) or a layout entry, `oci:DIR[:NAME]` (NAME
-    /// as the layout names it, Crane or ORAS era, or a digest).
+    /// A registry reference (`nginx:1.25`, `host/repo@sha256:…`); a layout entry, `oci:DIR[:NAME]` (NAME as
+    /// the layout names it, Crane or ORAS era, or a digest); `docker-archive:FILE[:REF]`,
+    /// `oci-archive:FILE[:REF]` or `docker-daemon:IMAGE`.
     pub reference: String,
 
     /// Print the manifest bytes exactly as stored.
@@ -224,7 +226,7 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug)]
 pub struct DigestArgs {
-    /// A registry reference or a layout entry (`oci:DIR[:NAME]`).
+    /// A registry reference, a layout entry (`oci:DIR[:NAME]`), an archive or `docker-daemon:IMAGE`.
     pub reference: String,
 
     /// For an index: the digest of the first manifest for this platform (os/arch[/variant]).
@@ -453,11 +455,11 @@ pub struct PushArgs {
 pub struct UploadArgs {
     /// Blobs up to this size are uploaded in one request; larger ones in chunks that resume after a broken
     /// connection. Each upload buffers at most this much.
-    #[arg(long, default_value = "8M", value_name = "SIZE")]
+    #[arg(long, default_value = "4M", value_name = "SIZE")]
     pub chunk_threshold: String,
 
     /// Size of each upload chunk; also the memory each large upload buffers.
-    #[arg(long, default_value = "8M", value_name = "SIZE")]
+    #[arg(long, default_value = "4M", value_name = "SIZE")]
     pub chunk_size: String,
 }
 

@@ -24,9 +24,11 @@ const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// The largest config `--config` prints; configs are small, a bigger blob is not one.
 const MAX_CONFIG_BYTES: u64 = 64 << 20;
 
-/// What the user named: a registry reference or a layout entry.
+/// What the user named: a registry reference, a layout entry, or an image in an archive or the Docker Engine.
 pub enum Target {
     Registry(Reference),
+    /// `docker-archive:FILE[:REF]`, `oci-archive:FILE[:REF]`, `docker-daemon:IMAGE`.
+    Archive(ferry_archive::SourceSpec),
     /// `oci:DIR[:NAME]`: NAME is everything after the first ':' (a name has colons of its own), as skopeo
     /// splits it.
     Layout {
@@ -37,6 +39,9 @@ pub enum Target {
 
 impl Target {
     pub fn parse(s: &str) -> anyhow::Result<Target> {
+        if let Some(spec) = ferry_archive::SourceSpec::parse(s) {
+            return Ok(Target::Archive(spec));
+        }
         if let Some(rest) = s.strip_prefix("oci:").filter(|_| !s.starts_with("oci://")) {
             let (dir, name) = match rest.split_once(':') {
                 Some((d, n)) => (d, Some(n.to_string()).filter(|n| !n.is_empty())),
@@ -81,6 +86,28 @@ async fn open(target: &Target, registry: &RegistryArgs) -> anyhow::Result<Opened
                 manifest,
             })
         }
+        Target::Archive(spec) => {
+            let source =
+                ferry_archive::open_source(spec, &ferry_archive::SourceOptions::default()).await?;
+            let [image] = source.images.as_slice() else {
+                let names: Vec<String> = source.images.iter().map(|i| i.label()).collect();
+                bail!(
+                    "it holds {} images; name one with FILE:REF ({})",
+                    names.len(),
+                    names.join(", ")
+                );
+            };
+            let bytes = source.store.fetch_manifest(&image.desc).await?;
+            let manifest = parse(&image.desc, &bytes, &source.store.describe())?;
+            Ok(Opened {
+                label: target_label(spec),
+                name: image.name.clone(),
+                desc: image.desc.clone(),
+                store: source.store,
+                bytes,
+                manifest,
+            })
+        }
         Target::Layout { dir, name } => {
             let layout = open_layout(dir)?;
             let (desc, entry_name) = find_entry(&layout, name.as_deref())?;
@@ -97,6 +124,24 @@ async fn open(target: &Target, registry: &RegistryArgs) -> anyhow::Result<Opened
                 bytes,
                 manifest,
             })
+        }
+    }
+}
+
+fn target_label(spec: &ferry_archive::SourceSpec) -> String {
+    use ferry_archive::SourceSpec::*;
+    match spec {
+        DockerDaemon { name } => format!("docker-daemon:{name}"),
+        DockerArchive { path, reference } | OciArchive { path, reference } => {
+            let kind = if matches!(spec, DockerArchive { .. }) {
+                "docker-archive"
+            } else {
+                "oci-archive"
+            };
+            match reference {
+                Some(r) => format!("{kind}:{}:{r}", path.display()),
+                None => format!("{kind}:{}", path.display()),
+            }
         }
     }
 }
@@ -557,7 +602,7 @@ mod tests {
                 assert_eq!(dir, PathBuf::from("images"));
                 assert_eq!(name.as_deref(), Some("docker.io/library/nginx:1.25"));
             }
-            Target::Registry(_) => panic!("a layout"),
+            _ => panic!("a layout"),
         }
         assert!(matches!(
             Target::parse("oci:/tmp/x").unwrap(),
@@ -568,5 +613,9 @@ mod tests {
             Target::Registry(_)
         ));
         assert!(Target::parse("oci::x").is_err());
+        assert!(matches!(
+            Target::parse("docker-daemon:nginx:1.25").unwrap(),
+            Target::Archive(_)
+        ));
     }
 }

@@ -57,7 +57,8 @@ fn main() -> ExitCode {
         }
     });
     // Dropping the runtime drops every in-flight task, which removes their temp files.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    // It also lets the cache finish making this run's blobs durable (their stamps follow their fsync).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
     ExitCode::from(code)
 }
 

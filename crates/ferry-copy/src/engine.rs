@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use ferry_oci::{Descriptor, Digest, Manifest, media_type};
+use ferry_oci::{Descriptor, Digest, Hasher, Manifest, media_type};
 use ferry_store::{
     BlobCache, BlobWriter, BoxFuture, ReadStore, StoreError, WriteStore, transfer, transfer_from,
 };
@@ -330,73 +330,54 @@ async fn copy_blob(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Fetch a blob from the source into the cache and the destination. A partial download left by an earlier
-/// process is continued (into the cache, then linked or copied to the destination); otherwise the bytes
-/// stream into both at once. Returns how many bytes an earlier process had already fetched.
+/// Fetch a blob from the source through the cache into the destination, continuing a partial download an
+/// earlier process left. Returns how many bytes that process had already fetched.
 async fn fetch_through_cache(
     run: &Arc<Run>,
     cache: &BlobCache,
     desc: &Descriptor,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<u64, StoreError> {
-    let partial = match cache.partial(desc).await {
-        Ok(p) => p,
+    // Into the cache first, then linked into the destination: the bytes cross the network once and reach
+    // the disk once (a hard link costs nothing; a copy only when the two are on different filesystems).
+    let (writer, start): (Box<dyn BlobWriter>, Hasher) = match cache.partial(desc).await {
+        Ok(Some(p)) => {
+            let start = p.resume_state();
+            (Box::new(p), start)
+        }
+        // Another process is fetching the same blob right now: fetch our own copy beside it.
+        Ok(None) => (cache.writer(desc).await?, Hasher::new()),
         Err(e) => {
-            tracing::warn!("no resumable download for {}: {e}", desc.digest);
-            None
+            tracing::warn!("not caching {}: {e}", desc.digest);
+            let writer = run.dest.blob_writer(desc).await?;
+            transfer(run.source.as_ref(), desc, vec![writer], progress).await?;
+            return Ok(0);
         }
     };
-    if let Some(p) = partial {
-        let start = p.resume_state();
-        let already = start.len();
-        if already > 0 {
-            progress(already);
-            match transfer_from(
-                run.source.as_ref(),
-                desc,
-                vec![Box::new(p)],
-                start,
-                progress,
-            )
-            .await
-            {
-                Ok(_) => {
-                    place_from_cache(run, cache, desc).await?;
-                    return Ok(already);
-                }
-                Err(e) if e.invalidates_partial() => {
-                    tracing::warn!(
-                        "partial download of {} is unusable ({e}); starting over",
-                        desc.digest
-                    );
-                    cache.discard_partial(desc);
-                    return Err(StoreError::RangeIgnored {
-                        store: run.source.describe(),
-                        digest: desc.digest.clone(),
-                        offset: already,
-                    });
-                }
-                Err(e) => return Err(e),
+    let already = start.len();
+    if already > 0 {
+        progress(already);
+    }
+    if let Err(e) = transfer_from(run.source.as_ref(), desc, vec![writer], start, progress).await {
+        if e.invalidates_partial() {
+            cache.discard_partial(desc);
+            if already > 0 {
+                tracing::warn!(
+                    "partial download of {} is unusable ({e}); starting over",
+                    desc.digest
+                );
+                // Transient: the next attempt starts the blob from byte 0.
+                return Err(StoreError::RangeIgnored {
+                    store: run.source.describe(),
+                    digest: desc.digest.clone(),
+                    offset: already,
+                });
             }
         }
-        let writers: Vec<Box<dyn BlobWriter>> =
-            vec![run.dest.blob_writer(desc).await?, Box::new(p)];
-        if let Err(e) = transfer(run.source.as_ref(), desc, writers, progress).await {
-            if e.invalidates_partial() {
-                cache.discard_partial(desc);
-            }
-            return Err(e);
-        }
-        return Ok(0);
+        return Err(e);
     }
-    // Another process is fetching the same blob into the cache: fetch our own copy beside it.
-    let mut writers = vec![run.dest.blob_writer(desc).await?];
-    match cache.writer(desc).await {
-        Ok(w) => writers.push(w),
-        Err(e) => tracing::warn!("not caching {}: {e}", desc.digest),
-    }
-    transfer(run.source.as_ref(), desc, writers, progress).await?;
-    Ok(0)
+    place_from_cache(run, cache, desc).await?;
+    Ok(already)
 }
 
 /// Put a blob the cache now holds into the destination: a hard link, or a verified copy.

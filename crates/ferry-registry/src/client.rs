@@ -42,8 +42,8 @@ impl Default for ClientOptions {
             credentials: CredentialStore::default(),
             retry: RetryPolicy::default(),
             user_agent: concat!("ferry/", env!("CARGO_PKG_VERSION")).to_string(),
-            chunk_threshold: 8 << 20,
-            chunk_size: 8 << 20,
+            chunk_threshold: 4 << 20,
+            chunk_size: 4 << 20,
         }
     }
 }

@@ -292,7 +292,7 @@ impl BlobCache {
     /// A writer that adds `desc` to the cache on commit (fsynced, read-only, stamped).
     pub async fn writer(&self, desc: &Descriptor) -> Result<Box<dyn BlobWriter>> {
         let inner =
-            AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), true)
+            AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), false)
                 .await?;
         Ok(Box::new(CacheWriter {
             inner: Box::new(inner),
@@ -370,6 +370,17 @@ impl BlobCache {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
                 Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&path, e)),
+            }
+            // The file opened may have been committed (renamed to its blob name) by its writer between our
+            // open and our lock: then it is a finished blob, not a partial, and must not be touched. Only
+            // the file still at the partial's path is ours.
+            {
+                use std::os::unix::fs::MetadataExt;
+                let ours = lock.metadata().map_err(|e| StoreError::io(&path, e))?;
+                let at_path = std::fs::metadata(&path).ok();
+                if at_path.is_none_or(|m| m.ino() != ours.ino() || m.dev() != ours.dev()) {
+                    return Ok(None);
+                }
             }
             let on_disk = lock.metadata().map_err(|e| StoreError::io(&path, e))?.len();
             // A state that claims more than the file holds, or more than the blob, is not trusted.
@@ -451,19 +462,19 @@ impl BlobWriter for PartialWriter {
             } = *self;
             file.flush().await.map_err(|e| StoreError::io(&path, e))?;
             let file = file.into_inner().into_std().await;
+            let blob = dest.clone();
             tokio::task::spawn_blocking(move || {
-                file.sync_data().map_err(|e| StoreError::io(&path, e))?;
+                drop(file);
                 crate::file::set_read_only(&path)?;
                 std::fs::rename(&path, &dest).map_err(|e| StoreError::io(&dest, e))?;
                 let _ = std::fs::remove_file(&state_path);
-                if let Ok(meta) = std::fs::metadata(&dest) {
-                    let _ = std::fs::write(&stamp, stamp_of(&meta));
-                }
                 drop(_lock);
-                Ok(())
+                Ok::<_, StoreError>(())
             })
             .await
-            .expect("commit task panicked")
+            .expect("commit task panicked")?;
+            stamp_when_durable(blob, stamp);
+            Ok(())
         })
     }
 }
@@ -483,12 +494,30 @@ impl BlobWriter for CacheWriter {
         Box::pin(async move {
             let CacheWriter { inner, dest, stamp } = *self;
             inner.commit().await?;
-            // The bytes were verified on the way in; remember that so later reads need not re-hash.
-            if let Ok(meta) = std::fs::metadata(&dest) {
-                let _ = std::fs::write(stamp, stamp_of(&meta));
-            }
+            stamp_when_durable(dest, stamp);
             Ok(())
         })
+    }
+}
+
+/// The bytes were verified on the way in; once they are on disk, say so, so later reads need not re-hash.
+///
+/// The blob is visible as soon as it is renamed; the fsync runs in the background, and only then is the stamp
+/// written. A crash before that leaves a blob without a stamp, which the next reader hashes (and evicts if a
+/// torn write left it wrong) — so the cache never trusts bytes that might not have reached the disk, and no
+/// copy waits for the disk either.
+fn stamp_when_durable(blob: PathBuf, stamp: PathBuf) {
+    let job = move || {
+        let synced = std::fs::File::open(&blob).and_then(|f| f.sync_data());
+        if let (Ok(()), Ok(meta)) = (synced, std::fs::metadata(&blob)) {
+            let _ = std::fs::write(&stamp, stamp_of(&meta));
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn_blocking(job);
+        }
+        Err(_) => job(),
     }
 }
 

@@ -1,0 +1,202 @@
+//! The `images/` layout of a package, whatever form the package has, as what `ferry push` reads: the
+//! entries of `images/index.json` and a store serving their blobs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_oci::{Descriptor, Digest, media_type};
+use ferry_store::{BoxFuture, ByteSource, OciLayout, ReadStore, Referrer, Store, StoreError};
+
+use crate::error::{PackageError, Result};
+use crate::local::LocalPackage;
+use crate::store::FileStore;
+use crate::IMAGES_INDEX;
+
+/// See the module docs. Cheap to clone.
+#[derive(Clone)]
+pub struct PackageImages {
+    /// What messages name: the layout directory, or the package tarball.
+    root: PathBuf,
+    inner: Arc<Inner>,
+}
+
+enum Inner {
+    /// A layout on disk: a package directory's, or one unpacked from a compressed tarball (kept alive).
+    Layout {
+        layout: OciLayout,
+        _temp: Option<Arc<tempfile::TempDir>>,
+    },
+    /// Blobs served from the package in place (a plain tar, by byte ranges).
+    Files {
+        store: FileStore,
+        entries: Vec<Descriptor>,
+    },
+}
+
+impl PackageImages {
+    /// A plain OCI layout directory.
+    pub fn from_layout(layout: OciLayout) -> PackageImages {
+        PackageImages {
+            root: layout.root().to_path_buf(),
+            inner: Arc::new(Inner::Layout {
+                layout,
+                _temp: None,
+            }),
+        }
+    }
+
+    /// The images of a package read with [`crate::local::Extract::Images`].
+    pub fn from_package(pkg: &LocalPackage) -> Result<PackageImages> {
+        if let Some(dir) = pkg.images_dir() {
+            let layout = OciLayout::open(&dir)?;
+            return Ok(PackageImages {
+                root: if pkg.temp().is_some() {
+                    pkg.path.clone()
+                } else {
+                    dir
+                },
+                inner: Arc::new(Inner::Layout {
+                    layout,
+                    _temp: pkg.temp(),
+                }),
+            });
+        }
+        let index = pkg.read(IMAGES_INDEX, ferry_oci::MAX_MANIFEST_BYTES)?.ok_or_else(|| {
+            PackageError::invalid(pkg.label(), "has no images/index.json: no images to push")
+        })?;
+        let entries = parse_index(&pkg.label(), &index)?;
+        let mut store = FileStore::new(format!("package {}", pkg.label()));
+        for (rel, entry) in &pkg.files {
+            let Some(hex) = rel.strip_prefix("images/blobs/sha256/") else {
+                continue;
+            };
+            // Named by content: a file whose name is no digest is not a blob.
+            if let Ok(d) = format!("sha256:{hex}").parse::<Digest>() {
+                store.add_file(pkg, rel, entry, &d);
+            }
+        }
+        Ok(PackageImages {
+            root: pkg.path.clone(),
+            inner: Arc::new(Inner::Files { store, entries }),
+        })
+    }
+
+    /// The entries of `images/index.json`.
+    pub fn entries(&self) -> Result<Vec<Descriptor>, StoreError> {
+        match &*self.inner {
+            Inner::Layout { layout, .. } => layout.entries(),
+            Inner::Files { entries, .. } => Ok(entries.clone()),
+        }
+    }
+
+    /// The layout directory or the package file, for messages.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn store(&self) -> &dyn ReadStore {
+        match &*self.inner {
+            Inner::Layout { layout, .. } => layout,
+            Inner::Files { store, .. } => store,
+        }
+    }
+}
+
+/// The entries of an `index.json`.
+pub fn parse_index(package: &str, bytes: &[u8]) -> Result<Vec<Descriptor>> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct IndexFile {
+        schema_version: u32,
+        #[serde(default)]
+        manifests: Vec<Descriptor>,
+    }
+    let file: IndexFile = serde_json::from_slice(bytes)
+        .map_err(|e| PackageError::file(package, IMAGES_INDEX, format!("invalid: {e}")))?;
+    if file.schema_version != 2 {
+        return Err(PackageError::file(
+            package,
+            IMAGES_INDEX,
+            format!("unsupported schemaVersion {}", file.schema_version),
+        ));
+    }
+    Ok(file.manifests)
+}
+
+impl Store for PackageImages {
+    fn describe(&self) -> String {
+        match &*self.inner {
+            Inner::Layout { layout, _temp: None } => layout.describe(),
+            _ => format!("package {}", self.root.display()),
+        }
+    }
+}
+
+impl ReadStore for PackageImages {
+    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
+        self.store().fetch_manifest(desc)
+    }
+
+    fn fetch_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+    ) -> BoxFuture<'a, ferry_store::Result<(Box<dyn ByteSource>, u64)>> {
+        self.store().fetch_blob(desc, offset)
+    }
+
+    fn referrers<'a>(
+        &'a self,
+        subject: &'a Descriptor,
+    ) -> BoxFuture<'a, ferry_store::Result<Vec<Referrer>>> {
+        match &*self.inner {
+            Inner::Layout { layout, .. } => layout.referrers(subject),
+            Inner::Files { store, entries } => Box::pin(referrers_in(store, entries, subject)),
+        }
+    }
+}
+
+/// What a layout lists about `subject`, as the layout store finds it: entries named with a cosign tag for
+/// it, and manifests whose `subject` it is.
+async fn referrers_in(
+    store: &FileStore,
+    entries: &[Descriptor],
+    subject: &Descriptor,
+) -> ferry_store::Result<Vec<Referrer>> {
+    let tag_prefix = format!(":{}.", subject.digest.tag_form());
+    let mut out: Vec<Referrer> = Vec::new();
+    for entry in entries {
+        if entry.digest == subject.digest
+            || out.iter().any(|r| r.desc.digest == entry.digest)
+            || !media_type::is_manifest_like(&entry.media_type)
+        {
+            continue;
+        }
+        let plain = Descriptor::new(entry.media_type.clone(), entry.digest.clone(), entry.size);
+        let cosign = entry.image_name().and_then(|n| {
+            let tag = &n[n.rfind(&tag_prefix)? + 1..];
+            ferry_store::COSIGN_SUFFIXES
+                .iter()
+                .any(|s| tag.ends_with(&format!(".{s}")))
+                .then(|| tag.to_string())
+        });
+        if let Some(tag) = cosign {
+            out.push(Referrer {
+                desc: plain,
+                tag: Some(tag),
+            });
+            continue;
+        }
+        let bytes = store.fetch_manifest(&plain).await?;
+        if let Ok(m) = ferry_oci::Manifest::parse(&plain.media_type, &bytes)
+            && m.subject.as_ref().is_some_and(|s| s.digest == subject.digest)
+        {
+            out.push(Referrer {
+                desc: m.referrer_descriptor(&plain),
+                tag: None,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,602 @@
+//! A package on disk: a directory, or a `.tar` / `.tar.zst` / `.tar.gz` tarball, read in one pass.
+//!
+//! Every file is hashed as it goes by (that pass is the verification). A directory is used in place and a
+//! plain tar by byte ranges, so neither is ever unpacked. A compressed tarball cannot be read at an offset,
+//! and a copy reads blobs in graph order, not archive order (Zarf's tar has `images/blobs/…` before
+//! `images/index.json`), so the files a command needs later are unpacked to a temp directory during the same
+//! pass — `images/` for a push, everything for a publish, nothing for inspect and verify.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_archive::Compression;
+use ferry_oci::{Digest, Hasher};
+
+use crate::checksums::{self, Integrity};
+use crate::definition::Definition;
+use crate::error::{PackageError, Result};
+use crate::{CHECKSUMS, IMAGES_INDEX, IMAGES_LAYOUT, ZARF_YAML};
+
+/// What a package file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    Directory,
+    Tar,
+    #[serde(rename = "tar.zst")]
+    TarZstd,
+    #[serde(rename = "tar.gz")]
+    TarGzip,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Directory => "directory",
+            Format::Tar => "tar",
+            Format::TarZstd => "tar.zst",
+            Format::TarGzip => "tar.gz",
+        }
+    }
+}
+
+/// Which files of a compressed tarball to unpack while reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extract {
+    Nothing,
+    /// `images/`: what a push reads.
+    Images,
+    /// Every file: what a publish sends.
+    Everything,
+}
+
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub extract: Extract,
+    /// Hash every file (needed to verify; a push with `--skip-verify` does without).
+    pub hash: bool,
+    /// Where unpacked files go; default: beside the package, else the system temp directory.
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// Where a file's bytes can be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Path(PathBuf),
+    /// `size` bytes at `offset` of an uncompressed tar file.
+    Range { file: PathBuf, offset: u64 },
+    /// Kept in memory while streaming (metadata, small JSON blobs).
+    Memory,
+    /// In a compressed tarball and not unpacked.
+    Packed,
+}
+
+#[derive(Clone, Debug)]
+pub struct FileEntry {
+    pub size: u64,
+    /// sha256 of the content, when hashed.
+    pub digest: Option<Digest>,
+    pub location: Location,
+}
+
+/// A package read from disk; see the module docs.
+pub struct LocalPackage {
+    pub path: PathBuf,
+    pub format: Format,
+    /// Every regular file, by its path relative to the package root (`/`-separated).
+    pub files: BTreeMap<String, FileEntry>,
+    memory: HashMap<String, Bytes>,
+    /// Unpacked files; removed when the last user of the package is gone.
+    temp: Option<Arc<tempfile::TempDir>>,
+}
+
+/// Files read into memory whatever else happens: small, and needed by every command.
+const METADATA: [&str; 4] = [ZARF_YAML, CHECKSUMS, IMAGES_INDEX, IMAGES_LAYOUT];
+/// The largest metadata file kept in memory.
+const MAX_METADATA: u64 = 16 << 20;
+/// Image manifests and configs (JSON blobs up to this size) are kept from a compressed tarball that is not
+/// unpacked, so `inspect` can size images without a temp copy; at most this much in all.
+const SMALL_JSON: u64 = 256 << 10;
+const SMALL_JSON_BUDGET: u64 = 64 << 20;
+const CHUNK: usize = 1 << 20;
+
+impl LocalPackage {
+    /// Read the package at `path`. Blocking: call it from `spawn_blocking` in async code.
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<LocalPackage> {
+        let meta = std::fs::metadata(path).map_err(|e| PackageError::io(path, e))?;
+        if meta.is_dir() {
+            return Self::open_dir(path, opts);
+        }
+        let format = match Compression::sniff(path).map_err(|e| PackageError::invalid(path.display(), e.to_string()))? {
+            Compression::None => Format::Tar,
+            Compression::Zstd => Format::TarZstd,
+            Compression::Gzip => Format::TarGzip,
+        };
+        let mut pkg = LocalPackage {
+            path: path.to_path_buf(),
+            format,
+            files: BTreeMap::new(),
+            memory: HashMap::new(),
+            temp: None,
+        };
+        if format == Format::Tar {
+            pkg.scan_plain_tar(opts)?;
+        } else {
+            pkg.scan_stream(opts)?;
+        }
+        if pkg.files.is_empty() {
+            return Err(PackageError::invalid(path.display(), "empty archive: not a Zarf package"));
+        }
+        Ok(pkg)
+    }
+
+    pub fn label(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// The `images/` OCI layout as a directory, if there is one on disk (a package directory, or unpacked).
+    pub fn images_dir(&self) -> Option<PathBuf> {
+        let root = match self.format {
+            Format::Directory => self.path.clone(),
+            _ => self.temp.as_ref()?.path().to_path_buf(),
+        };
+        let dir = root.join("images");
+        dir.join("oci-layout").is_file().then_some(dir)
+    }
+
+    /// Keeps the unpacked files alive for as long as the holder needs them.
+    pub fn temp(&self) -> Option<Arc<tempfile::TempDir>> {
+        self.temp.clone()
+    }
+
+    /// The content of `rel`, or `None` when the package has no such file; refuses files over `cap` bytes.
+    pub fn read(&self, rel: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+        let Some(entry) = self.files.get(rel) else {
+            return Ok(None);
+        };
+        if entry.size > cap {
+            return Err(PackageError::file(
+                self.label(),
+                rel,
+                format!("{} bytes, more than the {cap}-byte limit for this file", entry.size),
+            ));
+        }
+        let bytes = match &entry.location {
+            Location::Memory => self.memory.get(rel).map(|b| b.to_vec()).unwrap_or_default(),
+            Location::Path(p) => std::fs::read(p).map_err(|e| PackageError::io(p, e))?,
+            Location::Range { file, offset } => {
+                let mut f = File::open(file).map_err(|e| PackageError::io(file, e))?;
+                let mut buf = vec![0u8; entry.size as usize];
+                f.seek(SeekFrom::Start(*offset))
+                    .and_then(|_| f.read_exact(&mut buf))
+                    .map_err(|e| PackageError::file(self.label(), rel, format!("cannot read: {e}")))?;
+                buf
+            }
+            Location::Packed => {
+                return Err(PackageError::file(
+                    self.label(),
+                    rel,
+                    "not unpacked from the compressed tarball",
+                ));
+            }
+        };
+        Ok(Some(bytes))
+    }
+
+    /// `zarf.yaml`, parsed; `None` when the package has none (a bare `images/` layout in a directory).
+    pub fn definition(&self) -> Result<Option<Definition>> {
+        match self.read(ZARF_YAML, crate::definition::MAX_ZARF_YAML)? {
+            Some(bytes) => Definition::parse(&self.label(), &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Check every file against `checksums.txt` and the aggregate in `zarf.yaml` (files that were not hashed
+    /// are only checked for presence).
+    pub fn integrity(&self, definition: &Definition, partial: bool) -> Result<Integrity> {
+        let listed: BTreeMap<String, Option<Digest>> = self
+            .files
+            .iter()
+            .map(|(k, v)| (k.clone(), v.digest.clone()))
+            .collect();
+        let checksums = self.read(CHECKSUMS, MAX_METADATA)?;
+        Ok(checksums::verify(
+            &listed,
+            checksums.as_deref(),
+            &definition.metadata.aggregate_checksum,
+            partial,
+        ))
+    }
+
+    fn open_dir(path: &Path, opts: &OpenOptions) -> Result<LocalPackage> {
+        let mut files = BTreeMap::new();
+        walk(path, path, &mut |rel, full, size| {
+            let digest = if opts.hash {
+                Some(hash_file(full)?)
+            } else {
+                None
+            };
+            files.insert(
+                rel,
+                FileEntry {
+                    size,
+                    digest,
+                    location: Location::Path(full.to_path_buf()),
+                },
+            );
+            Ok(())
+        })?;
+        Ok(LocalPackage {
+            path: path.to_path_buf(),
+            format: Format::Directory,
+            files,
+            memory: HashMap::new(),
+            temp: None,
+        })
+    }
+
+    /// An uncompressed tar: entries are served later by byte range; reading them now only hashes.
+    fn scan_plain_tar(&mut self, opts: &OpenOptions) -> Result<()> {
+        let label = self.label();
+        let file = File::open(&self.path).map_err(|e| PackageError::io(&self.path, e))?;
+        let mut archive = tar::Archive::new(BufReader::with_capacity(CHUNK, file));
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| PackageError::invalid(&label, format!("not a tar archive: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| tar_error(&label, e))?;
+            let Some(rel) = entry_name(&label, &entry)? else {
+                continue;
+            };
+            let size = entry.size();
+            let offset = entry.raw_file_position();
+            let keep = METADATA.contains(&rel.as_str()) && size <= MAX_METADATA;
+            let mut kept = Vec::new();
+            let digest = if opts.hash || keep {
+                let (d, n) = copy_hashing(&mut entry, keep.then_some(&mut kept as &mut dyn Write))
+                    .map_err(|e| PackageError::file(&label, &rel, format!("cannot read: {e}")))?;
+                check_length(&label, &rel, n, size)?;
+                Some(d)
+            } else {
+                None
+            };
+            if keep {
+                self.memory.insert(rel.clone(), Bytes::from(kept));
+            }
+            self.insert(
+                &label,
+                rel,
+                FileEntry {
+                    size,
+                    digest: digest.filter(|_| opts.hash),
+                    location: Location::Range {
+                        file: self.path.clone(),
+                        offset,
+                    },
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A compressed tar, streamed once: hash, keep metadata, unpack what `opts.extract` asks for.
+    fn scan_stream(&mut self, opts: &OpenOptions) -> Result<()> {
+        let label = self.label();
+        let reader = Compression::open(&self.path).map_err(|e| PackageError::invalid(&label, e.to_string()))?;
+        let mut archive = tar::Archive::new(reader);
+        let entries = archive
+            .entries()
+            .map_err(|e| PackageError::invalid(&label, format!("not a tar archive: {e}")))?;
+        let mut json_budget = SMALL_JSON_BUDGET;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| tar_error(&label, e))?;
+            let Some(rel) = entry_name(&label, &entry)? else {
+                continue;
+            };
+            let size = entry.size();
+            let unpack = match opts.extract {
+                Extract::Nothing => false,
+                Extract::Images => rel.starts_with("images/"),
+                Extract::Everything => true,
+            };
+            let keep = (METADATA.contains(&rel.as_str()) && size <= MAX_METADATA)
+                || (!unpack
+                    && rel.starts_with("images/blobs/")
+                    && size <= SMALL_JSON
+                    && size <= json_budget);
+            let mut kept: Vec<u8> = Vec::new();
+            let mut out: Option<(File, PathBuf)> = None;
+            if unpack {
+                let dest = self.temp_root(opts)?.join(&rel);
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| PackageError::io(parent, e))?;
+                }
+                let f = File::create(&dest).map_err(|e| PackageError::io(&dest, e))?;
+                out = Some((f, dest));
+            }
+            let (digest, n) = {
+                let mut tee = Tee {
+                    keep: keep.then_some(&mut kept),
+                    file: out.as_mut().map(|(f, p)| (f, p.as_path())),
+                };
+                copy_hashing(&mut entry, Some(&mut tee)).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::StorageFull => PackageError::io(
+                        out.as_ref().map_or(Path::new("temp"), |(_, p)| p.as_path()),
+                        e,
+                    ),
+                    _ => PackageError::file(&label, &rel, format!("cannot read: {e}")),
+                })?
+            };
+            check_length(&label, &rel, n, size)?;
+            // Only JSON blobs are worth keeping: image manifests and configs.
+            let keep = keep && (METADATA.contains(&rel.as_str()) || kept.first() == Some(&b'{'));
+            let location = if let Some((f, dest)) = out {
+                f.sync_data().ok();
+                Location::Path(dest)
+            } else if keep {
+                Location::Memory
+            } else {
+                Location::Packed
+            };
+            if keep {
+                if !METADATA.contains(&rel.as_str()) {
+                    json_budget -= size;
+                }
+                self.memory.insert(rel.clone(), Bytes::from(kept));
+            }
+            self.insert(
+                &label,
+                rel,
+                FileEntry {
+                    size,
+                    digest: opts.hash.then_some(digest),
+                    location,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, label: &str, rel: String, entry: FileEntry) -> Result<()> {
+        if self.files.contains_key(&rel) {
+            return Err(PackageError::file(label, &rel, "appears twice in the archive"));
+        }
+        self.files.insert(rel, entry);
+        Ok(())
+    }
+
+    fn temp_root(&mut self, opts: &OpenOptions) -> Result<PathBuf> {
+        if let Some(t) = &self.temp {
+            return Ok(t.path().to_path_buf());
+        }
+        let t = Arc::new(temp_dir_near(&self.path, opts.temp_dir.as_deref())?);
+        let p = t.path().to_path_buf();
+        self.temp = Some(t);
+        Ok(p)
+    }
+}
+
+/// A temp directory in `preferred`, else beside `near` (on disk, where the package is), else the system
+/// temp directory (a read-only medium holding the package).
+pub fn temp_dir_near(near: &Path, preferred: Option<&Path>) -> Result<tempfile::TempDir> {
+    let builder = || {
+        let mut b = tempfile::Builder::new();
+        b.prefix(".ferry-package-");
+        b
+    };
+    if let Some(dir) = preferred {
+        return builder().tempdir_in(dir).map_err(|e| PackageError::io(dir, e));
+    }
+    let parent = match near.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    builder()
+        .tempdir_in(&parent)
+        .or_else(|_| builder().tempdir())
+        .map_err(|e| PackageError::io(&parent, e))
+}
+
+/// Writes into what is kept in memory and/or an unpacked file.
+struct Tee<'a> {
+    keep: Option<&'a mut Vec<u8>>,
+    file: Option<(&'a mut File, &'a Path)>,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(k) = self.keep.as_deref_mut() {
+            k.extend_from_slice(buf);
+        }
+        if let Some((f, _)) = self.file.as_mut() {
+            f.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Read `r` to its end, hashing, optionally writing a copy; returns the digest and the length.
+fn copy_hashing(r: &mut dyn Read, mut copy: Option<&mut dyn Write>) -> std::io::Result<(Digest, u64)> {
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        if let Some(w) = copy.as_deref_mut() {
+            w.write_all(&buf[..n])?;
+        }
+    }
+    let len = h.len();
+    Ok((h.finish(), len))
+}
+
+fn check_length(label: &str, rel: &str, got: u64, size: u64) -> Result<()> {
+    if got != size {
+        return Err(PackageError::file(
+            label,
+            rel,
+            format!("truncated: {got} of {size} bytes (the archive ends early)"),
+        ));
+    }
+    Ok(())
+}
+
+fn tar_error(label: &str, e: std::io::Error) -> PackageError {
+    PackageError::invalid(label, format!("corrupt or truncated tar archive: {e}"))
+}
+
+/// The package-relative path of a regular file entry; `None` for directories; an error for links and
+/// anything else a package never holds, and for paths that would escape the package.
+fn entry_name<R: Read>(label: &str, entry: &tar::Entry<'_, R>) -> Result<Option<String>> {
+    let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let kind = entry.header().entry_type();
+    if kind.is_dir() {
+        return Ok(None);
+    }
+    let rel = normalize(&raw).map_err(|why| PackageError::file(label, &raw, why))?;
+    let Some(rel) = rel else { return Ok(None) };
+    if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+        return Err(PackageError::file(
+            label,
+            &rel,
+            format!("{kind:?} entries are not supported in a Zarf package (only files and directories)"),
+        ));
+    }
+    Ok(Some(rel))
+}
+
+/// `./a//b` → `a/b`; `None` for the root itself. Absolute paths and `..` are refused: reading such a
+/// package into a directory would write outside it.
+pub fn normalize(name: &str) -> std::result::Result<Option<String>, &'static str> {
+    if name.starts_with('/') {
+        return Err("absolute path");
+    }
+    let mut parts = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("'..' in the path"),
+            p => parts.push(p),
+        }
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("/")))
+}
+
+/// Every regular file under `root` (symlinks to files count; symlinked directories are not followed).
+fn walk(
+    root: &Path,
+    dir: &Path,
+    visit: &mut dyn FnMut(String, &Path, u64) -> Result<()>,
+) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| PackageError::io(dir, e))?
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| PackageError::io(dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let kind = e.file_type().map_err(|err| PackageError::io(&path, err))?;
+        if kind.is_dir() {
+            walk(root, &path, visit)?;
+            continue;
+        }
+        let meta = std::fs::metadata(&path).map_err(|err| PackageError::io(&path, err))?;
+        if !meta.is_file() {
+            continue;
+        }
+        let rel = path
+            .strip_prefix(root)
+            .expect("walked below the root")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        visit(rel, &path, meta.len())?;
+    }
+    Ok(())
+}
+
+/// sha256 of a file.
+pub fn hash_file(path: &Path) -> Result<Digest> {
+    let mut f = File::open(path).map_err(|e| PackageError::io(path, e))?;
+    copy_hashing(&mut f, None)
+        .map(|(d, _)| d)
+        .map_err(|e| PackageError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn opts(extract: Extract) -> OpenOptions {
+        OpenOptions {
+            extract,
+            hash: true,
+            temp_dir: None,
+        }
+    }
+
+    #[test]
+    fn plain_tar_is_served_by_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.tar");
+        std::fs::write(
+            &p,
+            tar_of(&[("./zarf.yaml", b"kind: x\n"), ("images/blobs/sha256/ab", b"blob")]),
+        )
+        .unwrap();
+        let pkg = LocalPackage::open(&p, &opts(Extract::Everything)).unwrap();
+        assert_eq!(pkg.format, Format::Tar);
+        let blob = &pkg.files["images/blobs/sha256/ab"];
+        assert!(matches!(blob.location, Location::Range { .. }));
+        assert_eq!(blob.digest, Some(Digest::of(b"blob")));
+        assert_eq!(pkg.read("images/blobs/sha256/ab", 10).unwrap().unwrap(), b"blob");
+        assert_eq!(pkg.read("zarf.yaml", 100).unwrap().unwrap(), b"kind: x\n");
+        assert!(pkg.read("nope", 10).unwrap().is_none());
+        assert!(pkg.temp().is_none(), "nothing unpacked");
+    }
+
+    #[test]
+    fn refuses_escaping_paths_and_links() {
+        assert_eq!(normalize("./a//b/").unwrap().as_deref(), Some("a/b"));
+        assert!(normalize("../x").is_err() && normalize("/etc/x").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.tar");
+        let mut raw = tar_of(&[("ok", b"1")]);
+        // Overwrite the name field of the header with an escaping path (tar::Builder refuses to write one).
+        raw[..100].fill(0);
+        raw[..6].copy_from_slice(b"../bad");
+        let mut h = tar::Header::from_byte_slice(&raw[..512]).clone();
+        h.set_cksum();
+        raw[..512].copy_from_slice(h.as_bytes());
+        std::fs::write(&p, &raw).unwrap();
+        let err = LocalPackage::open(&p, &opts(Extract::Nothing)).unwrap_err().to_string();
+        assert!(err.contains("p.tar") && err.contains("../bad") && err.contains(".."), "{err}");
+    }
+}
