@@ -51,57 +51,76 @@ async fn slow_pull(seed: u64) -> (Registry, FaultProxy, ferry_test::Artifact, En
     (reg, proxy, image, Env::new(), reference)
 }
 
+/// Wait until the partial's saved state vouches for at least `bytes`.
+async fn wait_for_checkpoint(path: &Path, bytes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let saved = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.split(' ').nth(2).and_then(|n| n.parse::<u64>().ok()));
+        if saved.is_some_and(|n| n >= bytes) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of {bytes} bytes in {}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn kill_9_then_rerun_reuses_the_partial_bytes() {
-    let (_reg, proxy, image, env, reference) = slow_pull(500).await;
-    let layer = image.blobs[1].digest();
-    let out = env.path("images");
-    let mut child = env
-        .command()
-        .args([
-            "pull",
-            &reference,
-            "-o",
-            out.to_str().unwrap(),
-            "--plain-http",
-            "-q",
-        ])
-        .spawn()
-        .unwrap();
-    wait_for(&state_file(&env, &layer)).await;
-    child.start_kill().unwrap(); // SIGKILL: no cleanup at all
-    child.wait().await.unwrap();
-    assert!(!out.join("index.json").exists() || crate::support::entries(&out).is_empty());
+    // Killed at different points: after the first checkpoint, and after the second.
+    for (seed, at) in [(500, 8 << 20), (502, 16 << 20)] {
+        let (_reg, proxy, image, env, reference) = slow_pull(seed).await;
+        let layer = image.blobs[1].digest();
+        let out = env.path("images");
+        let mut child = env
+            .command()
+            .args([
+                "pull",
+                &reference,
+                "-o",
+                out.to_str().unwrap(),
+                "--plain-http",
+                "-q",
+            ])
+            .spawn()
+            .unwrap();
+        wait_for_checkpoint(&state_file(&env, &layer), at).await;
+        child.start_kill().unwrap(); // SIGKILL: no cleanup at all
+        child.wait().await.unwrap();
+        assert!(!out.join("index.json").exists() || crate::support::entries(&out).is_empty());
 
-    let res = env
-        .ok(&[
-            "pull",
-            &reference,
-            "-o",
-            out.to_str().unwrap(),
-            "--plain-http",
-            "--json",
-        ])
-        .await;
-    let summary = json(&res);
-    let saved = summary[0]["blobs"]["resumedBytes"].as_u64().unwrap();
-    assert!(
-        saved >= 8 << 20,
-        "at least one checkpoint's worth is reused: {summary}"
-    );
-    assert_has_all(&out, &image);
-    let range = proxy
-        .requests()
-        .into_iter()
-        .filter_map(|s| s.range)
-        .next()
-        .expect("the rerun asked for the rest only");
-    assert_eq!(range, format!("bytes={saved}-"));
-    eprintln!("kill -9 after the first checkpoint: {saved} of {LAYER} bytes reused");
-    assert!(
-        !state_file(&env, &layer).exists(),
-        "the partial became the blob"
-    );
+        let res = env
+            .ok(&[
+                "pull",
+                &reference,
+                "-o",
+                out.to_str().unwrap(),
+                "--plain-http",
+                "--json",
+            ])
+            .await;
+        let summary = json(&res);
+        let saved = summary[0]["blobs"]["resumedBytes"].as_u64().unwrap();
+        assert!(saved >= at, "at least {at} bytes reused: {summary}");
+        assert_has_all(&out, &image);
+        let range = proxy
+            .requests()
+            .into_iter()
+            .filter_map(|s| s.range)
+            .next()
+            .expect("the rerun asked for the rest only");
+        assert_eq!(range, format!("bytes={saved}-"));
+        eprintln!("kill -9 after {at} bytes: {saved} of {LAYER} bytes reused");
+        assert!(
+            !state_file(&env, &layer).exists(),
+            "the partial became the blob"
+        );
+    }
 }
 
 #[tokio::test]
