@@ -8,6 +8,7 @@ use ferry_store::BlobCache;
 use ferry_store::cache::CachedBlob;
 
 use crate::cli::{CacheArgs, CacheCommand};
+use crate::output::human;
 
 pub async fn run(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
     // Cache maintenance is file-system work: keep it off the async workers.
@@ -189,21 +190,6 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         _ => bail!("invalid size {s:?}: the unit must be K, M, G or T"),
     };
     Ok(n * mult)
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 fn age(last_used: u64) -> String {

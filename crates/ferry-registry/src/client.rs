@@ -643,7 +643,7 @@ fn redact_query(url: &str) -> &str {
 fn basic_header(username: &str, password: &str) -> HeaderValue {
     let mut v = HeaderValue::from_str(&format!(
         "Basic {}",
-        base64_encode(format!("{username}:{password}").as_bytes())
+        crate::credentials::base64_encode(format!("{username}:{password}").as_bytes())
     ))
     .expect("base64 is a valid header value");
     v.set_sensitive(true);
@@ -655,24 +655,6 @@ fn bearer_header(token: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
     v.set_sensitive(true);
     v
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The first few hundred bytes of an error body: registries explain themselves there.
@@ -754,8 +736,11 @@ mod tests {
 
     #[test]
     fn base64() {
-        assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
-        assert_eq!(base64_encode(b"a"), "YQ==");
-        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(
+            crate::credentials::base64_encode(b"user:pass"),
+            "dXNlcjpwYXNz"
+        );
+        assert_eq!(crate::credentials::base64_encode(b"a"), "YQ==");
+        assert_eq!(crate::credentials::base64_encode(b"ab"), "YWI=");
     }
 }

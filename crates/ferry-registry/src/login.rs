@@ -104,7 +104,7 @@ pub fn store_credentials(
     let auths = object_at(&mut config, "auths", path)?;
     // Older spellings of the same host would shadow the new entry on lookup.
     auths.retain(|k, _| !key_names_host(k, host));
-    let auth = base64_encode(format!("{username}:{password}").as_bytes());
+    let auth = crate::credentials::base64_encode(format!("{username}:{password}").as_bytes());
     auths.insert(key, serde_json::json!({ "auth": auth }));
     write_config(path, &config)?;
     Ok(CredentialLocation::File(path.to_path_buf()))
@@ -244,23 +244,6 @@ fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), Credenti
         return Err(fail(&target, e));
     }
     Ok(())
-}
-
-/// Standard base64 with padding: the `auth` field's encoding.
-fn base64_encode(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = u32::from_be_bytes([0, c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)]);
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                T[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
