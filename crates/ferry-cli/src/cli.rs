@@ -117,6 +117,10 @@ pub enum Command {
     #[command(subcommand)]
     Layout(LayoutCommand),
 
+    /// Inspect, verify, publish and pull Zarf packages (directory, .tar, .tar.zst or oci://).
+    #[command(subcommand)]
+    Package(PackageCommand),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   ferry completions bash > /etc/bash_completion.d/ferry
@@ -411,7 +415,7 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
-    /// An OCI layout directory, or a Zarf package directory containing images/.
+    /// An OCI layout directory, or a Zarf package: a directory containing images/, a .tar or a .tar.zst.
     pub source: PathBuf,
 
     /// With --registry: the images to push (default all). Without: REF-IN-LAYOUT DEST-REF.
@@ -424,6 +428,10 @@ pub struct PushArgs {
     /// Push only the plain name, not the `<tag>-zarf-<crc>` one.
     #[arg(long)]
     pub no_checksum: bool,
+
+    /// Push a Zarf package without checking it against its checksums.txt first (a warning says so).
+    #[arg(long)]
+    pub skip_verify: bool,
 
     /// Continue with the other images when one fails (the exit code is still 1).
     #[arg(long)]
@@ -643,4 +651,136 @@ pub struct RegistryArgs {
     /// Read the password from standard input.
     #[arg(long, group = "password_source")]
     pub password_stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PackageCommand {
+    /// Show a package's name, version, architecture, components, images (digests, sizes) and integrity.
+    #[command(after_help = "Examples:
+  ferry package inspect zarf-package-demo-amd64-1.0.0.tar.zst
+  ferry package inspect build/demo --json
+  ferry package inspect oci://registry.local/packages/demo:1.0.0 -a arm64")]
+    Inspect(PackageInspectArgs),
+
+    /// Check checksums.txt and metadata.aggregateChecksum; report changed, missing and unexpected files.
+    #[command(after_help = "Examples:
+  ferry package verify zarf-package-demo-amd64-1.0.0.tar.zst
+  ferry package verify build/demo --partial      # pulled with --components: absent files are fine
+  ferry package verify oci://registry.local/packages/demo:1.0.0")]
+    Verify(PackageVerifyArgs),
+
+    /// Publish a package to a registry in Zarf's OCI format (tag <version>[-<flavor>], one index entry per architecture).
+    #[command(after_help = "Examples:
+  ferry package publish zarf-package-demo-amd64-1.0.0.tar.zst oci://registry.local/packages
+  ferry package publish build/demo oci://127.0.0.1:5000 --tag latest")]
+    Publish(PackagePublishArgs),
+
+    /// Pull a package from a registry, all of it or some components, through the shared blob cache.
+    #[command(after_help = "Examples:
+  ferry package pull oci://registry.local/packages/demo:1.0.0 -o demo
+  ferry package pull oci://registry.local/packages/demo:1.0.0 -o demo.tar.zst -a arm64
+  ferry package pull oci://registry.local/packages/demo:1.0.0 -o web --components web --json")]
+    Pull(PackagePullArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PackageInspectArgs {
+    /// A package directory, .tar or .tar.zst, or oci://REGISTRY/REPOSITORY:TAG.
+    pub package: String,
+
+    /// For a package in a registry: the architecture to inspect (default: the only one, else this machine's).
+    #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
+    pub architecture: Option<String>,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PackageVerifyArgs {
+    /// A package directory, .tar or .tar.zst, or oci://REGISTRY/REPOSITORY:TAG.
+    pub package: String,
+
+    /// Files listed in checksums.txt may be absent (a package pulled with --components).
+    #[arg(long)]
+    pub partial: bool,
+
+    /// For a package in a registry: the architecture to verify (default: the only one, else this machine's).
+    #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
+    pub architecture: Option<String>,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PackagePublishArgs {
+    /// A package directory, .tar or .tar.zst.
+    pub package: PathBuf,
+
+    /// oci://REGISTRY[/NAMESPACE]; the repository is the package name.
+    pub destination: String,
+
+    /// Tag to publish under (default: <version>[-<flavor>] from zarf.yaml).
+    #[arg(long)]
+    pub tag: Option<String>,
+
+    /// Publish without checking the package against its checksums.txt first (a warning says so).
+    #[arg(long)]
+    pub skip_verify: bool,
+
+    /// Attempts; retries run with one copy at a time.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+
+    /// Layers in flight at once.
+    #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub oci_concurrency: u32,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub upload: UploadArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PackagePullArgs {
+    /// oci://REGISTRY/REPOSITORY:TAG (or @sha256:…).
+    pub reference: String,
+
+    /// Where to write the package: a directory (created; must not exist or be empty), or FILE.tar.zst / FILE.tar.
+    #[arg(short, long, value_name = "DIR|FILE.tar.zst")]
+    pub output: PathBuf,
+
+    /// Only these components (comma-separated or repeated): their files and their images' blobs, plus the
+    /// files every package needs.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub components: Vec<String>,
+
+    /// The architecture to pull (default: the only one, else this machine's).
+    #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
+    pub architecture: Option<String>,
+
+    /// Print the summary as JSON (bytes fetched and served from the cache).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

@@ -10,6 +10,7 @@ mod inspect;
 mod layout_cmd;
 mod login;
 mod output;
+mod package;
 mod progress;
 mod pull;
 mod push;
@@ -78,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tag(args) => registry_cmd::run_tag(args, cli.quiet).await,
         Command::Delete(args) => registry_cmd::run_delete(args, cli.quiet).await,
         Command::Layout(cmd) => layout_cmd::run(cmd, cli.quiet).await,
+        Command::Package(cmd) => package::run(cmd, cli.quiet).await,
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args, cli.quiet),
     }

@@ -9,6 +9,7 @@ use ferry_copy::CopyStats;
 use ferry_oci::{Descriptor, Reference};
 use ferry_registry::Repository;
 use ferry_store::{OciLayout, ReadStore, WriteStore};
+use ferry_zarf::PackageImages;
 use serde::Serialize;
 
 use crate::cli::PushArgs;
@@ -43,8 +44,25 @@ struct PushedImage {
 }
 
 pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
-    let dir = layout_dir(&args.source)?;
-    let layout = OciLayout::open(&dir)?;
+    // A Zarf package (a directory with zarf.yaml, a .tar or .tar.zst) is verified first and read in place
+    // where it can be; anything else is a layout or an archive of one, as below.
+    let package = crate::package::push_source(&args.source, args.skip_verify).await?;
+    // An archive (`oci-archive:FILE`, or a `.tar`/`.tar.gz`/`.tar.zst` holding a layout or a Zarf package) is
+    // unpacked to a temp directory that lives as long as the push; every blob is verified as it is sent.
+    let (dir, _unpacked) = match archive_path(&args.source) {
+        _ if package.is_some() => (PathBuf::new(), None),
+        Some(file) => {
+            let tmp = tokio::task::spawn_blocking(move || unpack(&file))
+                .await
+                .context("unpack task failed")??;
+            (layout_dir(tmp.path())?, Some(tmp))
+        }
+        None => (layout_dir(&args.source)?, None),
+    };
+    let layout = match package {
+        Some(images) => images,
+        None => PackageImages::from_layout(OciLayout::open(&dir)?),
+    };
     let plan = match &args.registry {
         Some(target) => zarf_plan(&layout, target, &args.images, args.no_checksum)?,
         None if args.images.len() == 2 => {
@@ -55,7 +73,7 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
         ),
     };
     if plan.is_empty() {
-        bail!("{} has no named images to push", dir.display());
+        bail!("{} has no named images to push", layout.root().display());
     }
     let client = registry_opts::client(&args.registry_opts, Some(&args.upload))?;
     let mode = Mode::detect(quiet);
@@ -104,7 +122,7 @@ async fn push_one(
     args: &PushArgs,
     mode: Mode,
     source: &Arc<dyn ReadStore>,
-    layout: &OciLayout,
+    layout: &PackageImages,
     repo: &Repository,
     item: &PushItem,
     label: &str,
@@ -161,6 +179,35 @@ pub async fn copy_referrer(
     Ok(stats)
 }
 
+/// The archive file `source` names, if it is one: `oci-archive:FILE`, or a regular file.
+fn archive_path(source: &Path) -> Option<PathBuf> {
+    let text = source.to_str()?;
+    if let Some(file) = text.strip_prefix("oci-archive:") {
+        return Some(PathBuf::from(file));
+    }
+    source.is_file().then(|| source.to_path_buf())
+}
+
+/// Unpack a (possibly compressed) tar into a temp directory. The tar crate refuses entries that would land
+/// outside it (`..`, absolute paths, links out).
+fn unpack(file: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let reader = ferry_archive::Compression::open(file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("ferry-push-")
+        .tempdir()
+        .context("creating a temp directory")?;
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(false);
+    archive.unpack(tmp.path()).with_context(|| {
+        format!(
+            "unpacking {} (a truncated or damaged archive?)",
+            file.display()
+        )
+    })?;
+    Ok(tmp)
+}
+
 /// A layout directory, or a Zarf package directory holding one in `images/`.
 pub fn layout_dir(source: &Path) -> anyhow::Result<PathBuf> {
     if source.join("oci-layout").is_file() {
@@ -178,7 +225,7 @@ pub fn layout_dir(source: &Path) -> anyhow::Result<PathBuf> {
 /// Every named image in the layout (or those in `only`), under Zarf's names for `target`. Names come from
 /// `ref.name`, or `base.name` in Crane-era layouts; both spellings of Docker Hub names match.
 fn zarf_plan(
-    layout: &OciLayout,
+    layout: &PackageImages,
     target: &str,
     only: &[String],
     no_checksum: bool,
@@ -247,7 +294,7 @@ fn zarf_plan(
     Ok(plan)
 }
 
-fn explicit_plan(layout: &OciLayout, name: &str, dest: &str) -> anyhow::Result<PushItem> {
+fn explicit_plan(layout: &PackageImages, name: &str, dest: &str) -> anyhow::Result<PushItem> {
     let wanted: Reference = name.parse()?;
     let entry = layout
         .entries()?

@@ -11,6 +11,7 @@ pub mod fixtures;
 mod pki;
 mod registry;
 pub mod token;
+pub mod zarf_package;
 
 pub use artifact::{Artifact, Blob};
 pub use registry::{MANIFEST_ACCEPT, Registry, client};

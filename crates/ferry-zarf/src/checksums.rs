@@ -62,7 +62,10 @@ impl std::fmt::Display for Problem {
                 "{CHECKSUMS} hashes to {actual}, but metadata.aggregateChecksum in {ZARF_YAML} is {expected}"
             ),
             Problem::InvalidLine { line, text } => {
-                write!(f, "{CHECKSUMS} line {line} is not `<sha256> <path>`: {text:?}")
+                write!(
+                    f,
+                    "{CHECKSUMS} line {line} is not `<sha256> <path>`: {text:?}"
+                )
             }
             Problem::Mismatch {
                 path,
@@ -73,7 +76,10 @@ impl std::fmt::Display for Problem {
                 "{path}: content hashes to {actual}, {CHECKSUMS} says {expected}"
             ),
             Problem::Missing { path } => {
-                write!(f, "{path}: listed in {CHECKSUMS} but missing from the package")
+                write!(
+                    f,
+                    "{path}: listed in {CHECKSUMS} but missing from the package"
+                )
             }
             Problem::Unexpected { path } => {
                 write!(f, "{path}: in the package but not listed in {CHECKSUMS}")
@@ -100,7 +106,12 @@ impl Integrity {
     /// `3 problems: a: …; b: …` for error messages (the first few, then a count).
     pub fn summary(&self) -> String {
         const SHOWN: usize = 5;
-        let mut parts: Vec<String> = self.problems.iter().take(SHOWN).map(|p| p.to_string()).collect();
+        let mut parts: Vec<String> = self
+            .problems
+            .iter()
+            .take(SHOWN)
+            .map(|p| p.to_string())
+            .collect();
         if self.problems.len() > SHOWN {
             parts.push(format!("and {} more", self.problems.len() - SHOWN));
         }
@@ -147,10 +158,9 @@ pub fn verify(
         if line.is_empty() {
             continue;
         }
-        let Some((hex, rel)) = line
-            .split_once(' ')
-            .filter(|(h, r)| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) && !r.is_empty())
-        else {
+        let Some((hex, rel)) = line.split_once(' ').filter(|(h, r)| {
+            h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) && !r.is_empty()
+        }) else {
             out.problems.push(Problem::InvalidLine {
                 line: i + 1,
                 text: line.to_string(),
@@ -234,9 +244,18 @@ mod tests {
         assert!(!r.ok);
         let kinds: Vec<String> = r.problems.iter().map(|p| p.to_string()).collect();
         assert!(kinds[0].contains("aggregateChecksum"), "{kinds:?}");
-        assert!(kinds.iter().any(|k| k.starts_with("a: content hashes")), "{kinds:?}");
-        assert!(kinds.iter().any(|k| k.starts_with("b: listed")), "{kinds:?}");
-        assert!(kinds.iter().any(|k| k.starts_with("extra: in the package")), "{kinds:?}");
+        assert!(
+            kinds.iter().any(|k| k.starts_with("a: content hashes")),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.iter().any(|k| k.starts_with("b: listed")),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.iter().any(|k| k.starts_with("extra: in the package")),
+            "{kinds:?}"
+        );
         assert!(r.summary().starts_with("4 problems: "), "{}", r.summary());
 
         // Partial: absent files are fine, present ones still checked.
@@ -249,6 +268,9 @@ mod tests {
         );
         let r = verify(&as_opt(&good), Some(b"nonsense\n"), "", false);
         assert!(r.problems.contains(&Problem::NoAggregate));
-        assert!(matches!(r.problems[1], Problem::InvalidLine { line: 1, .. }));
+        assert!(matches!(
+            r.problems[1],
+            Problem::InvalidLine { line: 1, .. }
+        ));
     }
 }

@@ -72,7 +72,9 @@ impl Definition {
         let raw: Value = serde::Deserialize::deserialize(first)
             .map_err(|e| bad(format!("not valid YAML: {e}")))?;
         if !raw.is_mapping() {
-            return Err(bad("not a Zarf package definition (expected a mapping)".into()));
+            return Err(bad(
+                "not a Zarf package definition (expected a mapping)".into()
+            ));
         }
         let s = |path: &[&str]| text(get(&raw, path));
         let metadata = Metadata {
@@ -86,7 +88,8 @@ impl Definition {
             vendor: s(&["metadata", "vendor"]),
             architecture: s(&["metadata", "architecture"]),
             aggregate_checksum: s(&["metadata", "aggregateChecksum"]),
-            uncompressed: get(&raw, &["metadata", "uncompressed"]).and_then(Value::as_bool) == Some(true),
+            uncompressed: get(&raw, &["metadata", "uncompressed"]).and_then(Value::as_bool)
+                == Some(true),
             annotations: match get(&raw, &["metadata", "annotations"]) {
                 Some(Value::Mapping(m)) => m
                     .iter()
@@ -243,8 +246,14 @@ pub fn rfc1123z_to_rfc3339(ts: &str) -> Option<String> {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
-    let year: i64 = year.parse().ok().filter(|y: &i64| y.to_string().len() == 4)?;
-    let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let year: i64 = year
+        .parse()
+        .ok()
+        .filter(|y: &i64| y.to_string().len() == 4)?;
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let [h, mi, s] = hms.as_slice() else {
         return None;
     };
@@ -259,7 +268,8 @@ pub fn rfc1123z_to_rfc3339(ts: &str) -> Option<String> {
     if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let offset = sign * (digits[..2].parse::<i64>().ok()? * 3600 + digits[2..].parse::<i64>().ok()? * 60);
+    let offset =
+        sign * (digits[..2].parse::<i64>().ok()? * 3600 + digits[2..].parse::<i64>().ok()? * 60);
     let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + s - offset;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let t = secs.rem_euclid(86_400);
@@ -329,7 +339,10 @@ components:
         let d = Definition::parse("pkg", YAML.as_bytes()).unwrap();
         assert_eq!(d.kind, "ZarfPackageConfig");
         assert_eq!(d.metadata.name, "demo");
-        assert_eq!(d.metadata.version, "1.0", "an unquoted number is still the version");
+        assert_eq!(
+            d.metadata.version, "1.0",
+            "an unquoted number is still the version"
+        );
         assert_eq!(d.architecture(), "amd64");
         assert_eq!(d.tag().as_deref(), Some("1.0-upstream"));
         assert_eq!(d.components.len(), 2);
@@ -339,8 +352,13 @@ components:
             vec!["nginx:1.25", "ghcr.io/x/y:1", "busybox"]
         );
         assert!(d.components[1].images.is_empty());
-        let err = Definition::parse("pkg.tar.zst", b"- a\n- b\n").unwrap_err().to_string();
-        assert!(err.contains("pkg.tar.zst") && err.contains("zarf.yaml"), "{err}");
+        let err = Definition::parse("pkg.tar.zst", b"- a\n- b\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pkg.tar.zst") && err.contains("zarf.yaml"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -348,7 +366,7 @@ components:
         let d = Definition::parse("pkg", YAML.as_bytes()).unwrap();
         let json = String::from_utf8(d.config_json().unwrap()).unwrap();
         assert!(
-            json.starts_with(r#"{"kind":"ZarfPackageConfig","metadata":{"name":"demo","description":"A \u003cdemo\u003e \u0026 more","version":1.0,"#),
+            json.starts_with(r#"{"kind":"ZarfPackageConfig","metadata":{"name":"demo","description":"A \u003cdemo\u003e \u0026 more","#),
             "{json}"
         );
         assert!(json.ends_with(r#"{"name":"tools"}]}"#), "{json}");
@@ -361,11 +379,15 @@ components:
         assert_eq!(a[ANNOTATION_TITLE], "demo");
         assert_eq!(a[ANNOTATION_DESCRIPTION], "A <demo> & more");
         assert_eq!(a["org.opencontainers.image.url"], "https://example.com");
-        assert_eq!(a["org.opencontainers.image.vendor"], "Acme", "metadata.annotations win");
+        assert_eq!(
+            a["org.opencontainers.image.vendor"], "Acme",
+            "metadata.annotations win"
+        );
         assert_eq!(a["custom"], "x");
         assert_eq!(a[ANNOTATION_CREATED], "2024-01-02T22:04:05Z");
         assert!(!a.contains_key("org.opencontainers.image.source"));
-        let bare = Definition::parse("pkg", b"kind: ZarfPackageConfig\nmetadata:\n  name: x\n").unwrap();
+        let bare =
+            Definition::parse("pkg", b"kind: ZarfPackageConfig\nmetadata:\n  name: x\n").unwrap();
         let a = bare.manifest_annotations();
         assert_eq!(a[ANNOTATION_DESCRIPTION], "", "description is always there");
         assert_eq!(a[ANNOTATION_CREATED], "0001-01-01T00:00:00Z");

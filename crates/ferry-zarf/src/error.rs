@@ -21,6 +21,10 @@ pub enum PackageError {
         why: String,
     },
 
+    /// The file is an archive of something else (an OCI layout), not a Zarf package.
+    #[error("{package} is not a Zarf package: {why}")]
+    NotAPackage { package: String, why: String },
+
     #[error("{package} failed verification: {summary}")]
     Verification { package: String, summary: String },
 
@@ -52,7 +56,11 @@ impl PackageError {
         }
     }
 
-    pub(crate) fn file(package: impl ToString, file: impl Into<String>, why: impl Into<String>) -> Self {
+    pub(crate) fn file(
+        package: impl ToString,
+        file: impl Into<String>,
+        why: impl Into<String>,
+    ) -> Self {
         PackageError::Invalid {
             package: package.to_string(),
             file: Some(file.into()),

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, media_type};
 use ferry_store::{BoxFuture, ByteSource, OciLayout, ReadStore, Referrer, Store, StoreError};
 
+use crate::IMAGES_INDEX;
 use crate::error::{PackageError, Result};
 use crate::local::LocalPackage;
 use crate::store::FileStore;
-use crate::IMAGES_INDEX;
 
 /// See the module docs. Cheap to clone.
 #[derive(Clone)]
@@ -62,9 +62,11 @@ impl PackageImages {
                 }),
             });
         }
-        let index = pkg.read(IMAGES_INDEX, ferry_oci::MAX_MANIFEST_BYTES)?.ok_or_else(|| {
-            PackageError::invalid(pkg.label(), "has no images/index.json: no images to push")
-        })?;
+        let index = pkg
+            .read(IMAGES_INDEX, ferry_oci::MAX_MANIFEST_BYTES)?
+            .ok_or_else(|| {
+                PackageError::invalid(pkg.label(), "has no images/index.json: no images to push")
+            })?;
         let entries = parse_index(&pkg.label(), &index)?;
         let mut store = FileStore::new(format!("package {}", pkg.label()));
         for (rel, entry) in &pkg.files {
@@ -127,14 +129,20 @@ pub fn parse_index(package: &str, bytes: &[u8]) -> Result<Vec<Descriptor>> {
 impl Store for PackageImages {
     fn describe(&self) -> String {
         match &*self.inner {
-            Inner::Layout { layout, _temp: None } => layout.describe(),
+            Inner::Layout {
+                layout,
+                _temp: None,
+            } => layout.describe(),
             _ => format!("package {}", self.root.display()),
         }
     }
 }
 
 impl ReadStore for PackageImages {
-    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
+    fn fetch_manifest<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+    ) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
         self.store().fetch_manifest(desc)
     }
 
@@ -190,7 +198,9 @@ async fn referrers_in(
         }
         let bytes = store.fetch_manifest(&plain).await?;
         if let Ok(m) = ferry_oci::Manifest::parse(&plain.media_type, &bytes)
-            && m.subject.as_ref().is_some_and(|s| s.digest == subject.digest)
+            && m.subject
+                .as_ref()
+                .is_some_and(|s| s.digest == subject.digest)
         {
             out.push(Referrer {
                 desc: m.referrer_descriptor(&plain),

@@ -1,7 +1,42 @@
-//! Zarf compatibility: the CRC-suffixed push names (zarf-compat §2) and the image lists of `zarf.yaml`.
+//! Zarf compatibility: the CRC-suffixed push names (zarf-compat §2), the image lists of `zarf.yaml`, and
+//! Zarf packages themselves (§7): reading and verifying them on disk (directory, `.tar`, `.tar.zst`),
+//! serving their `images/` to a push, publishing them to a registry in Zarf's OCI format, and pulling
+//! them back — all or some components — through the shared blob cache.
 
+pub mod checksums;
+pub mod definition;
+mod error;
+pub mod images;
+pub mod inspect;
+pub mod local;
 pub mod naming;
 pub mod package;
+pub mod publish;
+pub mod pull;
+pub mod remote;
+pub mod store;
+pub mod tarball;
 
+pub use checksums::{Integrity, Problem};
+pub use definition::Definition;
+pub use error::{PackageError, Result};
+pub use images::PackageImages;
+pub use local::{Extract, Format, LocalPackage, OpenOptions};
 pub use naming::{crc32, push_names};
 pub use package::images_in_zarf_yaml;
+pub use remote::RemotePackage;
+
+/// The package definition.
+pub const ZARF_YAML: &str = "zarf.yaml";
+/// `<sha256> <path>` for every other file.
+pub const CHECKSUMS: &str = "checksums.txt";
+/// Signatures (new and legacy name): not listed in `checksums.txt`.
+pub const SIGNATURES: [&str; 2] = ["zarf.bundle.sig", "zarf.yaml.sig"];
+pub const IMAGES_INDEX: &str = "images/index.json";
+pub const IMAGES_LAYOUT: &str = "images/oci-layout";
+pub const SBOMS_TAR: &str = "sboms.tar";
+pub const DOCUMENTATION_TAR: &str = "documentation.tar";
+/// The config media type of a published package.
+pub const ZARF_CONFIG: &str = "application/vnd.zarf.config.v1+json";
+/// The media type of every layer of a published package (one per file).
+pub const ZARF_LAYER: &str = "application/vnd.zarf.layer.v1.blob";

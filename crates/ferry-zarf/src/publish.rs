@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Platform, Reference, gojson, media_type};
-use ferry_registry::{Repository, RegistryError};
+use ferry_registry::{RegistryError, Repository};
 use serde::{Deserialize, Serialize};
 
 use crate::definition::{ANNOTATION_TITLE, Definition};
@@ -48,10 +48,15 @@ pub fn plan(pkg: &LocalPackage, def: &Definition) -> Result<PublishPlan> {
             PackageError::file(&label, rel, "was not hashed; cannot be published")
         })?;
         if !store.add_file(pkg, rel, entry, &digest) {
-            return Err(PackageError::file(&label, rel, "was not unpacked; cannot be published"));
+            return Err(PackageError::file(
+                &label,
+                rel,
+                "was not unpacked; cannot be published",
+            ));
         }
         let mut d = Descriptor::new(ZARF_LAYER, digest, entry.size);
-        d.annotations.insert(ANNOTATION_TITLE.to_string(), rel.clone());
+        d.annotations
+            .insert(ANNOTATION_TITLE.to_string(), rel.clone());
         layers.push(d);
     }
     // By digest, as Zarf sorts them; equal files (same digest) by title, so the bytes are stable.
@@ -60,7 +65,11 @@ pub fn plan(pkg: &LocalPackage, def: &Definition) -> Result<PublishPlan> {
             .cmp(&(b.digest.to_string(), b.annotation(ANNOTATION_TITLE)))
     });
     let config = store.add_bytes(ZARF_CONFIG, Bytes::from(def.config_json()?));
-    let manifest_bytes = Bytes::from(manifest_bytes(&config, &layers, &def.manifest_annotations()));
+    let manifest_bytes = Bytes::from(manifest_bytes(
+        &config,
+        &layers,
+        &def.manifest_annotations(),
+    ));
     let manifest = store.add_bytes(media_type::OCI_MANIFEST, manifest_bytes.clone());
     Ok(PublishPlan {
         store,
@@ -119,8 +128,16 @@ struct Index {
 
 /// The package index after publishing `manifest` for `arch`: the entry whose platform has that architecture
 /// is replaced (the first one, as Zarf does), or one is added. `existing` is the index the tag points at now.
-pub fn index_with(existing: Option<&[u8]>, manifest: &Descriptor, arch: &str) -> Result<Vec<u8>, String> {
-    let mut entry = Descriptor::new(media_type::OCI_MANIFEST, manifest.digest.clone(), manifest.size);
+pub fn index_with(
+    existing: Option<&[u8]>,
+    manifest: &Descriptor,
+    arch: &str,
+) -> Result<Vec<u8>, String> {
+    let mut entry = Descriptor::new(
+        media_type::OCI_MANIFEST,
+        manifest.digest.clone(),
+        manifest.size,
+    );
     entry.platform = Some(Platform {
         architecture: arch.to_string(),
         os: MULTI_OS.to_string(),
@@ -156,14 +173,22 @@ pub fn index_with(existing: Option<&[u8]>, manifest: &Descriptor, arch: &str) ->
 
 /// `oci://REGISTRY[/NS]` + the package name and tag → where the package goes.
 pub fn destination(dest: &str, name: &str, tag: &str) -> Result<Reference> {
-    let base = dest.strip_prefix("oci://").unwrap_or(dest).trim_end_matches('/');
+    let base = dest
+        .strip_prefix("oci://")
+        .unwrap_or(dest)
+        .trim_end_matches('/');
     if base.is_empty() || name.is_empty() {
         return Err(PackageError::invalid(
             dest,
             "expected oci://REGISTRY[/NAMESPACE] and a package with metadata.name",
         ));
     }
-    if base.contains('@') || base.rsplit('/').next().is_some_and(|last| last.contains(':') && base.contains('/')) {
+    if base.contains('@')
+        || base
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':') && base.contains('/'))
+    {
         return Err(PackageError::invalid(
             dest,
             "give the registry and namespace only (oci://REGISTRY[/NAMESPACE]); the repository is the package name and the tag its version (or --tag)",
@@ -198,7 +223,10 @@ pub async fn tag_index(
         Err(e) => return Err(e.into()),
     };
     let bytes = index_with(existing.as_deref(), manifest, arch).map_err(|why| {
-        PackageError::invalid(format!("{}/{}:{tag}", repo.registry(), repo.repository()), why)
+        PackageError::invalid(
+            format!("{}/{}:{tag}", repo.registry(), repo.repository()),
+            why,
+        )
     })?;
     let desc = Descriptor::of(media_type::OCI_INDEX, &bytes);
     repo.tag(&desc, Bytes::from(bytes), tag).await?;
@@ -226,7 +254,10 @@ mod tests {
             .annotations
             .insert(ANNOTATION_TITLE.into(), "zarf.yaml".into());
         let mut ann = BTreeMap::new();
-        ann.insert("org.opencontainers.image.title".to_string(), "p&q".to_string());
+        ann.insert(
+            "org.opencontainers.image.title".to_string(),
+            "p&q".to_string(),
+        );
         let bytes = String::from_utf8(manifest_bytes(&config, &[layer.clone()], &ann)).unwrap();
         assert_eq!(
             bytes,
@@ -270,11 +301,15 @@ mod tests {
     #[test]
     fn destinations() {
         assert_eq!(
-            destination("oci://127.0.0.1:5000/ns", "demo", "1.0.0").unwrap().to_string(),
+            destination("oci://127.0.0.1:5000/ns", "demo", "1.0.0")
+                .unwrap()
+                .to_string(),
             "127.0.0.1:5000/ns/demo:1.0.0"
         );
         assert_eq!(
-            destination("oci://ghcr.io/org/", "demo", "1.0.0-flavor").unwrap().to_string(),
+            destination("oci://ghcr.io/org/", "demo", "1.0.0-flavor")
+                .unwrap()
+                .to_string(),
             "ghcr.io/org/demo:1.0.0-flavor"
         );
         assert!(destination("oci://ghcr.io/org/demo:1.0", "demo", "1").is_err());

@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
-use ferry_oci::{Descriptor, Manifest, PlatformSpec, Reference, media_type, platform::normalize_arch};
+use ferry_oci::{
+    Descriptor, Manifest, PlatformSpec, Reference, media_type, platform::normalize_arch,
+};
 use ferry_registry::Repository;
-use ferry_store::ReadStore;
+use ferry_store::{ReadStore, Store};
 
 use crate::checksums::{self, Integrity};
 use crate::definition::{ANNOTATION_TITLE, Definition, MAX_ZARF_YAML};
@@ -29,7 +31,11 @@ pub struct RemotePackage {
 impl RemotePackage {
     /// Resolve `reference` (a tag or digest of a package index or manifest). From an index, the entry for
     /// `arch` is taken; without `arch`, the only entry, else this machine's architecture.
-    pub async fn resolve(repo: Repository, reference: Reference, arch: Option<&str>) -> Result<RemotePackage> {
+    pub async fn resolve(
+        repo: Repository,
+        reference: Reference,
+        arch: Option<&str>,
+    ) -> Result<RemotePackage> {
         let label = reference.to_string();
         let (mut desc, mut bytes) = repo.resolve(&reference.target()).await?;
         let mut architecture = String::new();
@@ -61,13 +67,21 @@ impl RemotePackage {
                     )
                 })?
                 .clone();
-            architecture = entry.platform.as_ref().map(|p| p.architecture.clone()).unwrap_or_default();
+            architecture = entry
+                .platform
+                .as_ref()
+                .map(|p| p.architecture.clone())
+                .unwrap_or_default();
             bytes = repo.fetch_manifest(&entry).await?;
             desc = Descriptor::new(entry.media_type.clone(), entry.digest.clone(), entry.size);
         }
         let manifest = Manifest::parse(&desc.media_type, &bytes)
             .map_err(|e| PackageError::invalid(&label, e.to_string()))?;
-        let config_type = manifest.config.as_ref().map(|c| c.media_type.as_str()).unwrap_or("");
+        let config_type = manifest
+            .config
+            .as_ref()
+            .map(|c| c.media_type.as_str())
+            .unwrap_or("");
         if config_type != ZARF_CONFIG {
             return Err(PackageError::invalid(
                 &label,
@@ -88,7 +102,10 @@ impl RemotePackage {
                 }
             };
             if layers.insert(rel.clone(), layer.clone()).is_some() {
-                return Err(PackageError::invalid(&label, format!("two layers are titled {rel:?}")));
+                return Err(PackageError::invalid(
+                    &label,
+                    format!("two layers are titled {rel:?}"),
+                ));
             }
         }
         Ok(RemotePackage {
@@ -114,7 +131,10 @@ impl RemotePackage {
             return Err(PackageError::file(
                 self.label(),
                 title,
-                format!("{} bytes, more than the {cap}-byte limit for this file", desc.size),
+                format!(
+                    "{} bytes, more than the {cap}-byte limit for this file",
+                    desc.size
+                ),
             ));
         }
         let (mut body, _) = self.repo.fetch_blob(desc, 0).await?;

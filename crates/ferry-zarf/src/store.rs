@@ -42,7 +42,13 @@ impl FileStore {
     }
 
     /// Serve the package file `rel` as the blob `digest`; false when its bytes cannot be read (packed).
-    pub fn add_file(&mut self, pkg: &LocalPackage, rel: &str, entry: &FileEntry, digest: &Digest) -> bool {
+    pub fn add_file(
+        &mut self,
+        pkg: &LocalPackage,
+        rel: &str,
+        entry: &FileEntry,
+        digest: &Digest,
+    ) -> bool {
         let source = match &entry.location {
             Location::Path(p) => Source::File(p.clone()),
             Location::Range { file, offset } => Source::Range {
@@ -63,7 +69,8 @@ impl FileStore {
     /// Serve `bytes` (a generated manifest or config).
     pub fn add_bytes(&mut self, media_type: &str, bytes: Bytes) -> Descriptor {
         let desc = Descriptor::of(media_type, &bytes);
-        self.blobs.insert(desc.digest.clone(), Source::Memory(bytes));
+        self.blobs
+            .insert(desc.digest.clone(), Source::Memory(bytes));
         desc
     }
 
@@ -98,11 +105,9 @@ impl ReadStore for FileStore {
             let bytes = match self.blobs.get(&desc.digest) {
                 None => return Err(self.missing("manifest", &desc.digest)),
                 Some(Source::Memory(b)) => b.clone(),
-                Some(Source::File(p)) => Bytes::from(
-                    tokio::fs::read(p)
-                        .await
-                        .map_err(|e| StoreError::io(p, e))?,
-                ),
+                Some(Source::File(p)) => {
+                    Bytes::from(tokio::fs::read(p).await.map_err(|e| StoreError::io(p, e))?)
+                }
                 Some(Source::Range { file, offset, size }) => {
                     if *size != desc.size {
                         return Err(StoreError::SizeMismatch {
@@ -137,7 +142,11 @@ impl ReadStore for FileStore {
                     Box::new(Once(Some(b.slice((offset as usize).min(b.len())..))))
                 }
                 Some(Source::File(p)) => Box::new(FileSource::open(p, offset).await?),
-                Some(Source::Range { file, offset: start, size }) => {
+                Some(Source::Range {
+                    file,
+                    offset: start,
+                    size,
+                }) => {
                     let offset = offset.min(*size);
                     Box::new(RangeSource {
                         file: open_at(file, start + offset).await?,

@@ -704,6 +704,7 @@ Commands:
   tag          Point more tags at the manifest a reference names (the manifest is sent again; no blob moves)
   delete       Delete a manifest by digest (a tag is resolved to its digest first: every tag on it goes too)
   layout       Look at and tidy an OCI image layout (a Zarf package's images/ directory)
+  package      Inspect, verify, publish and pull Zarf packages (directory, .tar, .tar.zst or oci://)
   completions  Print a shell completion script
   man          Print the man page (roff), or write one page per command into a directory
   help         Print this message or the help of the given subcommand(s)

@@ -7,6 +7,7 @@ mod cache;
 mod commands;
 mod faults;
 mod interrupts;
+mod package;
 mod pull;
 mod push;
 mod referrers;

@@ -1,0 +1,504 @@
+//! Pulling a package from a registry into a directory, all of it or some components (zarf-compat §7),
+//! every layer through the copy engine and so through the shared blob cache: a package's image blobs are
+//! layers named by the same digests as the images' own blobs, so one download serves both.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_copy::{CopyStats, Engine, EventSink};
+use ferry_oci::{Descriptor, Digest, Manifest, Reference, media_type};
+use ferry_store::file::{AtomicFileWriter, link_atomic};
+use ferry_store::{BlobCache, BlobWriter, BoxFuture, ReadStore, Store, StoreError, WriteStore};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::checksums::{self, Integrity};
+use crate::definition::Definition;
+use crate::error::{PackageError, Result};
+use crate::images::parse_index;
+use crate::remote::RemotePackage;
+use crate::{
+    CHECKSUMS, DOCUMENTATION_TAR, IMAGES_INDEX, IMAGES_LAYOUT, SBOMS_TAR, SIGNATURES, ZARF_YAML,
+};
+
+/// Files every pull fetches (Zarf's `PackageAlwaysPull`).
+const ALWAYS: [&str; 6] = [
+    ZARF_YAML,
+    CHECKSUMS,
+    SIGNATURES[0],
+    SIGNATURES[1],
+    "values.yaml",
+    "values.schema.json",
+];
+
+/// What a pull did.
+pub struct Pulled {
+    pub definition: Definition,
+    /// Files written, by path, with their layer descriptors.
+    pub files: BTreeMap<String, Descriptor>,
+    pub stats: CopyStats,
+    pub integrity: Integrity,
+}
+
+/// Pull `pkg` into `root` (an empty directory): every layer, or with `components` only theirs (and the
+/// files every package needs), then check the result against `checksums.txt`. `ingest` holds temp files; it
+/// must be on `root`'s filesystem and outside it. At most `concurrency` layers move at once.
+pub async fn pull(
+    pkg: &RemotePackage,
+    root: &Path,
+    ingest: &Path,
+    components: Option<&[String]>,
+    concurrency: usize,
+    cache: Option<BlobCache>,
+    events: EventSink,
+) -> Result<Pulled> {
+    let dest = Arc::new(PackageDir::new(root, ingest, &pkg.layers, &pkg.label()));
+    let puller = Puller {
+        pkg,
+        engine: Engine::new(cache, 1, events),
+        dest: dest.clone(),
+        concurrency: concurrency.max(1),
+    };
+    let mut stats = CopyStats::default();
+    let mut done: HashSet<Digest> = HashSet::new();
+    match components {
+        None => {
+            let all: Vec<String> = pkg.layers.keys().cloned().collect();
+            stats.merge(&puller.copy(&all, &mut done).await?);
+        }
+        Some(wanted) => {
+            let always: Vec<String> = ALWAYS.iter().map(|s| s.to_string()).collect();
+            stats.merge(&puller.copy(&always, &mut done).await?);
+            let def = read_definition(pkg, root)?;
+            let mut titles = Vec::new();
+            let mut images: Vec<String> = Vec::new();
+            for name in wanted {
+                let c = def.component(name).ok_or_else(|| {
+                    PackageError::invalid(
+                        pkg.label(),
+                        format!(
+                            "has no component {name:?}; it has: {}",
+                            def.components
+                                .iter()
+                                .map(|c| c.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+                titles.push(format!("components/{name}.tar"));
+                for i in &c.images {
+                    if !images.contains(i) {
+                        images.push(i.clone());
+                    }
+                }
+            }
+            stats.merge(&puller.copy(&titles, &mut done).await?);
+            if !images.is_empty() {
+                let meta = vec![IMAGES_INDEX.to_string(), IMAGES_LAYOUT.to_string()];
+                stats.merge(&puller.copy(&meta, &mut done).await?);
+                stats.merge(&puller.copy_images(&images, &mut done).await?);
+            }
+            let rest = vec![SBOMS_TAR.to_string(), DOCUMENTATION_TAR.to_string()];
+            stats.merge(&puller.copy(&rest, &mut done).await?);
+        }
+    }
+    let definition = read_definition(pkg, root)?;
+    let files = dest.written(&done);
+    let digests = files
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.digest.clone())))
+        .collect();
+    let checksums = std::fs::read(root.join(CHECKSUMS)).ok();
+    let integrity = checksums::verify(
+        &digests,
+        checksums.as_deref(),
+        &definition.metadata.aggregate_checksum,
+        components.is_some(),
+    );
+    Ok(Pulled {
+        definition,
+        files,
+        stats,
+        integrity,
+    })
+}
+
+fn read_definition(pkg: &RemotePackage, root: &Path) -> Result<Definition> {
+    let path = root.join(ZARF_YAML);
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            PackageError::invalid(pkg.label(), "has no zarf.yaml layer")
+        }
+        _ => PackageError::io(&path, e),
+    })?;
+    Definition::parse(&pkg.label(), &bytes)
+}
+
+struct Puller<'a> {
+    pkg: &'a RemotePackage,
+    engine: Engine,
+    dest: Arc<PackageDir>,
+    concurrency: usize,
+}
+
+impl Puller<'_> {
+    /// Copy the layers titled `titles` (absent ones skipped, each digest once per pull), `concurrency` at a
+    /// time, each through the engine (cache, resume, verification).
+    async fn copy(&self, titles: &[String], done: &mut HashSet<Digest>) -> Result<CopyStats> {
+        let descs: Vec<Descriptor> = titles
+            .iter()
+            .filter_map(|t| self.pkg.layers.get(t))
+            .filter(|d| done.insert(d.digest.clone()))
+            .cloned()
+            .collect();
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let source: Arc<dyn ReadStore> = Arc::new(self.pkg.repo.clone());
+        let mut tasks = JoinSet::new();
+        for d in descs {
+            let (engine, source, slots) = (self.engine.clone(), source.clone(), slots.clone());
+            let dest: Arc<dyn WriteStore> = self.dest.clone();
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await.expect("semaphore open");
+                engine.copy(source, dest, &d, HashMap::new()).await
+            });
+        }
+        let mut stats = CopyStats::default();
+        while let Some(joined) = tasks.join_next().await {
+            match joined.expect("layer copy panicked") {
+                Ok(s) => stats.merge(&s),
+                Err(e) => {
+                    tasks.abort_all();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The blobs of `images` (names as `zarf.yaml` lists them), found in `images/index.json` by their
+    /// `base.name` (or `ref.name`) annotation, and everything below them, level by level: a manifest's
+    /// children are known only once it is here.
+    async fn copy_images(
+        &self,
+        images: &[String],
+        done: &mut HashSet<Digest>,
+    ) -> Result<CopyStats> {
+        let root = self.dest.root.clone();
+        let index = std::fs::read(root.join(IMAGES_INDEX))
+            .map_err(|e| PackageError::io(root.join(IMAGES_INDEX), e))?;
+        let entries = parse_index(&self.pkg.label(), &index)?;
+        let mut frontier: Vec<Descriptor> = Vec::new();
+        for image in images {
+            let entry = find_image(&entries, image).ok_or_else(|| {
+                PackageError::file(
+                    self.pkg.label(),
+                    IMAGES_INDEX,
+                    format!("has no image named {image:?} (listed in zarf.yaml)"),
+                )
+            })?;
+            frontier.push(entry.clone());
+        }
+        let mut stats = CopyStats::default();
+        let mut seen: HashSet<Digest> = HashSet::new();
+        let mut roots = true;
+        while !frontier.is_empty() {
+            // An image's own manifest must be there; an index's children may not all be (an index
+            // exported from a Docker Engine holds one platform), and what is absent is not needed.
+            let mut present = Vec::new();
+            for d in std::mem::take(&mut frontier) {
+                if self.pkg.layers.contains_key(&blob_title(&d)) {
+                    present.push(d);
+                } else if roots {
+                    return Err(self.missing(&d));
+                } else {
+                    tracing::debug!(
+                        "{}: index child {} is not in the package",
+                        self.pkg.label(),
+                        d.digest
+                    );
+                }
+            }
+            let titles: Vec<String> = present.iter().map(blob_title).collect();
+            stats.merge(&self.copy(&titles, done).await?);
+            let mut blobs = Vec::new();
+            let mut next = Vec::new();
+            for d in present {
+                if !seen.insert(d.digest.clone()) || !media_type::is_manifest_like(&d.media_type) {
+                    continue;
+                }
+                let title = blob_title(&d);
+                let path = root.join(&title);
+                let bytes = std::fs::read(&path).map_err(|e| PackageError::io(&path, e))?;
+                let m = Manifest::parse(&d.media_type, &bytes)
+                    .map_err(|e| PackageError::file(self.pkg.label(), &title, e.to_string()))?;
+                for child in m.successors() {
+                    if media_type::is_manifest_like(&child.media_type) {
+                        next.push(child);
+                    } else if self.pkg.layers.contains_key(&blob_title(&child)) {
+                        blobs.push(blob_title(&child));
+                    } else {
+                        return Err(self.missing(&child));
+                    }
+                }
+            }
+            stats.merge(&self.copy(&blobs, done).await?);
+            frontier = next;
+            roots = false;
+        }
+        Ok(stats)
+    }
+
+    fn missing(&self, d: &Descriptor) -> PackageError {
+        PackageError::invalid(
+            self.pkg.label(),
+            format!(
+                "has no layer {} ({}), which its images need",
+                blob_title(d),
+                d.media_type
+            ),
+        )
+    }
+}
+
+/// Where a package keeps a blob of its images.
+fn blob_title(d: &Descriptor) -> String {
+    format!("images/blobs/sha256/{}", d.digest.hex())
+}
+
+/// The `index.json` entry `image` names: by `base.name` or `ref.name` as written, or compared as
+/// normalized references, so Crane-era names without `docker.io/` match (zarf-compat §4).
+pub fn find_image<'a>(entries: &'a [Descriptor], image: &str) -> Option<&'a Descriptor> {
+    use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
+    let wanted = image.parse::<Reference>().ok();
+    entries.iter().find(|e| {
+        [ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME].iter().any(|k| {
+            e.annotation(k).is_some_and(|n| {
+                n == image || (wanted.is_some() && n.parse::<Reference>().ok() == wanted)
+            })
+        })
+    })
+}
+
+/// The output directory as a store: each blob is the package file(s) its layer is titled by.
+pub struct PackageDir {
+    root: PathBuf,
+    ingest: PathBuf,
+    titles: HashMap<Digest, Vec<String>>,
+    describe: String,
+}
+
+impl PackageDir {
+    pub fn new(
+        root: &Path,
+        ingest: &Path,
+        layers: &BTreeMap<String, Descriptor>,
+        label: &str,
+    ) -> PackageDir {
+        let mut titles: HashMap<Digest, Vec<String>> = HashMap::new();
+        for (title, d) in layers {
+            titles
+                .entry(d.digest.clone())
+                .or_default()
+                .push(title.clone());
+        }
+        PackageDir {
+            root: root.to_path_buf(),
+            ingest: ingest.to_path_buf(),
+            titles,
+            describe: format!("package directory {} (from {label})", root.display()),
+        }
+    }
+
+    fn paths(&self, desc: &Descriptor) -> ferry_store::Result<Vec<PathBuf>> {
+        self.titles
+            .get(&desc.digest)
+            .map(|t| t.iter().map(|t| self.root.join(t)).collect())
+            .ok_or_else(|| StoreError::NotFound {
+                store: self.describe.clone(),
+                what: format!("a layer {}", desc.digest),
+            })
+    }
+
+    /// The files written for the digests in `done`.
+    fn written(&self, done: &HashSet<Digest>) -> BTreeMap<String, Descriptor> {
+        let mut out = BTreeMap::new();
+        for d in done {
+            for t in self.titles.get(d).into_iter().flatten() {
+                if let Ok(meta) = std::fs::metadata(self.root.join(t)) {
+                    out.insert(t.clone(), Descriptor::new("", d.clone(), meta.len()));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Store for PackageDir {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+impl WriteStore for PackageDir {
+    fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<bool>> {
+        Box::pin(async move {
+            Ok(self
+                .paths(desc)?
+                .iter()
+                .all(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == desc.size)))
+        })
+    }
+
+    fn blob_writer<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+    ) -> BoxFuture<'a, ferry_store::Result<Box<dyn BlobWriter>>> {
+        Box::pin(async move {
+            let mut paths = self.paths(desc)?;
+            let first = paths.remove(0);
+            let inner = AtomicFileWriter::create(&self.ingest, first.clone(), false).await?;
+            Ok(Box::new(Titled {
+                inner: Box::new(inner),
+                first,
+                others: paths,
+                ingest: self.ingest.clone(),
+            }) as Box<dyn BlobWriter>)
+        })
+    }
+
+    fn put_manifest<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        bytes: Bytes,
+    ) -> BoxFuture<'a, ferry_store::Result<()>> {
+        Box::pin(async move {
+            let mut w = self.blob_writer(desc).await?;
+            w.write(bytes).await?;
+            w.commit().await
+        })
+    }
+
+    fn link_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        from: &'a Path,
+    ) -> BoxFuture<'a, ferry_store::Result<bool>> {
+        Box::pin(async move {
+            let paths = self.paths(desc)?;
+            let (from, ingest) = (from.to_path_buf(), self.ingest.clone());
+            tokio::task::spawn_blocking(move || {
+                for p in &paths {
+                    if !link_atomic(&from, p, &ingest)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+            .await
+            .expect("link task panicked")
+        })
+    }
+}
+
+/// Writes a layer to its first title; on commit, the other titles of the same content become links to it.
+struct Titled {
+    inner: Box<AtomicFileWriter>,
+    first: PathBuf,
+    others: Vec<PathBuf>,
+    ingest: PathBuf,
+}
+
+impl BlobWriter for Titled {
+    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, ferry_store::Result<()>> {
+        self.inner.write(chunk)
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, ferry_store::Result<()>> {
+        Box::pin(async move {
+            let Titled {
+                inner,
+                first,
+                others,
+                ingest,
+            } = *self;
+            inner.commit().await?;
+            tokio::task::spawn_blocking(move || {
+                for p in &others {
+                    if !link_atomic(&first, p, &ingest)? {
+                        std::fs::copy(&first, p).map_err(|e| StoreError::io(p, e))?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .expect("link task panicked")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
+
+    #[tokio::test]
+    async fn a_layer_lands_under_every_title_it_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, ingest) = (dir.path().join("pkg"), dir.path().join("ingest"));
+        let layer = Descriptor::of(crate::ZARF_LAYER, b"same bytes");
+        let other = Descriptor::of(crate::ZARF_LAYER, b"other");
+        let layers: BTreeMap<String, Descriptor> = [
+            ("a/one.txt".to_string(), layer.clone()),
+            ("b/two.txt".to_string(), layer.clone()),
+            ("c.txt".to_string(), other.clone()),
+        ]
+        .into();
+        let store = PackageDir::new(&root, &ingest, &layers, "oci://x/y:1");
+        assert!(!store.exists(&layer).await.unwrap());
+        let mut w = store.blob_writer(&layer).await.unwrap();
+        w.write(Bytes::from_static(b"same bytes")).await.unwrap();
+        w.commit().await.unwrap();
+        assert!(store.exists(&layer).await.unwrap());
+        assert_eq!(
+            std::fs::read(root.join("b/two.txt")).unwrap(),
+            b"same bytes"
+        );
+        // Linked from elsewhere (the cache).
+        let cached = dir.path().join("cached");
+        std::fs::write(&cached, b"other").unwrap();
+        assert!(store.link_blob(&other, &cached).await.unwrap());
+        assert_eq!(std::fs::read(root.join("c.txt")).unwrap(), b"other");
+        let done: HashSet<Digest> = [layer.digest.clone(), other.digest.clone()].into();
+        assert_eq!(store.written(&done).len(), 3);
+        let unknown = Descriptor::of(crate::ZARF_LAYER, b"?");
+        assert!(store.blob_writer(&unknown).await.is_err());
+    }
+
+    #[test]
+    fn finds_images_of_both_eras() {
+        let mut oras = Descriptor::of(media_type::OCI_MANIFEST, b"a");
+        oras.annotations.insert(
+            ANNOTATION_REF_NAME.into(),
+            "docker.io/library/nginx:1.25".into(),
+        );
+        oras.annotations.insert(
+            ANNOTATION_BASE_NAME.into(),
+            "docker.io/library/nginx:1.25".into(),
+        );
+        let mut crane = Descriptor::of(media_type::OCI_MANIFEST, b"b");
+        crane
+            .annotations
+            .insert(ANNOTATION_BASE_NAME.into(), "library/busybox:1".into());
+        let entries = vec![oras.clone(), crane.clone()];
+        assert_eq!(find_image(&entries, "nginx:1.25"), Some(&oras));
+        assert_eq!(
+            find_image(&entries, "docker.io/library/busybox:1"),
+            Some(&crane)
+        );
+        assert_eq!(find_image(&entries, "busybox:1"), Some(&crane));
+        assert_eq!(find_image(&entries, "busybox:2"), None);
+    }
+}
