@@ -415,7 +415,8 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
-    /// An OCI layout directory, or a Zarf package: a directory containing images/, a .tar or a .tar.zst.
+    /// An OCI layout directory, a Zarf package (a directory with images/, a .tar or a .tar.zst; verified
+    /// first), or an archive of a layout (`oci-archive:FILE`).
     pub source: PathBuf,
 
     /// With --registry: the images to push (default all). Without: REF-IN-LAYOUT DEST-REF.

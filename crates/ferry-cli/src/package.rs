@@ -65,9 +65,7 @@ pub async fn push_source(
     let pkg = match read_local(source, extract, !skip_verify, true).await {
         Ok(p) => p,
         Err(ferry_zarf::PackageError::NotAPackage { .. }) => return Ok(None),
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading the package {}", source.display()));
-        }
+        Err(e) => return Err(e.into()),
     };
     let Some(def) = pkg.definition()? else {
         return Ok(None);
@@ -95,9 +93,8 @@ fn check(integrity: &Integrity, label: &str, action: &str) -> anyhow::Result<()>
 }
 
 async fn open_local(path: &Path, extract: Extract, hash: bool) -> anyhow::Result<LocalPackage> {
-    read_local(path, extract, hash, false)
-        .await
-        .with_context(|| format!("reading the package {}", path.display()))
+    // Its errors name the package and the file in it already.
+    Ok(read_local(path, extract, hash, false).await?)
 }
 
 async fn read_local(

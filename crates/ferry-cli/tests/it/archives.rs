@@ -258,3 +258,46 @@ async fn docker_daemon_source_and_daemon_fallback() {
         "the same conversion either way"
     );
 }
+
+#[tokio::test]
+async fn an_exported_archive_pushes_like_the_layout() {
+    let src = Registry::start(Mode::Plain);
+    let dst = Registry::start(Mode::Plain);
+    let image = fixtures::oci_image(830, 2, "amd64");
+    src.seed("app", Some("1"), &image).await;
+    let env = Env::new();
+    let layout = env.path("images");
+    env.ok(&[
+        "pull",
+        &format!("{}/app:1", src.host()),
+        "-o",
+        layout.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    let archive = env.path("images.tar.zst");
+    env.ok(&[
+        "export",
+        layout.to_str().unwrap(),
+        "-o",
+        archive.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    env.ok(&[
+        "push",
+        &format!("oci-archive:{}", archive.display()),
+        "--registry",
+        &dst.host(),
+        "--no-checksum",
+        "-q",
+    ])
+    .await;
+    assert_eq!(
+        dst.get_manifest("app", "1").await.unwrap().1,
+        image.manifest.bytes.as_ref()
+    );
+    for b in image.all_blobs() {
+        assert!(dst.blob_exists("app", &b.digest()).await);
+    }
+}
