@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest};
 use ferry_store::transfer::verify_bytes;
 use ferry_store::{BoxFuture, ByteSource, Result, StoreError};
@@ -13,8 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::compress::{Compression, decompress_to_temp};
 use crate::error::ArchiveError;
 use crate::tarindex::{Span, TarIndex};
-
-const CHUNK: usize = 1 << 20;
 
 /// Where temporary copies go (decompressed archives, daemon exports).
 #[derive(Clone, Debug, Default)]
@@ -143,13 +141,13 @@ impl ArchiveStore {
                 .get(&desc.digest)
                 .ok_or_else(|| self.not_found("blob", &desc.digest))?;
             let offset = offset.min(span.size);
-            let file = self.open_at(span.offset + offset).await?;
-            let source = RangeSource {
-                file,
-                remaining: span.size - offset,
-                archive: self.index.archive().to_path_buf(),
-                digest: desc.digest.clone(),
-            };
+            let source = ferry_store::file::FileSource::range(
+                self.index.file(),
+                span.offset + offset,
+                span.size - offset,
+                self.index.archive(),
+            )
+            .await?;
             Ok((Box::new(source) as Box<dyn ByteSource>, offset))
         })
     }
@@ -162,48 +160,6 @@ impl ArchiveStore {
             .await
             .map_err(|e| StoreError::io(self.index.archive(), e))?;
         Ok(f)
-    }
-}
-
-/// One entry's bytes, never more than a chunk in memory.
-struct RangeSource {
-    file: tokio::fs::File,
-    remaining: u64,
-    archive: PathBuf,
-    digest: Digest,
-}
-
-impl ByteSource for RangeSource {
-    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>> {
-        Box::pin(async move {
-            if self.remaining == 0 {
-                return Ok(None);
-            }
-            let want = (CHUNK as u64).min(self.remaining) as usize;
-            let mut buf = BytesMut::with_capacity(want);
-            while buf.len() < want {
-                let n = (&mut self.file)
-                    .take((want - buf.len()) as u64)
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| StoreError::io(&self.archive, e))?;
-                if n == 0 {
-                    // The index said the bytes are there: the file shrank under us.
-                    return Err(StoreError::io(
-                        &self.archive,
-                        std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "blob {} ends early: the archive was truncated or changed while reading",
-                                self.digest
-                            ),
-                        ),
-                    ));
-                }
-            }
-            self.remaining -= buf.len() as u64;
-            Ok(Some(buf.freeze()))
-        })
     }
 }
 

@@ -9,10 +9,13 @@ use crate::{BlobWriter, BoxFuture, ByteSource, Result, StoreError};
 
 const CHUNK: usize = 1 << 20;
 
-/// Reads a file in 1 MiB chunks.
+/// Reads a file (or a byte range of one) in 1 MiB chunks.
 pub struct FileSource {
     file: tokio::fs::File,
+    /// The name errors give: the file itself, or the archive it was unpacked from.
     path: PathBuf,
+    /// Bytes left of a range; `None` reads to the end of the file.
+    remaining: Option<u64>,
 }
 
 impl FileSource {
@@ -29,23 +32,51 @@ impl FileSource {
         Ok(FileSource {
             file,
             path: path.to_path_buf(),
+            remaining: None,
         })
+    }
+
+    /// `len` bytes of `path` from `offset` (an entry of an indexed tar). Errors name `shown` — the archive the
+    /// user gave, where `path` may be a temp copy of it. A file that ends early is an error, not a short blob.
+    pub async fn range(path: &Path, offset: u64, len: u64, shown: &Path) -> Result<FileSource> {
+        let mut source = FileSource::open(path, offset).await.map_err(|e| match e {
+            StoreError::Io { source, .. } => StoreError::io(shown, source),
+            other => other,
+        })?;
+        source.path = shown.to_path_buf();
+        source.remaining = Some(len);
+        Ok(source)
     }
 }
 
 impl ByteSource for FileSource {
     fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>> {
         Box::pin(async move {
-            let mut buf = BytesMut::with_capacity(CHUNK);
-            while buf.len() < CHUNK {
-                let n = self
-                    .file
+            let want = self
+                .remaining
+                .map_or(CHUNK, |r| (CHUNK as u64).min(r) as usize);
+            let mut buf = BytesMut::with_capacity(want);
+            while buf.len() < want {
+                let n = (&mut self.file)
+                    .take((want - buf.len()) as u64)
                     .read_buf(&mut buf)
                     .await
                     .map_err(|e| StoreError::io(&self.path, e))?;
                 if n == 0 {
                     break;
                 }
+            }
+            if let Some(r) = &mut self.remaining {
+                if buf.len() < want {
+                    return Err(StoreError::io(
+                        &self.path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "ends early: truncated or changed while reading",
+                        ),
+                    ));
+                }
+                *r -= buf.len() as u64;
             }
             Ok(if buf.is_empty() {
                 None

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest};
 use ferry_store::file::FileSource;
 use ferry_store::transfer::verify_bytes;
@@ -12,8 +12,6 @@ use ferry_store::{BoxFuture, ByteSource, ReadStore, Result, Store, StoreError};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::local::{FileEntry, LocalPackage, Location};
-
-const CHUNK: usize = 1 << 20;
 
 #[derive(Clone, Debug)]
 enum Source {
@@ -148,11 +146,7 @@ impl ReadStore for FileStore {
                     size,
                 }) => {
                     let offset = offset.min(*size);
-                    Box::new(RangeSource {
-                        file: open_at(file, start + offset).await?,
-                        remaining: size - offset,
-                        path: file.clone(),
-                    })
+                    Box::new(FileSource::range(file, start + offset, size - offset, file).await?)
                 }
             };
             Ok((source, offset))
@@ -168,43 +162,6 @@ async fn open_at(path: &PathBuf, pos: u64) -> Result<tokio::fs::File> {
         .await
         .map_err(|e| StoreError::io(path, e))?;
     Ok(f)
-}
-
-/// A byte range of a file, a chunk at a time.
-struct RangeSource {
-    file: tokio::fs::File,
-    remaining: u64,
-    path: PathBuf,
-}
-
-impl ByteSource for RangeSource {
-    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>> {
-        Box::pin(async move {
-            if self.remaining == 0 {
-                return Ok(None);
-            }
-            let want = (CHUNK as u64).min(self.remaining) as usize;
-            let mut buf = BytesMut::with_capacity(want);
-            while buf.len() < want {
-                let n = (&mut self.file)
-                    .take((want - buf.len()) as u64)
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| StoreError::io(&self.path, e))?;
-                if n == 0 {
-                    return Err(StoreError::io(
-                        &self.path,
-                        std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the archive was truncated or changed while reading",
-                        ),
-                    ));
-                }
-            }
-            self.remaining -= buf.len() as u64;
-            Ok(Some(buf.freeze()))
-        })
-    }
 }
 
 struct Once(Option<Bytes>);
