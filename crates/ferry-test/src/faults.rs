@@ -6,6 +6,7 @@
 //! `Connection: close`, so a cut or reset costs exactly one request and no upstream state carries
 //! over. Bodies are streamed with their framing (Content-Length, chunked, or until close) intact.
 
+use crate::server::BackgroundServer;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -157,17 +158,14 @@ impl State {
 pub struct FaultProxy {
     addr: SocketAddr,
     state: Arc<State>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Stops the proxy (and drops its connections) when the FaultProxy is dropped.
+    _server: BackgroundServer,
 }
 
 impl FaultProxy {
     /// Proxy to `upstream` ("127.0.0.1:PORT", plain HTTP). Listens on 127.0.0.1:0.
     pub fn start(upstream: &str) -> FaultProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fault proxy");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
+        let listener = BackgroundServer::bind("ferry-test-fault-proxy");
         let addr = listener.local_addr().expect("fault proxy address");
         let upstream = upstream.strip_prefix("http://").unwrap_or(upstream);
         let state = Arc::new(State {
@@ -177,37 +175,14 @@ impl FaultProxy {
             seen: Mutex::new(Vec::new()),
             injected: AtomicUsize::new(0),
         });
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
         let thread_state = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("ferry-test-fault-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fault proxy runtime");
-                // Dropping the runtime at the end of this thread drops every open connection.
-                rt.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut stop => break,
-                            accepted = listener.accept() => {
-                                if let Ok((stream, _)) = accepted {
-                                    tokio::spawn(serve(stream, thread_state.clone()));
-                                }
-                            }
-                        }
-                    }
-                });
-            })
-            .expect("spawn fault proxy thread");
+        let server = BackgroundServer::start("ferry-test-fault-proxy", listener, move |stream| {
+            serve(stream, thread_state.clone())
+        });
         FaultProxy {
             addr,
             state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -235,17 +210,6 @@ impl FaultProxy {
     /// How many times faults were injected.
     pub fn injected(&self) -> usize {
         self.state.injected.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

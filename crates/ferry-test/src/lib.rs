@@ -10,6 +10,7 @@ pub mod faults;
 pub mod fixtures;
 mod pki;
 mod registry;
+mod server;
 pub mod token;
 pub mod zarf_package;
 

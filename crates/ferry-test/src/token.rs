@@ -7,6 +7,7 @@
 //! libtrust fingerprint. ES256 signatures are raw `r || s` (64 bytes), which is what ring's
 //! `*_FIXED_SIGNING` produces. `aud` must be a plain string in 2.8.
 
+use crate::server::BackgroundServer;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -125,48 +126,22 @@ struct Stats {
 pub struct TokenServer {
     addr: SocketAddr,
     stats: Arc<Stats>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Stops the server when the TokenServer is dropped.
+    _server: BackgroundServer,
 }
 
 impl TokenServer {
     pub fn start() -> TokenServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind token server");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let addr = listener.local_addr().expect("token server address");
         let stats = Arc::new(Stats::default());
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
         let thread_stats = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name("ferry-test-token-server".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("token server runtime");
-                rt.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut stop => break,
-                            accepted = listener.accept() => {
-                                if let Ok((stream, _)) = accepted {
-                                    tokio::spawn(handle_connection(stream, thread_stats.clone()));
-                                }
-                            }
-                        }
-                    }
-                });
-            })
-            .expect("spawn token server thread");
+        let listener = BackgroundServer::bind("ferry-test-token-server");
+        let server = BackgroundServer::start("ferry-test-token-server", listener, move |stream| {
+            handle_connection(stream, thread_stats.clone())
+        });
         TokenServer {
-            addr,
+            addr: server.addr,
             stats,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -188,17 +163,6 @@ impl TokenServer {
     /// Scopes of each issued token, in arrival order.
     pub fn scopes(&self) -> Vec<Vec<String>> {
         self.stats.scopes.lock().expect("scopes lock").clone()
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
