@@ -27,7 +27,7 @@ fn run_blocking(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
             let cache = open(&a)?;
             let blobs = cache.list()?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&blobs)?);
+                crate::output::print_json(&blobs)?;
             } else {
                 for b in &blobs {
                     println!("{}  {:>14}  {}", b.digest, b.size, age(b.last_used));
@@ -58,7 +58,7 @@ fn run_blocking(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
             let cache = open(&a)?;
             let report = cache.verify(&|_| {})?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                crate::output::print_json(&report)?;
             } else if !quiet {
                 println!(
                     "{} blobs ({}) checked, {} corrupt removed",

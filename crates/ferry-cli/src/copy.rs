@@ -145,7 +145,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         });
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&copied)?);
+        crate::output::print_json(&copied)?;
     } else if !quiet {
         println!(
             "{:<60} {:<19} {:>12} {:>7} {:>6} {:>7} {:>8}",
@@ -253,7 +253,7 @@ async fn copy_local(
         blobs: stats,
     }];
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&copied)?);
+        crate::output::print_json(&copied)?;
     } else if !quiet {
         println!(
             "{} {} ({} bytes)",

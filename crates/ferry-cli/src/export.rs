@@ -20,7 +20,7 @@ pub async fn run(args: ExportArgs, quiet: bool) -> anyhow::Result<()> {
             "blobBytes": summary.blob_bytes,
             "archiveBytes": summary.archive_bytes,
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        crate::output::print_json(&json)?;
     } else if !quiet {
         println!(
             "wrote {}: {} blobs, {} bytes of content, {} bytes on disk",

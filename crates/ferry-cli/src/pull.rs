@@ -379,7 +379,7 @@ fn summary(name: &str, desc: &Descriptor, stats: CopyStats) -> PulledImage {
 
 fn print_summary(pulled: &[PulledImage], json: bool, quiet: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(pulled)?);
+        crate::output::print_json(&pulled)?;
         return Ok(());
     }
     if quiet {

@@ -331,7 +331,7 @@ fn strip_names(entry: &Descriptor) -> Descriptor {
 
 fn print_summary(results: &[PushedImage], json: bool, quiet: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(results)?);
+        crate::output::print_json(&results)?;
         return Ok(());
     }
     if quiet {
