@@ -1,22 +1,25 @@
+//! The graph walk: children before parents, each digest once per run, a bounded number of node copies in
+//! flight. It knows only the store traits: caching, linking and mounting are what the stores offer.
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use ferry_oci::{Descriptor, Digest, Hasher, Manifest, media_type};
-use ferry_store::{
-    BlobCache, BlobWriter, BoxFuture, ReadStore, StoreError, WriteStore, transfer, transfer_from,
-};
+use ferry_oci::{Descriptor, Digest, media_type};
+use ferry_store::{BoxFuture, LocalOrigin, ReadStore, StoreError, WriteStore, transfer};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::events::{BlobOutcome, Event, EventSink};
+use crate::hooks::CopyHooks;
 
-/// How many times a blob is started over after a transient failure the transfer could not resume.
-const BLOB_ATTEMPTS: u32 = 3;
+/// Deeper nesting than this (index in index in …) is refused: no real artifact comes close, and a
+/// hostile registry could otherwise keep a walk going for hours.
+pub const MAX_DEPTH: usize = 32;
 
 /// A node that could not be copied. Cheap to clone: one failure is reported by every parent waiting on it.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("{kind} {digest}: {source}")]
+#[error("{kind} {digest}")]
 pub struct CopyError {
     pub digest: Digest,
     pub kind: &'static str,
@@ -63,6 +66,7 @@ impl CopyStats {
         *b += size;
     }
 
+    /// Bytes of every node, however it got there.
     pub fn total_bytes(&self) -> u64 {
         self.fetched_bytes
             + self.cached_bytes
@@ -71,6 +75,7 @@ impl CopyStats {
             + self.existing_bytes
     }
 
+    /// Add another copy's counts to these.
     pub fn merge(&mut self, o: &CopyStats) {
         self.fetched += o.fetched;
         self.fetched_bytes += o.fetched_bytes;
@@ -86,327 +91,234 @@ impl CopyStats {
     }
 }
 
-/// The copy engine: a bounded number of node copies at once, an optional shared cache, and an event sink.
-#[derive(Clone)]
-pub struct Engine {
-    cache: Option<BlobCache>,
-    concurrency: usize,
+/// One graph copy between two stores: every node under the roots given to [`GraphCopy::node`], each
+/// digest once however many parents share it.
+pub(crate) struct GraphCopy {
+    source: Arc<dyn ReadStore>,
+    dest: Arc<dyn WriteStore>,
+    slots: Arc<Semaphore>,
+    hooks: Arc<dyn CopyHooks>,
     events: EventSink,
+    nodes: Mutex<HashMap<Digest, NodeCell>>,
+    known: HashMap<Digest, Bytes>,
+    stats: Mutex<CopyStats>,
 }
 
 /// The outcome of one node's copy, shared by every parent that waits on it.
 type NodeCell = Arc<OnceCell<Result<(), CopyError>>>;
 
-struct Run {
-    source: Arc<dyn ReadStore>,
-    dest: Arc<dyn WriteStore>,
-    cache: Option<BlobCache>,
-    slots: Semaphore,
-    nodes: Mutex<HashMap<Digest, NodeCell>>,
-    known: HashMap<Digest, Bytes>,
-    stats: Mutex<CopyStats>,
-    events: EventSink,
-}
-
-impl Engine {
-    pub fn new(cache: Option<BlobCache>, concurrency: usize, events: EventSink) -> Engine {
-        Engine {
-            cache,
-            concurrency: concurrency.max(1),
-            events,
-        }
-    }
-
-    /// Copy the graph under `root` from `source` to `dest`. `known` holds manifest bytes the caller already
-    /// fetched (the resolved root), so they are not fetched twice.
-    pub async fn copy(
-        &self,
+impl GraphCopy {
+    /// `slots` bounds the node copies in flight (shared with other copies that use the same budget);
+    /// `known` holds manifest bytes the caller already has (a resolved root), so they are not fetched again.
+    pub(crate) fn new(
         source: Arc<dyn ReadStore>,
         dest: Arc<dyn WriteStore>,
-        root: &Descriptor,
+        slots: Arc<Semaphore>,
+        hooks: Arc<dyn CopyHooks>,
+        events: EventSink,
         known: HashMap<Digest, Bytes>,
-    ) -> Result<CopyStats, CopyError> {
-        let run = Arc::new(Run {
+    ) -> Arc<GraphCopy> {
+        Arc::new(GraphCopy {
             source,
             dest,
-            cache: self.cache.clone(),
-            slots: Semaphore::new(self.concurrency),
+            slots,
+            hooks,
+            events,
             nodes: Mutex::new(HashMap::new()),
             known,
             stats: Mutex::new(CopyStats::default()),
-            events: self.events.clone(),
-        });
-        copy_node(run.clone(), root.clone()).await?;
-        let stats = run.stats.lock().expect("stats lock").clone();
-        Ok(stats)
-    }
-}
-
-/// Copy one node, at most once per run however many parents share it (or list it twice).
-/// Boxed with an explicit `Send` bound: the recursion (manifest → children) needs a nameable future type.
-fn copy_node(run: Arc<Run>, desc: Descriptor) -> BoxFuture<'static, Result<(), CopyError>> {
-    Box::pin(copy_node_once(run, desc))
-}
-
-async fn copy_node_once(run: Arc<Run>, desc: Descriptor) -> Result<(), CopyError> {
-    let cell = {
-        let mut nodes = run.nodes.lock().expect("nodes lock");
-        match nodes.get(&desc.digest) {
-            Some(c) => c.clone(),
-            None => {
-                (run.events)(&Event::Discovered {
-                    digest: desc.digest.clone(),
-                    size: desc.size,
-                });
-                let c = Arc::new(OnceCell::new());
-                nodes.insert(desc.digest.clone(), c.clone());
-                c
-            }
-        }
-    };
-    cell.get_or_init(|| async {
-        let result = if media_type::is_manifest_like(&desc.media_type) {
-            copy_manifest(&run, &desc).await
-        } else {
-            copy_blob(&run, &desc).await
-        };
-        let kind = if media_type::is_manifest_like(&desc.media_type) {
-            "manifest"
-        } else {
-            "blob"
-        };
-        result.map_err(|e| CopyError {
-            digest: desc.digest.clone(),
-            kind,
-            source: Arc::new(e),
         })
-    })
-    .await
-    .clone()
-}
-
-async fn copy_manifest(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreError> {
-    let bytes = fetch_manifest(run, desc).await?;
-    let manifest =
-        Manifest::parse(&desc.media_type, &bytes).map_err(|source| StoreError::Manifest {
-            store: run.source.describe(),
-            digest: desc.digest.to_string(),
-            source,
-        })?;
-    // Children first, all at once; each takes a slot only while it moves bytes, so a parent waiting here
-    // holds none. The walk happens even when the destination has this manifest: an interrupted earlier
-    // run may have left it without its children, and checking them is cheap.
-    let mut children = JoinSet::new();
-    for child in manifest.successors() {
-        children.spawn(copy_node(run.clone(), child));
     }
-    let mut first_error = None;
-    while let Some(joined) = children.join_next().await {
-        let result = match joined {
-            Ok(r) => r,
-            // Siblings aborted after the first failure below.
-            Err(e) if e.is_cancelled() => continue,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+
+    pub(crate) fn stats(&self) -> CopyStats {
+        self.stats.lock().expect("stats lock").clone()
+    }
+
+    /// Copy `desc` and everything below it, at most once per run.
+    pub(crate) fn node(
+        self: &Arc<Self>,
+        desc: Descriptor,
+        depth: usize,
+    ) -> BoxFuture<'static, Result<(), CopyError>> {
+        // Boxed with an explicit `Send` bound: the recursion needs a nameable future type.
+        Box::pin(self.clone().node_once(desc, depth))
+    }
+
+    async fn node_once(self: Arc<Self>, desc: Descriptor, depth: usize) -> Result<(), CopyError> {
+        let cell = {
+            let mut nodes = self.nodes.lock().expect("nodes lock");
+            match nodes.get(&desc.digest) {
+                Some(c) => c.clone(),
+                None => {
+                    (self.events)(&Event::Discovered {
+                        digest: desc.digest.clone(),
+                        size: desc.size,
+                    });
+                    let c = Arc::new(OnceCell::new());
+                    nodes.insert(desc.digest.clone(), c.clone());
+                    c
+                }
+            }
         };
-        match result {
-            Ok(()) => {}
-            Err(e) if first_error.is_none() => {
+        let is_manifest = media_type::is_manifest_like(&desc.media_type);
+        cell.get_or_init(|| async {
+            let result = if depth > MAX_DEPTH {
+                Err(StoreError::Remote {
+                    source: format!(
+                        "nested more than {MAX_DEPTH} levels deep; refusing to walk further"
+                    )
+                    .into(),
+                    transient: false,
+                })
+            } else if is_manifest {
+                self.manifest(&desc, depth).await
+            } else {
+                self.blob(&desc).await
+            };
+            result.map_err(|e| CopyError {
+                digest: desc.digest.clone(),
+                kind: if is_manifest { "manifest" } else { "blob" },
+                source: Arc::new(e),
+            })
+        })
+        .await
+        .clone()
+    }
+
+    async fn manifest(self: &Arc<Self>, desc: &Descriptor, depth: usize) -> Result<(), StoreError> {
+        let bytes = self.fetch_manifest(desc).await?;
+        let successors = self
+            .hooks
+            .successors(self.source.as_ref(), desc, &bytes)
+            .await?;
+        // Children first, all at once; each takes a slot only while it moves bytes, so a parent waiting
+        // here holds none. The walk happens even when the destination has this manifest: an interrupted
+        // earlier run may have left it without its children, and checking them is cheap.
+        let mut children = JoinSet::new();
+        for child in successors {
+            children.spawn(self.node(child, depth + 1));
+        }
+        let mut first_error = None;
+        while let Some(joined) = children.join_next().await {
+            let result = match joined {
+                Ok(r) => r,
+                // Siblings aborted after the first failure below.
+                Err(e) if e.is_cancelled() => continue,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            if let Err(e) = result
+                && first_error.is_none()
+            {
                 first_error = Some(e);
                 // Stop the siblings: the image cannot complete, and partial writes are discarded anyway.
                 children.abort_all();
             }
-            Err(_) => {}
         }
-    }
-    if let Some(e) = first_error {
-        // A parent fails the way its child did: a transient child failure is worth another attempt.
-        return Err(StoreError::Remote {
-            transient: e.source.is_transient(),
-            source: Box::new(e),
-        });
-    }
-    let _slot = run.slots.acquire().await.expect("semaphore open");
-    let outcome = if run.dest.exists(desc).await? {
-        BlobOutcome::Existing
-    } else {
-        run.dest.put_manifest(desc, bytes.clone()).await?;
-        BlobOutcome::Fetched
-    };
-    if let Some(cache) = &run.cache
-        && let Err(e) = cache.put_bytes(desc, bytes).await
-    {
-        tracing::warn!("cannot add manifest {} to the cache: {e}", desc.digest);
-    }
-    finish(run, desc, outcome);
-    Ok(())
-}
-
-/// Manifest bytes: handed in by the caller, from the cache (verified), or from the source.
-async fn fetch_manifest(run: &Arc<Run>, desc: &Descriptor) -> Result<Bytes, StoreError> {
-    if let Some(b) = run.known.get(&desc.digest) {
-        ferry_store::transfer::verify_bytes("resolved manifest", desc, b)?;
-        return Ok(b.clone());
-    }
-    if let Some(cache) = &run.cache
-        && let Some(b) = cache.get_bytes(desc).await
-    {
-        return Ok(b);
-    }
-    let _slot = run.slots.acquire().await.expect("semaphore open");
-    run.source.fetch_manifest(desc).await
-}
-
-async fn copy_blob(run: &Arc<Run>, desc: &Descriptor) -> Result<(), StoreError> {
-    let _slot = run.slots.acquire().await.expect("semaphore open");
-    if run.dest.exists(desc).await? {
-        finish(run, desc, BlobOutcome::Existing);
-        return Ok(());
-    }
-    if run.dest.mount(desc).await? {
-        finish(run, desc, BlobOutcome::Mounted);
-        return Ok(());
-    }
-    let progress = {
-        let events = run.events.clone();
-        let digest = desc.digest.clone();
-        move |bytes: u64| {
-            events(&Event::Progress {
-                digest: digest.clone(),
-                bytes,
-            })
+        if let Some(e) = first_error {
+            // A parent fails the way its child did: a transient child failure is worth another attempt.
+            return Err(StoreError::Remote {
+                transient: e.is_transient(),
+                source: Box::new(e),
+            });
         }
-    };
-    if let Some(cache) = &run.cache
-        && let Some(path) = cache.lookup(desc).await
-    {
-        if run.dest.link_blob(desc, &path).await? {
-            progress(desc.size);
-            finish(run, desc, BlobOutcome::Linked);
+        let _slot = self.slots.acquire().await.expect("semaphore open");
+        if self.dest.exists(desc).await? {
+            self.hooks.on_skipped(desc).await?;
+            self.finish(desc, BlobOutcome::Existing);
             return Ok(());
         }
-        let writer = run.dest.blob_writer(desc).await?;
-        match transfer(cache, desc, vec![writer], &progress).await {
-            Ok(_) => {
-                finish(run, desc, BlobOutcome::Cached);
-                return Ok(());
-            }
-            Err(e) => {
-                // Rotted since it was stamped: drop it and fall through to the source.
-                tracing::warn!(
-                    "cached blob {} failed verification ({e}); fetching it again",
-                    desc.digest
-                );
-                cache.evict(&desc.digest).await;
-            }
-        }
+        self.hooks.pre_copy(desc).await?;
+        self.dest.put_manifest(desc, bytes).await?;
+        self.hooks.post_copy(desc).await?;
+        self.finish(desc, BlobOutcome::Fetched);
+        Ok(())
     }
-    let mut attempt = 1;
-    let resumed = loop {
-        let result = match &run.cache {
-            Some(cache) => fetch_through_cache(run, cache, desc, &progress).await,
-            None => {
-                let writers = vec![run.dest.blob_writer(desc).await?];
-                transfer(run.source.as_ref(), desc, writers, &progress)
-                    .await
-                    .map(|_| 0)
+
+    /// Manifest bytes: handed in by the caller (verified here), or from the source.
+    async fn fetch_manifest(&self, desc: &Descriptor) -> Result<Bytes, StoreError> {
+        if let Some(b) = self.known.get(&desc.digest) {
+            ferry_store::transfer::verify_bytes("resolved manifest", desc, b)?;
+            return Ok(b.clone());
+        }
+        let _slot = self.slots.acquire().await.expect("semaphore open");
+        self.source.fetch_manifest(desc).await
+    }
+
+    async fn blob(&self, desc: &Descriptor) -> Result<(), StoreError> {
+        let _slot = self.slots.acquire().await.expect("semaphore open");
+        if self.dest.exists(desc).await? {
+            self.hooks.on_skipped(desc).await?;
+            self.finish(desc, BlobOutcome::Existing);
+            return Ok(());
+        }
+        self.hooks.pre_copy(desc).await?;
+        let outcome = if self.dest.mount(desc).await? {
+            BlobOutcome::Mounted
+        } else {
+            match self.place(desc).await {
+                // A local copy the source kept (a cache) that failed verification is dropped by the
+                // source, and the blob fetched once more from its origin.
+                Err(e) if e.invalidates_partial() && self.source.forget(desc).await => {
+                    self.place(desc).await?
+                }
+                r => r?,
             }
         };
-        match result {
-            Ok(resumed) => break resumed,
-            Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => {
-                (run.events)(&Event::Retrying {
-                    digest: desc.digest.clone(),
-                    attempt,
-                    error: e.to_string(),
-                });
-                tracing::warn!("blob {} failed ({e}); trying it again", desc.digest);
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    run.stats.lock().expect("stats lock").resumed_bytes += resumed;
-    finish(run, desc, BlobOutcome::Fetched);
-    Ok(())
-}
-
-/// Fetch a blob from the source through the cache into the destination, continuing a partial download an
-/// earlier process left. Returns how many bytes that process had already fetched.
-async fn fetch_through_cache(
-    run: &Arc<Run>,
-    cache: &BlobCache,
-    desc: &Descriptor,
-    progress: &(dyn Fn(u64) + Send + Sync),
-) -> Result<u64, StoreError> {
-    // Into the cache first, then linked into the destination: the bytes cross the network once and reach
-    // the disk once (a hard link costs nothing; a copy only when the two are on different filesystems).
-    let (writer, start): (Box<dyn BlobWriter>, Hasher) = match cache.partial(desc).await {
-        Ok(Some(p)) => {
-            let start = p.resume_state();
-            (Box::new(p), start)
-        }
-        // Another process is fetching the same blob right now: fetch our own copy beside it.
-        Ok(None) => (cache.writer(desc).await?, Hasher::new()),
-        Err(e) => {
-            tracing::warn!("not caching {}: {e}", desc.digest);
-            let writer = run.dest.blob_writer(desc).await?;
-            transfer(run.source.as_ref(), desc, vec![writer], progress).await?;
-            return Ok(0);
-        }
-    };
-    let already = start.len();
-    if already > 0 {
-        progress(already);
+        self.hooks.post_copy(desc).await?;
+        self.finish(desc, outcome);
+        Ok(())
     }
-    if let Err(e) = transfer_from(run.source.as_ref(), desc, vec![writer], start, progress).await {
-        if e.invalidates_partial() {
-            cache.discard_partial(desc);
-            if already > 0 {
-                tracing::warn!(
-                    "partial download of {} is unusable ({e}); starting over",
-                    desc.digest
-                );
-                // Transient: the next attempt starts the blob from byte 0.
-                return Err(StoreError::RangeIgnored {
-                    store: run.source.describe(),
-                    digest: desc.digest.clone(),
-                    offset: already,
+
+    /// Move a blob's bytes: a hard link of the source's local copy where the destination takes one, else a
+    /// verified stream.
+    async fn place(&self, desc: &Descriptor) -> Result<BlobOutcome, StoreError> {
+        let progress = {
+            let events = self.events.clone();
+            let digest = desc.digest.clone();
+            move |bytes: u64| {
+                events(&Event::Progress {
+                    digest: digest.clone(),
+                    bytes,
+                })
+            }
+        };
+        let local = self.source.local_blob(desc, &progress).await?;
+        let streamed = match &local {
+            Some(l) if matches!(l.origin, LocalOrigin::Fetched { .. }) => BlobOutcome::Fetched,
+            Some(_) => BlobOutcome::Cached,
+            None => BlobOutcome::Fetched,
+        };
+        if let Some(l) = &local {
+            if let LocalOrigin::Fetched { resumed } = l.origin {
+                self.stats.lock().expect("stats lock").resumed_bytes += resumed;
+            }
+            if self.dest.link_blob(desc, &l.path).await? {
+                return Ok(match l.origin {
+                    LocalOrigin::Present => BlobOutcome::Linked,
+                    LocalOrigin::Fetched { .. } => BlobOutcome::Fetched,
                 });
             }
         }
-        return Err(e);
+        // Bytes already reported while the source fetched its local copy are not reported twice.
+        let quiet = |_: u64| {};
+        let report: &(dyn Fn(u64) + Send + Sync) = match &local {
+            Some(l) if matches!(l.origin, LocalOrigin::Fetched { .. }) => &quiet,
+            _ => &progress,
+        };
+        let writer = self.dest.blob_writer(desc).await?;
+        transfer(self.source.as_ref(), desc, vec![writer], report).await?;
+        Ok(streamed)
     }
-    place_from_cache(run, cache, desc).await?;
-    Ok(already)
-}
 
-/// Put a blob the cache now holds into the destination: a hard link, or a verified copy.
-async fn place_from_cache(
-    run: &Arc<Run>,
-    cache: &BlobCache,
-    desc: &Descriptor,
-) -> Result<(), StoreError> {
-    if run
-        .dest
-        .link_blob(desc, &cache.blob_path(&desc.digest))
-        .await?
-    {
-        return Ok(());
+    fn finish(&self, desc: &Descriptor, outcome: BlobOutcome) {
+        self.stats
+            .lock()
+            .expect("stats lock")
+            .add(outcome, desc.size);
+        (self.events)(&Event::Done {
+            digest: desc.digest.clone(),
+            size: desc.size,
+            outcome,
+        });
     }
-    let writer = run.dest.blob_writer(desc).await?;
-    transfer(cache, desc, vec![writer], &|_| {})
-        .await
-        .map(|_| ())
-}
-
-fn finish(run: &Run, desc: &Descriptor, outcome: BlobOutcome) {
-    run.stats
-        .lock()
-        .expect("stats lock")
-        .add(outcome, desc.size);
-    (run.events)(&Event::Done {
-        digest: desc.digest.clone(),
-        size: desc.size,
-        outcome,
-    });
 }

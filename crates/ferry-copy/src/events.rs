@@ -30,7 +30,7 @@ pub enum Event {
         size: u64,
         outcome: BlobOutcome,
     },
-    /// A node's copy failed and is being tried again.
+    /// The copy of the graph under `digest` failed (transiently) and starts over: counts so far are void.
     Retrying {
         digest: Digest,
         attempt: u32,

@@ -8,6 +8,10 @@ pub mod cache;
 mod error;
 pub mod file;
 pub mod layout;
+mod layout_names;
+pub mod proxy;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod transfer;
 
 use std::future::Future;
@@ -20,6 +24,7 @@ use ferry_oci::Descriptor;
 pub use cache::BlobCache;
 pub use error::StoreError;
 pub use layout::OciLayout;
+pub use proxy::CachedSource;
 pub use transfer::{transfer, transfer_from};
 
 /// A boxed, sendable future: the store traits are used as trait objects (the source and destination of a
@@ -55,7 +60,73 @@ pub trait ReadStore: Store {
     fn referrers<'a>(&'a self, _subject: &'a Descriptor) -> BoxFuture<'a, Result<Vec<Referrer>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+
+    /// A verified file on local disk holding `desc`, if this store has one or can make one (a caching proxy
+    /// downloads it first, reporting bytes to `progress`). The engine hard-links it into destinations that
+    /// can take a link; `Ok(None)` means "stream it with [`ReadStore::fetch_blob`]".
+    fn local_blob<'a>(
+        &'a self,
+        _desc: &'a Descriptor,
+        _progress: &'a (dyn Fn(u64) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Option<LocalBlob>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The bytes this store served for `desc` failed verification. A store that keeps copies of another
+    /// store's content (a cache) drops its copy and returns `true`: fetching again goes to the origin and may
+    /// succeed. Stores that are the origin return `false`.
+    fn forget<'a>(&'a self, _desc: &'a Descriptor) -> BoxFuture<'a, bool> {
+        Box::pin(async { false })
+    }
 }
+
+/// A blob on local disk, verified, from [`ReadStore::local_blob`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalBlob {
+    pub path: std::path::PathBuf,
+    /// How it got there: already present, or fetched just now from the origin.
+    pub origin: LocalOrigin,
+}
+
+/// Where a [`LocalBlob`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalOrigin {
+    /// It was on disk before this call.
+    Present,
+    /// It was downloaded by this call; `resumed` bytes of it came from an earlier, interrupted download.
+    Fetched { resumed: u64 },
+}
+
+/// Turns a name into the manifest it names (oras-go's `Resolver`). What a name is depends on the store: a
+/// tag or digest for a registry repository, an image name (`docker.io/library/nginx:1.25`) or digest for a
+/// layout or an archive.
+pub trait Resolver: Store {
+    /// The descriptor of the manifest or index `reference` names, and its bytes (verified against it).
+    fn resolve<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(Descriptor, Bytes)>>;
+}
+
+/// Gives a manifest the store already holds a name (oras-go's `Tagger`), with the store's own meaning of
+/// a name (see [`Resolver`]).
+pub trait Tagger: Store {
+    /// Point `name` at `desc`, whose bytes are `bytes`.
+    fn tag<'a>(&'a self, desc: &'a Descriptor, bytes: Bytes, name: &'a str)
+    -> BoxFuture<'a, Result<()>>;
+
+    /// Keep `desc` reachable without a name (a referrer found through its subject). A registry keeps
+    /// every manifest pushed by digest, so by default there is nothing to do; a layout lists it in its
+    /// index.
+    fn keep<'a>(&'a self, _desc: &'a Descriptor) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// What a copy reads from: content and names.
+pub trait ReadTarget: ReadStore + Resolver {}
+impl<T: ReadStore + Resolver + ?Sized> ReadTarget for T {}
+
+/// What a copy writes to: content and names.
+pub trait WriteTarget: WriteStore + Tagger {}
+impl<T: WriteStore + Tagger + ?Sized> WriteTarget for T {}
 
 /// An artifact that refers to another: a manifest whose `subject` is it (listed by the referrers API or its
 /// tag-schema fallback), or a cosign-style tag `sha256-<hex>.sig|.att|.sbom` (`tag` set).

@@ -1,0 +1,397 @@
+//! One copy between targets: resolve a name, choose the platform, copy the graph (retrying the whole image
+//! on transient failures), bring the artifacts that refer to it, and name the result at the destination.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ferry_oci::{Descriptor, Digest};
+use ferry_store::{ReadStore, ReadTarget, Referrer, StoreError, WriteTarget};
+use tokio::sync::Semaphore;
+
+use crate::engine::{CopyError, CopyStats, GraphCopy};
+use crate::events::{Event, EventSink};
+use crate::hooks::{CopyHooks, DefaultHooks};
+use crate::select::{PlatformChoice, SelectError, Selection, select_root};
+
+/// A bound on node copies in flight (`--oci-concurrency`). Cloning shares it: copies given the same budget
+/// never have more than its size in flight together.
+#[derive(Clone)]
+pub struct Budget {
+    slots: Arc<Semaphore>,
+    size: usize,
+}
+
+impl Budget {
+    pub fn new(size: usize) -> Budget {
+        let size = size.max(1);
+        Budget {
+            slots: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// Which referrers travel with an image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Referrers {
+    /// None (the default).
+    #[default]
+    None,
+    /// Every referrer, recursively (a signature of an SBOM of an image).
+    All,
+    /// Only those whose `artifactType` is one of these (cosign tags carry none, so they are left out).
+    Types(Vec<String>),
+}
+
+/// How a copy runs.
+#[derive(Clone)]
+pub struct CopyOptions {
+    pub platform: PlatformChoice,
+    pub budget: Budget,
+    /// Attempts in all for one image; a transient failure starts the image again with one node copy at a
+    /// time (Zarf's rule: a flaky link does better with less in flight). Nodes already at the destination
+    /// cost one existence check.
+    pub attempts: u32,
+    pub referrers: Referrers,
+    pub events: EventSink,
+    pub hooks: Arc<dyn CopyHooks>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> CopyOptions {
+        CopyOptions {
+            platform: PlatformChoice::All,
+            budget: Budget::new(6),
+            attempts: 3,
+            referrers: Referrers::None,
+            events: Arc::new(|_: &Event| {}),
+            hooks: Arc::new(DefaultHooks),
+        }
+    }
+}
+
+/// What a copy did.
+#[derive(Clone, Debug)]
+pub struct Copied {
+    /// The node copied and named: the resolved manifest or index, or the platform's manifest chosen from
+    /// an index (as that index describes it).
+    pub root: Descriptor,
+    pub stats: CopyStats,
+    /// The referrers copied with it.
+    pub referrers: Vec<Referrer>,
+}
+
+/// Why a copy failed. Each variant names what it was doing; the cause is its source.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyFailed {
+    #[error("resolving {reference} in {store}")]
+    Resolve {
+        reference: String,
+        store: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("choosing what to copy")]
+    Select(#[source] SelectError),
+    #[error("copying {root} to {dest}{}", attempts_note(*attempts))]
+    Graph {
+        root: Digest,
+        dest: String,
+        attempts: u32,
+        #[source]
+        source: CopyError,
+    },
+    #[error("listing the referrers of {subject}")]
+    Referrers {
+        subject: Digest,
+        #[source]
+        source: StoreError,
+    },
+    #[error("naming {digest} {name:?} in {store}")]
+    Tag {
+        digest: Digest,
+        name: String,
+        store: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl CopyFailed {
+    /// Whether running the same copy again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CopyFailed::Resolve { source, .. }
+            | CopyFailed::Referrers { source, .. }
+            | CopyFailed::Tag { source, .. } => source.is_transient(),
+            CopyFailed::Graph { source, .. } => source.is_transient(),
+            CopyFailed::Select(SelectError::Store(e)) => e.is_transient(),
+            CopyFailed::Select(_) => false,
+        }
+    }
+}
+
+/// Copy what `src_ref` names in `src` to `dst`, named `dst_refs` there (none: by digest only).
+pub async fn copy(
+    src: &Arc<dyn ReadTarget>,
+    src_ref: &str,
+    dst: &Arc<dyn WriteTarget>,
+    dst_refs: &[String],
+    opts: &CopyOptions,
+) -> Result<Copied, CopyFailed> {
+    let selection = resolve(src.as_ref(), src_ref, &opts.platform).await?;
+    copy_selected(src, &selection, dst, dst_refs, opts).await
+}
+
+/// Resolve `reference` in `src` and choose the node to copy (see [`select_root`]); copying can then wait
+/// until every name of a run has resolved.
+pub async fn resolve(
+    src: &dyn ReadTarget,
+    reference: &str,
+    platform: &PlatformChoice,
+) -> Result<Selection, CopyFailed> {
+    let (desc, bytes) = src
+        .resolve(reference)
+        .await
+        .map_err(|source| CopyFailed::Resolve {
+            reference: reference.to_string(),
+            store: src.describe(),
+            source,
+        })?;
+    let by_digest = reference.contains('@') || reference.parse::<Digest>().is_ok();
+    select_root(src, desc, bytes, by_digest, platform)
+        .await
+        .map_err(CopyFailed::Select)
+}
+
+/// [`copy`] of a node already resolved and selected.
+pub async fn copy_selected(
+    src: &Arc<dyn ReadTarget>,
+    selection: &Selection,
+    dst: &Arc<dyn WriteTarget>,
+    dst_refs: &[String],
+    opts: &CopyOptions,
+) -> Result<Copied, CopyFailed> {
+    let root = &selection.root;
+    let mut stats = copy_graph(src, dst, root, &selection.known, opts).await?;
+    let root_bytes = match selection.known.get(&root.digest) {
+        Some(b) => b.clone(),
+        None => src
+            .fetch_manifest(root)
+            .await
+            .map_err(|source| CopyFailed::Referrers {
+                subject: root.digest.clone(),
+                source,
+            })?,
+    };
+    // Names last: a name only ever points at complete content.
+    for name in dst_refs {
+        tag(dst.as_ref(), root, root_bytes.clone(), name).await?;
+    }
+    let referrers = discover_referrers(src.as_ref(), root, &opts.referrers).await?;
+    for referrer in &referrers {
+        stats.merge(&copy_graph(src, dst, &referrer.desc, &HashMap::new(), opts).await?);
+        match &referrer.tag {
+            Some(t) => {
+                let bytes = src.fetch_manifest(&referrer.desc).await.map_err(|source| {
+                    CopyFailed::Referrers {
+                        subject: root.digest.clone(),
+                        source,
+                    }
+                })?;
+                let base = dst_refs.first().map(String::as_str).unwrap_or("");
+                tag(dst.as_ref(), &referrer.desc, bytes, &sibling_name(base, t)).await?;
+            }
+            None => dst
+                .keep(&referrer.desc)
+                .await
+                .map_err(|source| CopyFailed::Tag {
+                    digest: referrer.desc.digest.clone(),
+                    name: String::new(),
+                    store: dst.describe(),
+                    source,
+                })?,
+        }
+    }
+    Ok(Copied {
+        root: root.clone(),
+        stats,
+        referrers,
+    })
+}
+
+async fn tag(
+    dst: &dyn WriteTarget,
+    desc: &Descriptor,
+    bytes: bytes::Bytes,
+    name: &str,
+) -> Result<(), CopyFailed> {
+    dst.tag(desc, bytes, name)
+        .await
+        .map_err(|source| CopyFailed::Tag {
+            digest: desc.digest.clone(),
+            name: name.to_string(),
+            store: dst.describe(),
+            source,
+        })
+}
+
+/// Copy the graph under `root` (no names), retrying the whole graph on transient failures as
+/// [`CopyOptions::attempts`] says.
+pub async fn copy_graph(
+    src: &Arc<dyn ReadTarget>,
+    dst: &Arc<dyn WriteTarget>,
+    root: &Descriptor,
+    known: &HashMap<Digest, bytes::Bytes>,
+    opts: &CopyOptions,
+) -> Result<CopyStats, CopyFailed> {
+    let attempts = opts.attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let slots = if attempt == 1 {
+            opts.budget.slots.clone()
+        } else {
+            Arc::new(Semaphore::new(1))
+        };
+        let run = GraphCopy::new(
+            src.clone(),
+            dst.clone(),
+            slots,
+            opts.hooks.clone(),
+            opts.events.clone(),
+            known.clone(),
+        );
+        match run.node(root.clone(), 0).await {
+            Ok(()) => return Ok(run.stats()),
+            Err(e) if e.is_transient() && attempt < attempts => {
+                tracing::warn!(
+                    "{} to {}: attempt {attempt} of {attempts} failed ({}); retrying with one copy at a time",
+                    root.digest,
+                    dst.describe(),
+                    error_chain(&e)
+                );
+                (opts.events)(&Event::Retrying {
+                    digest: root.digest.clone(),
+                    attempt,
+                    error: error_chain(&e),
+                });
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(CopyFailed::Graph {
+                    root: root.digest.clone(),
+                    dest: dst.describe(),
+                    attempts: attempt,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+/// Every referrer of `root`, and of those in turn, each once, in the order found, filtered by type.
+pub async fn discover_referrers(
+    source: &dyn ReadStore,
+    root: &Descriptor,
+    wanted: &Referrers,
+) -> Result<Vec<Referrer>, CopyFailed> {
+    if *wanted == Referrers::None {
+        return Ok(Vec::new());
+    }
+    let mut seen: HashSet<Digest> = HashSet::from([root.digest.clone()]);
+    let mut queue = vec![root.clone()];
+    let mut found = Vec::new();
+    while let Some(subject) = queue.pop() {
+        let listed = source
+            .referrers(&subject)
+            .await
+            .map_err(|source| CopyFailed::Referrers {
+                subject: subject.digest.clone(),
+                source,
+            })?;
+        for r in listed {
+            if !seen.insert(r.desc.digest.clone()) {
+                continue;
+            }
+            queue.push(r.desc.clone());
+            let keep = match wanted {
+                Referrers::Types(types) => r
+                    .desc
+                    .artifact_type
+                    .as_ref()
+                    .is_some_and(|t| types.contains(t)),
+                _ => true,
+            };
+            if keep {
+                found.push(r);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `base` (a name as the destination knows it: a full reference, or a bare tag) with its tag or digest
+/// replaced by `tag`: where a cosign `sha256-<hex>.sig` tag goes beside its image.
+pub fn sibling_name(base: &str, tag: &str) -> String {
+    let without_digest = base.split('@').next().unwrap_or(base);
+    let slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    let repo = match without_digest[slash..].find(':') {
+        Some(i) => &without_digest[..slash + i],
+        // A bare tag: the destination names by tag alone.
+        None if slash == 0 => "",
+        None => without_digest,
+    };
+    if repo.is_empty() {
+        tag.to_string()
+    } else {
+        format!("{repo}:{tag}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sibling_name;
+
+    #[test]
+    fn cosign_tags_go_beside_their_image() {
+        let t = "sha256-ab.sig";
+        assert_eq!(
+            sibling_name("docker.io/library/nginx:1.25", t),
+            "docker.io/library/nginx:sha256-ab.sig"
+        );
+        assert_eq!(
+            sibling_name("127.0.0.1:5000/a/b@sha256:00", t),
+            "127.0.0.1:5000/a/b:sha256-ab.sig"
+        );
+        assert_eq!(
+            sibling_name("127.0.0.1:5000/a/b:1@sha256:00", t),
+            "127.0.0.1:5000/a/b:sha256-ab.sig"
+        );
+        assert_eq!(sibling_name("1.25", t), t);
+        assert_eq!(sibling_name("", t), t);
+    }
+}

@@ -1,0 +1,167 @@
+//! The blob cache as a read-through proxy in front of a source (oras-go's `content.NewProxy`, with resume):
+//! the copy engine sees one more [`ReadStore`] and knows nothing about caching.
+//!
+//! A blob is downloaded into the cache first (continuing a partial an earlier process left, with its saved
+//! hash state), then offered to the destination as a [`LocalBlob`] to hard-link, or streamed from the cache
+//! file. Manifests are served from the cache when it holds them (verified) and added to it when fetched.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_oci::{Descriptor, Hasher};
+
+use crate::cache::BlobCache;
+use crate::{
+    BlobWriter, BoxFuture, ByteSource, LocalBlob, LocalOrigin, ReadStore, ReadTarget, Referrer,
+    Resolver, Result, Store, StoreError, transfer_from,
+};
+
+/// `inner`, with every blob and manifest going through `cache`.
+#[derive(Clone)]
+pub struct CachedSource {
+    inner: Arc<dyn ReadTarget>,
+    cache: BlobCache,
+}
+
+impl CachedSource {
+    pub fn new(inner: Arc<dyn ReadTarget>, cache: BlobCache) -> CachedSource {
+        CachedSource { inner, cache }
+    }
+
+    /// `inner` behind `cache`, or `inner` itself without one.
+    pub fn wrap(inner: Arc<dyn ReadTarget>, cache: Option<&BlobCache>) -> Arc<dyn ReadTarget> {
+        match cache {
+            Some(c) => Arc::new(CachedSource::new(inner, c.clone())),
+            None => inner,
+        }
+    }
+
+    /// Download `desc` from the origin into the cache, continuing a partial download. Returns how many
+    /// bytes an earlier process had already fetched, or `None` when the cache cannot take it (the caller
+    /// streams from the origin instead).
+    async fn fetch_into_cache(
+        &self,
+        desc: &Descriptor,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Option<u64>> {
+        let (writer, start): (Box<dyn BlobWriter>, Hasher) = match self.cache.partial(desc).await {
+            Ok(Some(p)) => {
+                let start = p.resume_state();
+                (Box::new(p), start)
+            }
+            // Another process is fetching the same blob right now: fetch our own copy beside it.
+            Ok(None) => (self.cache.writer(desc).await?, Hasher::new()),
+            Err(e) => {
+                tracing::warn!("not caching {}: {e}", desc.digest);
+                return Ok(None);
+            }
+        };
+        let already = start.len();
+        if already > 0 {
+            progress(already);
+        }
+        if let Err(e) = transfer_from(self.inner.as_ref(), desc, vec![writer], start, progress).await
+        {
+            if e.invalidates_partial() {
+                self.cache.discard_partial(desc);
+                if already > 0 {
+                    tracing::warn!(
+                        "partial download of {} is unusable ({e}); starting over",
+                        desc.digest
+                    );
+                    // Transient: the next attempt starts the blob from byte 0.
+                    return Err(StoreError::RangeIgnored {
+                        store: self.inner.describe(),
+                        digest: desc.digest.clone(),
+                        offset: already,
+                    });
+                }
+            }
+            return Err(e);
+        }
+        Ok(Some(already))
+    }
+}
+
+impl Store for CachedSource {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+impl Resolver for CachedSource {
+    fn resolve<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(Descriptor, Bytes)>> {
+        self.inner.resolve(reference)
+    }
+}
+
+impl ReadStore for CachedSource {
+    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
+        Box::pin(async move {
+            if let Some(b) = self.cache.get_bytes(desc).await {
+                return Ok(b);
+            }
+            let bytes = self.inner.fetch_manifest(desc).await?;
+            if let Err(e) = self.cache.put_bytes(desc, bytes.clone()).await {
+                tracing::warn!("cannot add manifest {} to the cache: {e}", desc.digest);
+            }
+            Ok(bytes)
+        })
+    }
+
+    /// From the cache when it holds a verified copy, else from the origin (uncached: the engine asks
+    /// [`ReadStore::local_blob`] first, which caches).
+    fn fetch_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
+        Box::pin(async move {
+            match self.cache.lookup(desc).await {
+                Some(path) => {
+                    let src = crate::file::FileSource::open(&path, offset).await?;
+                    Ok((Box::new(src) as Box<dyn ByteSource>, offset))
+                }
+                None => self.inner.fetch_blob(desc, offset).await,
+            }
+        })
+    }
+
+    fn referrers<'a>(&'a self, subject: &'a Descriptor) -> BoxFuture<'a, Result<Vec<Referrer>>> {
+        self.inner.referrers(subject)
+    }
+
+    fn local_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        progress: &'a (dyn Fn(u64) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Option<LocalBlob>>> {
+        Box::pin(async move {
+            if let Some(path) = self.cache.lookup(desc).await {
+                return Ok(Some(LocalBlob {
+                    path,
+                    origin: LocalOrigin::Present,
+                }));
+            }
+            // The bytes cross the network once and reach the disk once: into the cache, then linked.
+            Ok(self
+                .fetch_into_cache(desc, progress)
+                .await?
+                .map(|resumed| LocalBlob {
+                    path: self.cache.blob_path(&desc.digest),
+                    origin: LocalOrigin::Fetched { resumed },
+                }))
+        })
+    }
+
+    fn forget<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            tracing::warn!(
+                "cached blob {} failed verification; evicting it and fetching it again",
+                desc.digest
+            );
+            self.cache.evict(&desc.digest).await;
+            true
+        })
+    }
+}
