@@ -25,12 +25,13 @@ mod oci;
 mod ocitar;
 mod store;
 mod tarindex;
+mod target;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_oci::PlatformSpec;
-use ferry_store::ReadStore;
+use ferry_store::ReadTarget;
 
 pub use compress::Compression;
 pub use daemon::{
@@ -41,6 +42,7 @@ pub use error::{ArchiveError, Result};
 pub use names::ArchiveImage;
 pub use oci::{OciArchive, OciArchiveWriter, WriteSummary};
 pub use store::OpenOptions;
+pub use target::ArchiveTarget;
 pub use tarindex::MAX_METADATA_BYTES;
 
 /// A source written as a transport-prefixed string.
@@ -106,9 +108,9 @@ pub struct SourceOptions {
     pub platform: Option<PlatformSpec>,
 }
 
-/// An opened source: the store to copy from, and the images to copy.
+/// An opened source: the store to copy from (names resolve to its images), and the images to copy.
 pub struct Source {
-    pub store: Arc<dyn ReadStore>,
+    pub store: Arc<dyn ReadTarget>,
     /// The image the spec names, or, without a reference, every named image of the archive (every image,
     /// if none is named).
     pub images: Vec<ArchiveImage>,
@@ -126,9 +128,10 @@ pub async fn open_source(spec: &SourceSpec, opts: &SourceOptions) -> Result<Sour
             }
             let daemon = DockerDaemon::connect(opts.open.clone()).await?;
             let export = daemon.export(name, opts.platform.as_ref()).await?;
+            let images = vec![export.image];
             Ok(Source {
-                images: vec![export.image],
-                store: Arc::new(export.archive),
+                store: Arc::new(ArchiveTarget::new(Arc::new(export.archive), images.clone())),
+                images,
             })
         }
         SourceSpec::DockerArchive { path, reference } => {
@@ -138,8 +141,8 @@ pub async fn open_source(spec: &SourceSpec, opts: &SourceOptions) -> Result<Sour
                 archive.resolve(r)
             })?;
             Ok(Source {
+                store: Arc::new(ArchiveTarget::new(Arc::new(archive), images.clone())),
                 images,
-                store: Arc::new(archive),
             })
         }
         SourceSpec::OciArchive { path, reference } => {
@@ -149,8 +152,8 @@ pub async fn open_source(spec: &SourceSpec, opts: &SourceOptions) -> Result<Sour
                 archive.resolve(r)
             })?;
             Ok(Source {
+                store: Arc::new(ArchiveTarget::new(Arc::new(archive), images.clone())),
                 images,
-                store: Arc::new(archive),
             })
         }
     }

@@ -375,6 +375,22 @@ impl WriteStore for OciArchiveWriter {
     }
 }
 
+/// Names are recorded in the staging layout, as a layout records them.
+impl ferry_store::Tagger for OciArchiveWriter {
+    fn tag<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        bytes: Bytes,
+        name: &'a str,
+    ) -> BoxFuture<'a, ferry_store::Result<()>> {
+        self.layout.tag(desc, bytes, name)
+    }
+
+    fn keep<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<()>> {
+        self.layout.keep(desc)
+    }
+}
+
 impl std::fmt::Debug for OciArchiveWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OciArchiveWriter")

@@ -12,11 +12,11 @@ use ferry_archive::{
     ArchiveError, Compression, DockerArchive, DockerDaemon, DockerFormat, Endpoint, OciArchive,
     OciArchiveWriter, OpenOptions, SourceOptions, SourceSpec, open_source,
 };
-use ferry_copy::{Engine, PlatformChoice, select_root};
+use ferry_copy::{Budget, CopyFailed, CopyOptions, CopyStats, PlatformChoice, select_root};
 use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{Descriptor, Digest, Hasher, Manifest, PlatformSpec, media_type};
 use ferry_store::layout::record_image;
-use ferry_store::{OciLayout, ReadStore, WriteStore};
+use ferry_store::{OciLayout, ReadStore, WriteStore, WriteTarget};
 use ferry_test::Artifact;
 use ferry_test::encode::gunzip_stored;
 use ferry_test::fixtures;
@@ -63,8 +63,19 @@ fn tar_dir(dir: &Path, out: &Path) {
     b.into_inner().unwrap().flush().unwrap();
 }
 
-fn engine() -> Engine {
-    Engine::new(None, 4, Arc::new(|_| {}))
+/// The graph under `root` copied from `src` to `dst` (no names), four node copies at a time.
+async fn graph<D: WriteTarget + 'static>(
+    src: Arc<dyn ReadStore>,
+    dst: Arc<D>,
+    root: &Descriptor,
+    known: HashMap<Digest, Bytes>,
+) -> Result<CopyStats, CopyFailed> {
+    let dst: Arc<dyn WriteTarget> = dst;
+    let opts = CopyOptions {
+        budget: Budget::new(4),
+        ..Default::default()
+    };
+    ferry_copy::copy_graph(&src, &dst, root, &known, &opts).await
 }
 
 /// Copy `root` from `src` into a new layout at `dir` and name it there.
@@ -75,8 +86,7 @@ async fn copy_into(
     dir: &Path,
 ) -> OciLayout {
     let layout = OciLayout::open_or_create(dir).unwrap();
-    engine()
-        .copy(src, Arc::new(layout.clone()), root, HashMap::new())
+    graph(src, Arc::new(layout.clone()), root, HashMap::new())
         .await
         .unwrap();
     let mut named = root.clone();
@@ -333,8 +343,7 @@ async fn containerd_export_selects_the_local_platform_of_the_upstream_index() {
     );
     let dest = tmp.path().join("layout");
     let layout = OciLayout::open_or_create(&dest).unwrap();
-    engine()
-        .copy(archive.clone(), Arc::new(layout), &sel.root, sel.known)
+    graph(archive.clone(), Arc::new(layout), &sel.root, sel.known)
         .await
         .unwrap();
     for (hex, bytes) in blob_files(&dest) {
@@ -347,8 +356,7 @@ async fn containerd_export_selects_the_local_platform_of_the_upstream_index() {
     // The whole index cannot be copied: the other platforms' blobs were never in the export.
     let dest2 = tempfile::tempdir().unwrap();
     let layout2 = OciLayout::open_or_create(dest2.path()).unwrap();
-    let err = engine()
-        .copy(
+    let err = graph(
             archive.clone(),
             Arc::new(layout2),
             &image.desc,
@@ -356,7 +364,12 @@ async fn containerd_export_selects_the_local_platform_of_the_upstream_index() {
         )
         .await
         .unwrap_err();
-    let msg = format!("{err}: {}", err.source);
+    let mut msg = err.to_string();
+    let mut next = std::error::Error::source(&err);
+    while let Some(cause) = next {
+        msg = format!("{msg}: {cause}");
+        next = cause.source();
+    }
     assert!(msg.contains("not found in docker-archive"), "{msg}");
 }
 
@@ -799,8 +812,7 @@ async fn oci_archive_from_zarf_oras_layout_and_skopeo_interop() {
     let dest = tmp.path().join("dest");
     let layout = OciLayout::open_or_create(&dest).unwrap();
     for img in archive.images() {
-        engine()
-            .copy(
+        graph(
                 archive.clone(),
                 Arc::new(layout.clone()),
                 &img.desc,
@@ -906,8 +918,7 @@ async fn archive_writer_is_a_destination_for_the_engine() {
     let img = src.resolve("app:w").unwrap().clone();
     let out = tmp.path().join("out.tar.zst");
     let writer = Arc::new(OciArchiveWriter::create(&out).unwrap());
-    engine()
-        .copy(src.clone(), writer.clone(), &img.desc, HashMap::new())
+    graph(src.clone(), writer.clone(), &img.desc, HashMap::new())
         .await
         .unwrap();
     let mut named = img.desc.clone();

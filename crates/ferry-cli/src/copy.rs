@@ -1,4 +1,5 @@
-//! `ferry copy`: registry → registry, through the cache, never through a local layout.
+//! `ferry copy`: registry, archive or Docker Engine → registry, through the cache, never through a local
+//! layout.
 
 use std::sync::Arc;
 
@@ -6,16 +7,14 @@ use anyhow::{Context, bail};
 use ferry_copy::{CopyStats, PlatformChoice, select_root};
 use ferry_oci::{PlatformSpec, Reference};
 use ferry_registry::Repository;
-use ferry_store::{ReadStore, WriteStore};
+use ferry_store::{CachedSource, ReadStore, ReadTarget, WriteTarget};
 use serde::Serialize;
 
 use crate::cli::CopyArgs;
-use crate::image_copy::ImageCopy;
 use crate::progress::Mode;
 use crate::pull::open_cache;
-use crate::push::copy_referrer;
-use crate::referrers::discover;
 use crate::registry_opts::{build, credential};
+use crate::run_copy::{copy_with_progress, options, referrers};
 
 #[derive(Serialize)]
 struct CopiedImage {
@@ -29,19 +28,22 @@ struct CopiedImage {
     blobs: CopyStats,
 }
 
+/// What to copy: a source target, the names to copy from it, and where each goes.
+struct Plan {
+    source: Arc<dyn ReadTarget>,
+    /// A registry source is read through the cache; archives and the Engine are local already.
+    cached: bool,
+    /// (name in the source, destination, whether the source name is a digest pin)
+    pairs: Vec<(String, Reference, bool)>,
+    platform: PlatformChoice,
+}
+
 pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
     let destination: Reference = args.destination.parse()?;
-    if let Some(spec) = ferry_archive::SourceSpec::parse(&args.source) {
-        return copy_local(&args, spec, destination, quiet).await;
-    }
-    let source: Reference = args.source.parse()?;
-    let src_client = build(
-        args.plain_http,
-        args.insecure_skip_tls_verify,
-        &args.ca_file,
-        credential(&args.src_username, &args.src_password),
-        None,
-    )?;
+    let plan = match ferry_archive::SourceSpec::parse(&args.source) {
+        Some(spec) => plan_local(&args, spec, &destination).await?,
+        None => plan_registry(&args, &destination).await?,
+    };
     let dest_client = build(
         args.plain_http,
         args.insecure_skip_tls_verify,
@@ -49,44 +51,24 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         credential(&args.dest_username, &args.dest_password),
         Some(&args.upload),
     )?;
-    let cache = open_cache(&args.transfer)?;
-    // A copy keeps the whole index unless a platform is asked for.
-    let choice = match (&args.platform, &args.architecture) {
-        (Some(p), _) => {
-            PlatformChoice::Exactly(p.parse::<PlatformSpec>().map_err(anyhow::Error::msg)?)
-        }
-        (None, Some(a)) => PlatformChoice::Exactly(PlatformSpec::linux(a)),
-        (None, None) => PlatformChoice::All,
-    };
-    let src_repo = Repository::new(src_client, &source.registry, &source.repository);
-    let dest_repo = Repository::new(dest_client, &destination.registry, &destination.repository);
-
-    let pairs: Vec<(Reference, Reference)> = if args.all_tags {
-        if source.digest.is_some() || destination.digest.is_some() {
-            bail!("--all-tags copies a repository: give repositories without a digest");
-        }
-        let tags = src_repo
-            .list_tags()
-            .await
-            .with_context(|| format!("listing the tags of {}", source.name()))?;
-        tags.into_iter()
-            .map(|t| (with_tag(&source, &t), with_tag(&destination, &t)))
-            .collect()
+    let cache = if plan.cached {
+        open_cache(&args.transfer)?
     } else {
-        vec![(source.clone(), destination.clone())]
+        None
     };
-
+    let source: Arc<dyn ReadStore> = CachedSource::wrap(plan.source.clone(), cache.as_ref());
+    let opts = options(
+        plan.platform.clone(),
+        args.transfer.oci_concurrency,
+        args.retries,
+        referrers(&args.referrers),
+    );
     let mode = Mode::detect(quiet);
-    let src_store: Arc<dyn ReadStore> = Arc::new(src_repo.clone());
-    let dest_store: Arc<dyn WriteStore> = Arc::new(dest_repo.clone());
     let mut copied = Vec::new();
-    for (from, to) in pairs {
-        let context = format!("copying {from} to {to}");
-        let (desc, bytes) = src_repo
-            .resolve(&from.target())
-            .await
-            .context(context.clone())?;
-        let selection = select_root(&src_repo, desc, bytes, from.digest.is_some(), &choice)
+    for (from, to, by_digest) in &plan.pairs {
+        let context = format!("copying {} to {to}", shown(&args.source, from));
+        let (desc, bytes) = plan.source.resolve(from).await.context(context.clone())?;
+        let selection = select_root(plan.source.as_ref(), desc, bytes, *by_digest, &plan.platform)
             .await
             .context(context.clone())?;
         if let Some(d) = &to.digest
@@ -97,85 +79,94 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
                 selection.root.digest
             );
         }
-        let label = to.to_string();
-        let copier = ImageCopy {
-            label: &label,
-            mode,
-            cache: cache.clone(),
-            concurrency: args.transfer.oci_concurrency as usize,
-            attempts: args.retries,
+        let dest: Arc<dyn WriteTarget> = Arc::new(Repository::new(
+            dest_client.clone(),
+            &to.registry,
+            &to.repository,
+        ));
+        let tags: Vec<String> = match &to.digest {
+            Some(_) => Vec::new(),
+            None => vec![to.tag.clone().unwrap_or_else(|| "latest".into())],
         };
-        let mut stats = copier
-            .run(
-                src_store.clone(),
-                dest_store.clone(),
-                &selection.root,
-                &selection.known,
-            )
+        let label = to.to_string();
+        let done = copy_with_progress(&label, mode, &source, &selection, &dest, &tags, &opts)
             .await
-            .context(context.clone())?;
-        if to.digest.is_none() {
-            let tag = to.tag.clone().unwrap_or_else(|| "latest".into());
-            let bytes = selection
-                .known
-                .get(&selection.root.digest)
-                .cloned()
-                .expect("the selected root's bytes are known");
-            dest_repo
-                .tag(&selection.root, bytes, &tag)
-                .await
-                .with_context(|| format!("{context}: tagging {tag}"))?;
-        }
-        for referrer in discover(&src_repo, &selection.root, &args.referrers)
-            .await
-            .with_context(|| format!("{context}: listing referrers"))?
-        {
-            stats.merge(
-                &copy_referrer(&copier, &src_store, &dest_store, &dest_repo, &referrer).await?,
-            );
-        }
+            .context(context)?;
         copied.push(CopiedImage {
-            source: from.to_string(),
-            destination: to.to_string(),
-            digest: selection.root.digest.to_string(),
-            media_type: selection.root.media_type.clone(),
-            platform: selection.root.platform.as_ref().map(|p| p.to_string()),
-            bytes: stats.total_bytes(),
-            blobs: stats,
+            source: shown(&args.source, from),
+            destination: label,
+            digest: done.root.digest.to_string(),
+            media_type: done.root.media_type.clone(),
+            platform: done.root.platform.as_ref().map(|p| p.to_string()),
+            bytes: done.stats.total_bytes(),
+            blobs: done.stats,
         });
     }
-    if args.json {
-        crate::output::print_json(&copied)?;
-    } else if !quiet {
-        println!(
-            "{:<60} {:<19} {:>12} {:>7} {:>6} {:>7} {:>8}",
-            "DESTINATION", "DIGEST", "BYTES", "FETCHED", "CACHED", "MOUNTED", "EXISTING"
-        );
-        for c in &copied {
-            println!(
-                "{:<60} {:<19} {:>12} {:>7} {:>6} {:>7} {:>8}",
-                c.destination,
-                &c.digest[..c.digest.len().min(19)],
-                c.bytes,
-                c.blobs.fetched,
-                c.blobs.cached,
-                c.blobs.mounted,
-                c.blobs.existing
-            );
-        }
+    print_summary(&copied, args.json, quiet)
+}
+
+/// The source as the user named it, or with the tag `--all-tags` chose.
+fn shown(source: &str, from: &str) -> String {
+    if from.is_empty() || source.ends_with(from) || from.starts_with("sha256:") {
+        source.to_string()
+    } else {
+        format!("{source}:{from}")
     }
-    Ok(())
+}
+
+/// Registry → registry: one reference, or every tag of a repository. A copy keeps a whole index unless a
+/// platform is asked for.
+async fn plan_registry(args: &CopyArgs, destination: &Reference) -> anyhow::Result<Plan> {
+    let source: Reference = args.source.parse()?;
+    let src_client = build(
+        args.plain_http,
+        args.insecure_skip_tls_verify,
+        &args.ca_file,
+        credential(&args.src_username, &args.src_password),
+        None,
+    )?;
+    let platform = match (&args.platform, &args.architecture) {
+        (Some(p), _) => {
+            PlatformChoice::Exactly(p.parse::<PlatformSpec>().map_err(anyhow::Error::msg)?)
+        }
+        (None, Some(a)) => PlatformChoice::Exactly(PlatformSpec::linux(a)),
+        (None, None) => PlatformChoice::All,
+    };
+    let repo = Repository::new(src_client, &source.registry, &source.repository);
+    let pairs = if args.all_tags {
+        if source.digest.is_some() || destination.digest.is_some() {
+            bail!("--all-tags copies a repository: give repositories without a digest");
+        }
+        let tags = repo
+            .list_tags()
+            .await
+            .with_context(|| format!("listing the tags of {}", source.name()))?;
+        tags.into_iter()
+            .map(|t| (t.clone(), with_tag(destination, &t), false))
+            .collect()
+    } else {
+        vec![(
+            source.target(),
+            destination.clone(),
+            source.digest.is_some(),
+        )]
+    };
+    Ok(Plan {
+        source: Arc::new(repo),
+        cached: true,
+        pairs,
+        platform,
+    })
 }
 
 /// `docker-daemon:`, `docker-archive:` or `oci-archive:` → registry: one image (the one named, or the only
 /// one), selected for this machine's platform unless `-a`/`--platform` says otherwise — exports hold only
 /// the local platform's blobs.
-async fn copy_local(
+async fn plan_local(
     args: &CopyArgs,
     spec: ferry_archive::SourceSpec,
-    destination: Reference,
-    quiet: bool,
-) -> anyhow::Result<()> {
+    destination: &Reference,
+) -> anyhow::Result<Plan> {
     let context = format!("copying {} to {destination}", args.source);
     let choice = match (&args.platform, &args.architecture) {
         (Some(p), _) => p.parse::<PlatformSpec>().map_err(anyhow::Error::msg)?,
@@ -196,68 +187,40 @@ async fn copy_local(
             args.source
         );
     };
-    let bytes = source
-        .store
-        .fetch_manifest(&image.desc)
-        .await
-        .context(context.clone())?;
-    let selection = select_root(
-        source.store.as_ref(),
-        image.desc.clone(),
-        bytes,
-        false,
-        &PlatformChoice::Auto(choice),
-    )
-    .await
-    .context(context.clone())?;
-    let dest_client = build(
-        args.plain_http,
-        args.insecure_skip_tls_verify,
-        &args.ca_file,
-        credential(&args.dest_username, &args.dest_password),
-        Some(&args.upload),
-    )?;
-    let dest_repo = Repository::new(dest_client, &destination.registry, &destination.repository);
-    let dest_store: Arc<dyn WriteStore> = Arc::new(dest_repo.clone());
-    let label = destination.to_string();
-    let stats = ImageCopy {
-        label: &label,
-        mode: Mode::detect(quiet),
-        cache: None,
-        concurrency: args.transfer.oci_concurrency as usize,
-        attempts: args.retries,
+    Ok(Plan {
+        pairs: vec![(
+            image.desc.digest.to_string(),
+            destination.clone(),
+            // An archive's index is chosen from like a tagged one (it is not a digest pin).
+            false,
+        )],
+        source: source.store,
+        cached: false,
+        platform: PlatformChoice::Auto(choice),
+    })
+}
+
+fn print_summary(copied: &[CopiedImage], json: bool, quiet: bool) -> anyhow::Result<()> {
+    if json {
+        return crate::output::print_json(&copied);
     }
-    .run(
-        source.store.clone(),
-        dest_store,
-        &selection.root,
-        &selection.known,
-    )
-    .await
-    .context(context.clone())?;
-    if destination.digest.is_none() {
-        let tag = destination.tag.clone().unwrap_or_else(|| "latest".into());
-        let bytes = selection.known[&selection.root.digest].clone();
-        dest_repo
-            .tag(&selection.root, bytes, &tag)
-            .await
-            .with_context(|| format!("{context}: tagging {tag}"))?;
+    if quiet {
+        return Ok(());
     }
-    let copied = [CopiedImage {
-        source: args.source.clone(),
-        destination: label,
-        digest: selection.root.digest.to_string(),
-        media_type: selection.root.media_type.clone(),
-        platform: selection.root.platform.as_ref().map(|p| p.to_string()),
-        bytes: stats.total_bytes(),
-        blobs: stats,
-    }];
-    if args.json {
-        crate::output::print_json(&copied)?;
-    } else if !quiet {
+    println!(
+        "{:<60} {:<19} {:>12} {:>7} {:>6} {:>7} {:>8}",
+        "DESTINATION", "DIGEST", "BYTES", "FETCHED", "CACHED", "MOUNTED", "EXISTING"
+    );
+    for c in copied {
         println!(
-            "{} {} ({} bytes)",
-            copied[0].destination, copied[0].digest, copied[0].bytes
+            "{:<60} {:<19} {:>12} {:>7} {:>6} {:>7} {:>8}",
+            c.destination,
+            &c.digest[..c.digest.len().min(19)],
+            c.bytes,
+            c.blobs.fetched,
+            c.blobs.cached,
+            c.blobs.mounted,
+            c.blobs.existing
         );
     }
     Ok(())

@@ -5,7 +5,6 @@ mod cli;
 mod copy;
 mod export;
 mod generate;
-mod image_copy;
 mod inspect;
 mod layout_cmd;
 mod login;
@@ -14,9 +13,9 @@ mod package;
 mod progress;
 mod pull;
 mod push;
-mod referrers;
 mod registry_cmd;
 mod registry_opts;
+mod run_copy;
 
 use std::process::ExitCode;
 

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use ferry_copy::CopyStats;
+use ferry_copy::{CopyStats, PlatformChoice, Referrers};
 use ferry_oci::{Descriptor, Reference};
 use ferry_registry::Repository;
-use ferry_store::{OciLayout, ReadStore, WriteStore};
+use ferry_store::{OciLayout, ReadStore, WriteTarget};
 use ferry_zarf::inspect::Summary;
 use ferry_zarf::local::{Extract, LocalPackage, OpenOptions};
 use ferry_zarf::tarball::TarKind;
@@ -20,7 +20,7 @@ use crate::cli::{
     PackageCommand, PackageInspectArgs, PackagePublishArgs, PackagePullArgs, PackageVerifyArgs,
     RegistryArgs,
 };
-use crate::image_copy::ImageCopy;
+use crate::run_copy::{copy_with_progress, options};
 use crate::output::{human, print_json, short_digest};
 use crate::progress::{ImageProgress, Mode};
 use crate::registry_opts;
@@ -361,20 +361,24 @@ async fn publish(args: PackagePublishArgs, quiet: bool) -> anyhow::Result<()> {
     let client = registry_opts::client(&args.registry, Some(&args.upload))?;
     let repo = Repository::new(client, &reference.registry, &reference.repository);
     let label = format!("oci://{reference}");
-    let copier = ImageCopy {
-        label: &label,
-        mode: Mode::detect(quiet),
-        cache: None,
-        concurrency: args.oci_concurrency as usize,
-        attempts: args.retries,
+    let selection = ferry_copy::Selection {
+        root: plan.manifest.clone(),
+        known: HashMap::from([(plan.manifest.digest.clone(), plan.manifest_bytes.clone())]),
+        children: Vec::new(),
     };
-    let known = HashMap::from([(plan.manifest.digest.clone(), plan.manifest_bytes.clone())]);
     let source: Arc<dyn ReadStore> = Arc::new(plan.store.clone());
-    let dest: Arc<dyn WriteStore> = Arc::new(repo.clone());
-    let stats = copier
-        .run(source, dest, &plan.manifest, &known)
+    let dest: Arc<dyn WriteTarget> = Arc::new(repo.clone());
+    let opts = options(
+        PlatformChoice::All,
+        args.oci_concurrency,
+        args.retries,
+        Referrers::None,
+    );
+    let mode = Mode::detect(quiet);
+    let stats = copy_with_progress(&label, mode, &source, &selection, &dest, &[], &opts)
         .await
-        .with_context(|| format!("publishing {} to {label}", pkg.label()))?;
+        .with_context(|| format!("publishing {} to {label}", pkg.label()))?
+        .stats;
     // The tag last, so it only ever names a complete package.
     let tag_name = reference.tag.clone().unwrap_or(tag);
     let index =

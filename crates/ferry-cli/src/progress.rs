@@ -111,8 +111,14 @@ impl ImageProgress {
                 attempt,
                 error,
             } => {
+                // The image starts over: what was counted is counted again.
+                *c = Counts::default();
+                if let Some(b) = &self.bar {
+                    b.set_length(0);
+                    b.set_position(0);
+                }
                 let line = format!(
-                    "{}: retrying {digest} (attempt {attempt}): {error}",
+                    "{}: attempt {attempt} failed ({error}); retrying {digest} with one copy at a time",
                     self.label
                 );
                 match &self.bar {

@@ -1,23 +1,19 @@
 //! `ferry pull`: registry → OCI layout through the shared cache.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use ferry_copy::{CopyStats, PlatformChoice, Selection, select_root};
-use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
-use ferry_oci::{Descriptor, PlatformSpec, Reference};
+use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Selection, select_root};
+use ferry_oci::{PlatformSpec, Reference};
 use ferry_registry::{RegistryClient, Repository};
-use ferry_store::layout::record_image;
-use ferry_store::{BlobCache, OciLayout, ReadStore, WriteStore};
+use ferry_store::{BlobCache, CachedSource, OciLayout, ReadStore, ReadTarget, WriteTarget};
 use serde::Serialize;
 
 use crate::cli::{PullArgs, TransferArgs};
-use crate::image_copy::ImageCopy;
 use crate::progress::Mode;
-use crate::referrers::discover;
 use crate::registry_opts;
+use crate::run_copy::{copy_with_progress, options, referrers};
 
 /// Whole-image attempts, as Zarf makes.
 const PULL_ATTEMPTS: u32 = 3;
@@ -39,6 +35,56 @@ struct PulledImage {
     referrers: Vec<String>,
 }
 
+/// Where a pull writes: a layout directory, or `oci-archive:FILE` (a staging layout beside it).
+enum Output {
+    Layout { layout: OciLayout, created: bool },
+    Archive(Arc<ferry_archive::OciArchiveWriter>),
+}
+
+impl Output {
+    fn open(spec: &Path) -> anyhow::Result<Output> {
+        if let Some(file) = spec.to_str().and_then(|o| o.strip_prefix("oci-archive:")) {
+            let writer = ferry_archive::OciArchiveWriter::create(Path::new(file))
+                .with_context(|| format!("creating {file}"))?;
+            return Ok(Output::Archive(Arc::new(writer)));
+        }
+        let created = !spec.exists();
+        let layout = OciLayout::open_or_create(spec)
+            .with_context(|| format!("opening the output layout {}", spec.display()))?;
+        Ok(Output::Layout { layout, created })
+    }
+
+    fn target(&self) -> Arc<dyn WriteTarget> {
+        match self {
+            Output::Layout { layout, .. } => Arc::new(layout.clone()),
+            Output::Archive(w) => w.clone(),
+        }
+    }
+
+    /// Write the archive, or tidy the layout (a layout this run created and left empty is removed, so a
+    /// failed pull leaves no trace; a failed archive is never written).
+    fn finish(self, ok: bool, spec: &Path) -> anyhow::Result<()> {
+        match self {
+            Output::Layout { layout, created } => {
+                layout.tidy();
+                if !ok && created && layout.entries().map(|e| e.is_empty()).unwrap_or(false) {
+                    let _ = std::fs::remove_dir_all(layout.root());
+                }
+            }
+            Output::Archive(w) if ok => {
+                let writer = Arc::try_unwrap(w)
+                    .map_err(|_| anyhow::anyhow!("internal error: the archive writer is still in use"))?;
+                let written = writer
+                    .finish()
+                    .with_context(|| format!("writing {}", spec.display()))?;
+                tracing::info!("wrote {written:?}");
+            }
+            Output::Archive(_) => {}
+        }
+        Ok(())
+    }
+}
+
 pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
     let wanted = collect_references(&args.references, &args.files)?;
     if wanted.is_empty() {
@@ -48,56 +94,27 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
     let choice = platform_choice(&args)?;
     let client = registry_opts::client(&args.registry, None)?;
     let cache = open_cache(&args.transfer)?;
-    // `-o oci-archive:FILE.tar[.zst]`: pull into a layout beside FILE, then write the archive from it.
-    let archive_out = args
+
+    // Temp files of archives and daemon exports go beside the output, on disk rather than in a RAM /tmp.
+    let spill = args
         .output
         .to_str()
-        .and_then(|o| o.strip_prefix("oci-archive:"))
-        .map(std::path::PathBuf::from);
-    let layout_dir = match &archive_out {
-        Some(file) => staging_dir(file)?,
-        None => args.output.clone(),
-    };
-
+        .map(|o| o.strip_prefix("oci-archive:").unwrap_or(o))
+        .and_then(|o| Path::new(o).parent().map(Path::to_path_buf))
+        .filter(|p| p.is_dir());
     // Resolve everything first: a typo in the tenth reference fails before anything is written.
-    let resolved = resolve_all(&client, &wanted, &overrides, &choice, &args, &layout_dir).await?;
+    let resolved = resolve_all(&client, &wanted, &overrides, &choice, &args, spill).await?;
 
-    let created = !layout_dir.exists();
-    let layout = OciLayout::open_or_create(&layout_dir)
-        .with_context(|| format!("opening the output layout {}", layout_dir.display()))?;
-    let result = copy_all(&args, quiet, cache, &layout, resolved).await;
-    layout.tidy();
-    if result.is_err() && created {
-        remove_if_empty(&layout);
-    }
-    let pulled = result?;
-    if let Some(file) = &archive_out {
-        let (dir, file) = (layout_dir.clone(), file.clone());
-        let written = tokio::task::spawn_blocking(move || {
-            let r = ferry_archive::OciArchive::write(&dir, &file);
-            let _ = std::fs::remove_dir_all(&dir);
-            r
-        })
-        .await
-        .context("archive task failed")?
-        .with_context(|| format!("writing {}", args.output.display()))?;
-        tracing::info!("wrote {written:?}");
-    }
-    print_summary(&pulled, args.json, quiet)
-}
-
-/// A fresh directory beside `file` (same filesystem, so cached blobs link instead of copying).
-fn staging_dir(file: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let parent = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let dir = tempfile::Builder::new()
-        .prefix(".ferry-archive-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
-    Ok(dir.keep())
+    let output = Output::open(&args.output)?;
+    let opts = options(
+        choice,
+        args.transfer.oci_concurrency,
+        PULL_ATTEMPTS,
+        referrers(&args.referrers),
+    );
+    let result = copy_all(quiet, cache.as_ref(), &output.target(), resolved, &opts).await;
+    output.finish(result.is_ok(), &args.output)?;
+    print_summary(&result?, args.json, quiet)
 }
 
 /// What the user asked for: a registry reference, or an archive or daemon image.
@@ -109,9 +126,7 @@ enum Wanted {
 struct Resolved {
     /// The name recorded in the layout and shown: the normalized reference.
     name: String,
-    /// The registry reference (`None` for archives and the daemon), for naming cosign referrers.
-    reference: Option<Reference>,
-    source: Arc<dyn ReadStore>,
+    source: Arc<dyn ReadTarget>,
     /// Where the bytes come from, for messages (`pulling X (from Y)`).
     origin: String,
     selection: Selection,
@@ -123,19 +138,13 @@ async fn resolve_all(
     overrides: &[(String, String)],
     choice: &PlatformChoice,
     args: &PullArgs,
-    layout_dir: &Path,
+    spill: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Vec<Resolved>> {
     let slots = Arc::new(tokio::sync::Semaphore::new(RESOLVE_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     let mut out: Vec<Vec<Resolved>> = (0..wanted.len()).map(|_| Vec::new()).collect();
-    // Temp files of archives and daemon exports go beside the output, on disk rather than in a RAM /tmp.
     let open = ferry_archive::SourceOptions {
-        open: ferry_archive::OpenOptions {
-            temp_dir: layout_dir
-                .parent()
-                .map(Path::to_path_buf)
-                .filter(|p| p.is_dir()),
-        },
+        open: ferry_archive::OpenOptions { temp_dir: spill },
         platform: match choice {
             PlatformChoice::Auto(p) | PlatformChoice::Exactly(p) => Some(p.clone()),
             PlatformChoice::All => None,
@@ -153,26 +162,22 @@ async fn resolve_all(
         let (client, slots, choice) = (client.clone(), slots.clone(), choice.clone());
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
-            let repo = Repository::new(client, &source_ref.registry, &source_ref.repository);
-            let result = async {
-                let (desc, bytes) = repo.resolve(&source_ref.target()).await?;
-                let selection =
-                    select_root(&repo, desc, bytes, source_ref.digest.is_some(), &choice).await?;
-                anyhow::Ok(selection)
-            }
-            .await
-            .with_context(|| describe_source(&reference.to_string(), &source_ref.to_string()));
-            (
-                i,
-                reference.clone(),
-                result.map(|selection| Resolved {
-                    name: reference.to_string(),
-                    reference: Some(reference),
-                    origin: source_ref.to_string(),
-                    source: Arc::new(repo),
-                    selection,
-                }),
-            )
+            let repo: Arc<dyn ReadTarget> = Arc::new(Repository::new(
+                client,
+                &source_ref.registry,
+                &source_ref.repository,
+            ));
+            let result = ferry_copy::resolve(repo.as_ref(), &source_ref.target(), &choice)
+                .await
+                .map_err(anyhow::Error::from)
+                .with_context(|| describe_source(&reference.to_string(), &source_ref.to_string()));
+            let resolved = result.map(|selection| Resolved {
+                name: reference.to_string(),
+                origin: source_ref.to_string(),
+                source: repo,
+                selection,
+            });
+            (i, reference, resolved)
         });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -226,27 +231,20 @@ async fn resolve_local(
             .or(image.name.clone())
             .with_context(|| format!("an image in {typed} has no name; name it: {typed}:NAME"))?;
         // Names that are references are normalized like any other; a bare tag (Docker's `linux`) is kept.
-        let reference = raw_name.parse::<Reference>().ok();
-        let name = reference
-            .as_ref()
+        let name = raw_name
+            .parse::<Reference>()
             .map_or(raw_name.clone(), |r| r.to_string());
-        let bytes = source
+        // An archive's index is chosen from like a tagged one (it is not a digest pin).
+        let (desc, bytes) = source
             .store
-            .fetch_manifest(&image.desc)
+            .resolve(&image.desc.digest.to_string())
             .await
             .with_context(|| format!("reading {name} from {typed}"))?;
-        let selection = select_root(
-            source.store.as_ref(),
-            image.desc.clone(),
-            bytes,
-            false,
-            choice,
-        )
-        .await
-        .with_context(|| format!("pulling {name} from {typed}"))?;
+        let selection = select_root(source.store.as_ref(), desc, bytes, false, choice)
+            .await
+            .with_context(|| format!("pulling {name} from {typed}"))?;
         out.push(Resolved {
             name,
-            reference: None,
             source: source.store.clone(),
             origin: typed.to_string(),
             selection,
@@ -264,117 +262,35 @@ fn describe_source(name: &str, origin: &str) -> String {
 }
 
 async fn copy_all(
-    args: &PullArgs,
     quiet: bool,
-    cache: Option<BlobCache>,
-    layout: &OciLayout,
+    cache: Option<&BlobCache>,
+    dest: &Arc<dyn WriteTarget>,
     resolved: Vec<Resolved>,
+    opts: &CopyOptions,
 ) -> anyhow::Result<Vec<PulledImage>> {
     let mode = Mode::detect(quiet);
-    let dest: Arc<dyn WriteStore> = Arc::new(layout.clone());
     let mut pulled = Vec::new();
     for r in resolved {
-        let label = r.name.clone();
-        let source: Arc<dyn ReadStore> = r.source.clone();
-        let copier = ImageCopy {
-            label: &label,
-            mode,
-            cache: cache.clone(),
-            concurrency: args.transfer.oci_concurrency as usize,
-            attempts: PULL_ATTEMPTS,
-        };
-        let mut stats = copier
-            .run(
-                source.clone(),
-                dest.clone(),
-                &r.selection.root,
-                &r.selection.known,
-            )
+        let source: Arc<dyn ReadStore> = CachedSource::wrap(r.source.clone(), cache);
+        let names = vec![r.name.clone()];
+        let copied = copy_with_progress(&r.name, mode, &source, &r.selection, dest, &names, opts)
             .await
             .with_context(|| describe_source(&r.name, &r.origin))?;
-
-        // The image is complete: only now does it get an index entry.
-        let named = named_entry(&r.selection.root, &label);
-        let children = r.selection.children.clone();
-        let entry = named.clone();
-        layout
-            .update_index(move |entries| record_image(entries, entry, children))
-            .with_context(|| format!("recording {label} in {}", layout.root().display()))?;
-
-        // Referrers after their subject, each recorded once complete: cosign tags under their tag, the
-        // others as unnamed entries (as oras-go records them) that `push --referrers` finds again.
-        let mut referrers = Vec::new();
-        let found = discover(source.as_ref(), &r.selection.root, &args.referrers)
-            .await
-            .with_context(|| format!("listing the referrers of {label}"))?;
-        for referrer in found {
-            let more = copier
-                .run(
-                    source.clone(),
-                    dest.clone(),
-                    &referrer.desc,
-                    &HashMap::new(),
-                )
-                .await
-                .with_context(|| format!("pulling referrer {} of {label}", referrer.desc.digest))?;
-            stats.merge(&more);
-            let update = match &referrer.tag {
-                Some(tag) => {
-                    let name = match &r.reference {
-                        Some(reference) => Reference {
-                            tag: Some(tag.clone()),
-                            digest: None,
-                            ..reference.clone()
-                        }
-                        .to_string(),
-                        None => {
-                            format!("{}:{tag}", label.split(['@', ':']).next().unwrap_or(&label))
-                        }
-                    };
-                    let entry = named_entry(&referrer.desc, &name);
-                    layout.update_index(move |entries| record_image(entries, entry, Vec::new()))
-                }
-                None => {
-                    let entry = referrer.desc.clone();
-                    layout.update_index(move |entries| {
-                        if !entries.iter().any(|e| e.digest == entry.digest) {
-                            entries.push(entry);
-                        }
-                    })
-                }
-            };
-            update.with_context(|| format!("recording a referrer of {label}"))?;
-            referrers.push(referrer.desc.digest.to_string());
-        }
-        let mut summary = summary(&r.name, &named, stats);
-        summary.referrers = referrers;
-        pulled.push(summary);
+        pulled.push(PulledImage {
+            reference: r.name.clone(),
+            digest: copied.root.digest.to_string(),
+            media_type: copied.root.media_type.clone(),
+            platform: copied.root.platform.as_ref().map(|p| p.to_string()),
+            bytes: copied.stats.total_bytes(),
+            blobs: copied.stats,
+            referrers: copied
+                .referrers
+                .iter()
+                .map(|r| r.desc.digest.to_string())
+                .collect(),
+        });
     }
     Ok(pulled)
-}
-
-/// A layout entry for `desc` named `name` with both annotations Zarf reads.
-fn named_entry(desc: &Descriptor, name: &str) -> Descriptor {
-    let mut named = desc.clone();
-    named
-        .annotations
-        .insert(ANNOTATION_REF_NAME.into(), name.to_string());
-    named
-        .annotations
-        .insert(ANNOTATION_BASE_NAME.into(), name.to_string());
-    named
-}
-
-fn summary(name: &str, desc: &Descriptor, stats: CopyStats) -> PulledImage {
-    PulledImage {
-        reference: name.to_string(),
-        digest: desc.digest.to_string(),
-        media_type: desc.media_type.clone(),
-        platform: desc.platform.as_ref().map(|p| p.to_string()),
-        bytes: stats.total_bytes(),
-        blobs: stats,
-        referrers: Vec::new(),
-    }
 }
 
 fn print_summary(pulled: &[PulledImage], json: bool, quiet: bool) -> anyhow::Result<()> {
@@ -507,14 +423,6 @@ pub fn open_cache(args: &TransferArgs) -> anyhow::Result<Option<BlobCache>> {
     Ok(Some(BlobCache::open(&root).with_context(|| {
         format!("opening the blob cache {}", root.display())
     })?))
-}
-
-/// A layout this run created and filled with nothing is removed, so a failed pull leaves no trace.
-fn remove_if_empty(layout: &OciLayout) {
-    if layout.entries().map(|e| e.is_empty()).unwrap_or(false) {
-        let root: &Path = layout.root();
-        let _ = std::fs::remove_dir_all(root);
-    }
 }
 
 #[cfg(test)]

@@ -5,18 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use ferry_copy::CopyStats;
+use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Selection};
 use ferry_oci::{Descriptor, Reference};
 use ferry_registry::Repository;
-use ferry_store::{OciLayout, ReadStore, WriteStore};
+use ferry_store::{OciLayout, ReadStore, WriteTarget};
 use ferry_zarf::PackageImages;
 use serde::Serialize;
 
 use crate::cli::PushArgs;
-use crate::image_copy::ImageCopy;
 use crate::progress::Mode;
-use crate::referrers::discover;
 use crate::registry_opts;
+use crate::run_copy::{copy_with_progress, options, referrers};
 
 /// One image to push: where it goes and under which tags.
 struct PushItem {
@@ -78,6 +77,12 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     let client = registry_opts::client(&args.registry_opts, Some(&args.upload))?;
     let mode = Mode::detect(quiet);
     let source: Arc<dyn ReadStore> = Arc::new(layout.clone());
+    let opts = options(
+        PlatformChoice::All,
+        args.oci_concurrency,
+        args.retries,
+        referrers(&args.referrers),
+    );
     let mut results = Vec::new();
     let mut failures = 0;
     for item in plan {
@@ -87,7 +92,7 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
             .first()
             .cloned()
             .unwrap_or_else(|| item.source.clone());
-        let result = push_one(&args, mode, &source, &layout, &repo, &item, &label)
+        let result = push_one(mode, &source, Arc::new(repo), &item, &label, &opts)
             .await
             .with_context(|| format!("pushing {} to {label}", item.source));
         let (blobs, error) = match result {
@@ -119,64 +124,21 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
 }
 
 async fn push_one(
-    args: &PushArgs,
     mode: Mode,
     source: &Arc<dyn ReadStore>,
-    layout: &PackageImages,
-    repo: &Repository,
+    dest: Arc<dyn WriteTarget>,
     item: &PushItem,
     label: &str,
+    opts: &CopyOptions,
 ) -> anyhow::Result<CopyStats> {
-    let dest: Arc<dyn WriteStore> = Arc::new(repo.clone());
-    let copier = ImageCopy {
-        label,
-        mode,
-        cache: None,
-        concurrency: args.oci_concurrency as usize,
-        attempts: args.retries,
+    let selection = Selection {
+        root: item.desc.clone(),
+        known: HashMap::new(),
+        children: Vec::new(),
     };
-    let stats = copier
-        .run(source.clone(), dest.clone(), &item.desc, &HashMap::new())
-        .await?;
-    // Tags last: a name only ever points at complete content.
-    let bytes = layout.fetch_manifest(&item.desc).await?;
-    for tag in &item.tags {
-        repo.tag(&item.desc, bytes.clone(), tag)
-            .await
-            .with_context(|| format!("tagging {}/{}:{tag}", item.registry, item.repository))?;
-    }
-    let mut stats = stats;
-    for referrer in discover(source.as_ref(), &item.desc, &args.referrers).await? {
-        stats.merge(&copy_referrer(&copier, source, &dest, repo, &referrer).await?);
-    }
-    Ok(stats)
-}
-
-/// Send a referrer after its subject: by digest (a registry without the referrers API gets the
-/// tag-schema index updated as the manifest lands), and under its cosign tag when it has one.
-pub async fn copy_referrer(
-    copier: &ImageCopy<'_>,
-    source: &Arc<dyn ReadStore>,
-    dest: &Arc<dyn WriteStore>,
-    repo: &Repository,
-    referrer: &ferry_store::Referrer,
-) -> anyhow::Result<CopyStats> {
-    let stats = copier
-        .run(
-            source.clone(),
-            dest.clone(),
-            &referrer.desc,
-            &HashMap::new(),
-        )
-        .await
-        .with_context(|| format!("copying referrer {}", referrer.desc.digest))?;
-    if let Some(tag) = &referrer.tag {
-        let bytes = source.fetch_manifest(&referrer.desc).await?;
-        repo.tag(&referrer.desc, bytes, tag)
-            .await
-            .with_context(|| format!("tagging {}/{}:{tag}", repo.registry(), repo.repository()))?;
-    }
-    Ok(stats)
+    let copied =
+        copy_with_progress(label, mode, source, &selection, &dest, &item.tags, opts).await?;
+    Ok(copied.stats)
 }
 
 /// The archive file `source` names, if it is one: `oci-archive:FILE`, or a regular file.

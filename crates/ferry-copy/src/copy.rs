@@ -152,7 +152,8 @@ pub async fn copy(
     opts: &CopyOptions,
 ) -> Result<Copied, CopyFailed> {
     let selection = resolve(src.as_ref(), src_ref, &opts.platform).await?;
-    copy_selected(src, &selection, dst, dst_refs, opts).await
+    let src: Arc<dyn ReadStore> = src.clone();
+    copy_selected(&src, &selection, dst, dst_refs, opts).await
 }
 
 /// Resolve `reference` in `src` and choose the node to copy (see [`select_root`]); copying can then wait
@@ -178,7 +179,7 @@ pub async fn resolve(
 
 /// [`copy`] of a node already resolved and selected.
 pub async fn copy_selected(
-    src: &Arc<dyn ReadTarget>,
+    src: &Arc<dyn ReadStore>,
     selection: &Selection,
     dst: &Arc<dyn WriteTarget>,
     dst_refs: &[String],
@@ -251,7 +252,7 @@ async fn tag(
 /// Copy the graph under `root` (no names), retrying the whole graph on transient failures as
 /// [`CopyOptions::attempts`] says.
 pub async fn copy_graph(
-    src: &Arc<dyn ReadTarget>,
+    src: &Arc<dyn ReadStore>,
     dst: &Arc<dyn WriteTarget>,
     root: &Descriptor,
     known: &HashMap<Digest, bytes::Bytes>,

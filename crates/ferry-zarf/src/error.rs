@@ -34,8 +34,12 @@ pub enum PackageError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
 
-    #[error(transparent)]
-    Copy(#[from] ferry_copy::CopyError),
+    #[error("copying {package}")]
+    Copy {
+        package: String,
+        #[source]
+        source: Box<ferry_copy::CopyFailed>,
+    },
 }
 
 pub type Result<T, E = PackageError> = std::result::Result<T, E>;

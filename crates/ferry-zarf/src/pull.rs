@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_copy::{CopyStats, Engine, EventSink};
+use ferry_copy::{Budget, CopyHooks, CopyOptions, CopyStats, EventSink, copy_graph};
 use ferry_oci::{Descriptor, Digest, Manifest, Reference, media_type};
 use ferry_store::file::{AtomicFileWriter, link_atomic};
-use ferry_store::{BlobCache, BlobWriter, BoxFuture, ReadStore, Store, StoreError, WriteStore};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use ferry_store::{
+    BlobCache, BlobWriter, BoxFuture, CachedSource, ReadStore, Store, StoreError, WriteStore,
+    WriteTarget,
+};
 
 use crate::checksums::{self, Integrity};
 use crate::definition::Definition;
@@ -44,7 +45,9 @@ pub struct Pulled {
 
 /// Pull `pkg` into `root` (an empty directory): every layer, or with `components` only theirs (and the
 /// files every package needs), then check the result against `checksums.txt`. `ingest` holds temp files; it
-/// must be on `root`'s filesystem and outside it. At most `concurrency` layers move at once.
+/// must be on `root`'s filesystem and outside it. The package manifest is copied as one graph whose
+/// successors are the chosen layers: at most `concurrency` move at once, through the cache, with resume
+/// and whole-package retries.
 pub async fn pull(
     pkg: &RemotePackage,
     root: &Path,
@@ -54,57 +57,28 @@ pub async fn pull(
     cache: Option<BlobCache>,
     events: EventSink,
 ) -> Result<Pulled> {
-    let dest = Arc::new(PackageDir::new(root, ingest, &pkg.layers, &pkg.label()));
-    let puller = Puller {
-        pkg,
-        engine: Engine::new(cache, 1, events),
-        dest: dest.clone(),
-        concurrency: concurrency.max(1),
+    let wanted = match components {
+        None => pkg.layers.values().cloned().collect(),
+        Some(names) => chosen_layers(pkg, names).await?,
     };
-    let mut stats = CopyStats::default();
-    let mut done: HashSet<Digest> = HashSet::new();
-    match components {
-        None => {
-            let all: Vec<String> = pkg.layers.keys().cloned().collect();
-            stats.merge(&puller.copy(&all, &mut done).await?);
-        }
-        Some(wanted) => {
-            let always: Vec<String> = ALWAYS.iter().map(|s| s.to_string()).collect();
-            stats.merge(&puller.copy(&always, &mut done).await?);
-            let def = read_definition(pkg, root)?;
-            let mut titles = Vec::new();
-            let mut images: Vec<String> = Vec::new();
-            for name in wanted {
-                let c = def.component(name).ok_or_else(|| {
-                    PackageError::invalid(
-                        pkg.label(),
-                        format!(
-                            "has no component {name:?}; it has: {}",
-                            def.components
-                                .iter()
-                                .map(|c| c.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                })?;
-                titles.push(format!("components/{name}.tar"));
-                for i in &c.images {
-                    if !images.contains(i) {
-                        images.push(i.clone());
-                    }
-                }
-            }
-            stats.merge(&puller.copy(&titles, &mut done).await?);
-            if !images.is_empty() {
-                let meta = vec![IMAGES_INDEX.to_string(), IMAGES_LAYOUT.to_string()];
-                stats.merge(&puller.copy(&meta, &mut done).await?);
-                stats.merge(&puller.copy_images(&images, &mut done).await?);
-            }
-            let rest = vec![SBOMS_TAR.to_string(), DOCUMENTATION_TAR.to_string()];
-            stats.merge(&puller.copy(&rest, &mut done).await?);
-        }
-    }
+    let done: HashSet<Digest> = wanted.iter().map(|d| d.digest.clone()).collect();
+    let dest = Arc::new(PackageDir::new(root, ingest, &pkg.layers, &pkg.label()));
+    let source: Arc<dyn ReadStore> =
+        CachedSource::wrap(Arc::new(pkg.repo.clone()), cache.as_ref());
+    let opts = CopyOptions {
+        budget: Budget::new(concurrency),
+        events,
+        hooks: Arc::new(ChosenLayers(wanted)),
+        ..CopyOptions::default()
+    };
+    let dest_target: Arc<dyn WriteTarget> = dest.clone();
+    let known = HashMap::from([(pkg.manifest.digest.clone(), pkg.manifest_bytes.clone())]);
+    let stats = copy_graph(&source, &dest_target, &pkg.manifest, &known, &opts)
+        .await
+        .map_err(|e| PackageError::Copy {
+            package: pkg.label(),
+            source: Box::new(e),
+        })?;
     let definition = read_definition(pkg, root)?;
     let files = dest.written(&done);
     let digests = files
@@ -126,6 +100,20 @@ pub async fn pull(
     })
 }
 
+/// The package manifest's successors are the layers chosen for this pull, nothing else.
+struct ChosenLayers(Vec<Descriptor>);
+
+impl CopyHooks for ChosenLayers {
+    fn successors<'a>(
+        &'a self,
+        _source: &'a dyn ReadStore,
+        _desc: &'a Descriptor,
+        _bytes: &'a Bytes,
+    ) -> BoxFuture<'a, ferry_store::Result<Vec<Descriptor>>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
 fn read_definition(pkg: &RemotePackage, root: &Path) -> Result<Definition> {
     let path = root.join(ZARF_YAML);
     let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
@@ -137,130 +125,117 @@ fn read_definition(pkg: &RemotePackage, root: &Path) -> Result<Definition> {
     Definition::parse(&pkg.label(), &bytes)
 }
 
-struct Puller<'a> {
-    pkg: &'a RemotePackage,
-    engine: Engine,
-    dest: Arc<PackageDir>,
-    concurrency: usize,
+/// The layers a pull of `names` needs: the files every package needs, the components' tarballs, and the
+/// images they list with everything below them (found through `images/index.json` and the manifests, read
+/// from the registry: a manifest's children are known only once it is read).
+async fn chosen_layers(pkg: &RemotePackage, names: &[String]) -> Result<Vec<Descriptor>> {
+    let def = pkg.definition().await?;
+    let mut titles: Vec<String> = ALWAYS.iter().map(|s| s.to_string()).collect();
+    let mut images: Vec<String> = Vec::new();
+    for name in names {
+        let c = def.component(name).ok_or_else(|| {
+            PackageError::invalid(
+                pkg.label(),
+                format!(
+                    "has no component {name:?}; it has: {}",
+                    def.components
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        titles.push(format!("components/{name}.tar"));
+        for i in &c.images {
+            if !images.contains(i) {
+                images.push(i.clone());
+            }
+        }
+    }
+    titles.extend([SBOMS_TAR.to_string(), DOCUMENTATION_TAR.to_string()]);
+    if !images.is_empty() {
+        titles.extend([IMAGES_INDEX.to_string(), IMAGES_LAYOUT.to_string()]);
+        titles.extend(image_blob_titles(pkg, &images).await?);
+    }
+    let mut seen = HashSet::new();
+    Ok(titles
+        .iter()
+        .filter_map(|t| pkg.layers.get(t))
+        .filter(|d| seen.insert(d.digest.clone()))
+        .cloned()
+        .collect())
 }
 
-impl Puller<'_> {
-    /// Copy the layers titled `titles` (absent ones skipped, each digest once per pull), `concurrency` at a
-    /// time, each through the engine (cache, resume, verification).
-    async fn copy(&self, titles: &[String], done: &mut HashSet<Digest>) -> Result<CopyStats> {
-        let descs: Vec<Descriptor> = titles
-            .iter()
-            .filter_map(|t| self.pkg.layers.get(t))
-            .filter(|d| done.insert(d.digest.clone()))
-            .cloned()
-            .collect();
-        let slots = Arc::new(Semaphore::new(self.concurrency));
-        let source: Arc<dyn ReadStore> = Arc::new(self.pkg.repo.clone());
-        let mut tasks = JoinSet::new();
-        for d in descs {
-            let (engine, source, slots) = (self.engine.clone(), source.clone(), slots.clone());
-            let dest: Arc<dyn WriteStore> = self.dest.clone();
-            tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await.expect("semaphore open");
-                engine.copy(source, dest, &d, HashMap::new()).await
-            });
-        }
-        let mut stats = CopyStats::default();
-        while let Some(joined) = tasks.join_next().await {
-            match joined.expect("layer copy panicked") {
-                Ok(s) => stats.merge(&s),
-                Err(e) => {
-                    tasks.abort_all();
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok(stats)
+/// The titles of every blob under `images` (names as `zarf.yaml` lists them).
+async fn image_blob_titles(pkg: &RemotePackage, images: &[String]) -> Result<Vec<String>> {
+    let index = pkg
+        .fetch_small(IMAGES_INDEX, ferry_oci::MAX_MANIFEST_BYTES)
+        .await?
+        .ok_or_else(|| PackageError::invalid(pkg.label(), "has images but no images/index.json"))?;
+    let entries = parse_index(&pkg.label(), &index)?;
+    let mut frontier: Vec<Descriptor> = Vec::new();
+    for image in images {
+        let entry = find_image(&entries, image).ok_or_else(|| {
+            PackageError::file(
+                pkg.label(),
+                IMAGES_INDEX,
+                format!("has no image named {image:?} (listed in zarf.yaml)"),
+            )
+        })?;
+        frontier.push(entry.clone());
     }
-
-    /// The blobs of `images` (names as `zarf.yaml` lists them), found in `images/index.json` by their
-    /// `base.name` (or `ref.name`) annotation, and everything below them, level by level: a manifest's
-    /// children are known only once it is here.
-    async fn copy_images(
-        &self,
-        images: &[String],
-        done: &mut HashSet<Digest>,
-    ) -> Result<CopyStats> {
-        let root = self.dest.root.clone();
-        let index = std::fs::read(root.join(IMAGES_INDEX))
-            .map_err(|e| PackageError::io(root.join(IMAGES_INDEX), e))?;
-        let entries = parse_index(&self.pkg.label(), &index)?;
-        let mut frontier: Vec<Descriptor> = Vec::new();
-        for image in images {
-            let entry = find_image(&entries, image).ok_or_else(|| {
-                PackageError::file(
-                    self.pkg.label(),
-                    IMAGES_INDEX,
-                    format!("has no image named {image:?} (listed in zarf.yaml)"),
-                )
-            })?;
-            frontier.push(entry.clone());
-        }
-        let mut stats = CopyStats::default();
-        let mut seen: HashSet<Digest> = HashSet::new();
-        let mut roots = true;
-        while !frontier.is_empty() {
-            // An image's own manifest must be there; an index's children may not all be (an index
-            // exported from a Docker Engine holds one platform), and what is absent is not needed.
-            let mut present = Vec::new();
-            for d in std::mem::take(&mut frontier) {
-                if self.pkg.layers.contains_key(&blob_title(&d)) {
-                    present.push(d);
-                } else if roots {
-                    return Err(self.missing(&d));
-                } else {
-                    tracing::debug!(
-                        "{}: index child {} is not in the package",
-                        self.pkg.label(),
-                        d.digest
-                    );
-                }
-            }
-            let titles: Vec<String> = present.iter().map(blob_title).collect();
-            stats.merge(&self.copy(&titles, done).await?);
-            let mut blobs = Vec::new();
-            let mut next = Vec::new();
-            for d in present {
-                if !seen.insert(d.digest.clone()) || !media_type::is_manifest_like(&d.media_type) {
-                    continue;
-                }
-                let title = blob_title(&d);
-                let path = root.join(&title);
-                let bytes = std::fs::read(&path).map_err(|e| PackageError::io(&path, e))?;
-                let m = Manifest::parse(&d.media_type, &bytes)
-                    .map_err(|e| PackageError::file(self.pkg.label(), &title, e.to_string()))?;
-                for child in m.successors() {
-                    if media_type::is_manifest_like(&child.media_type) {
-                        next.push(child);
-                    } else if self.pkg.layers.contains_key(&blob_title(&child)) {
-                        blobs.push(blob_title(&child));
-                    } else {
-                        return Err(self.missing(&child));
-                    }
-                }
-            }
-            stats.merge(&self.copy(&blobs, done).await?);
-            frontier = next;
-            roots = false;
-        }
-        Ok(stats)
-    }
-
-    fn missing(&self, d: &Descriptor) -> PackageError {
+    let missing = |d: &Descriptor| {
         PackageError::invalid(
-            self.pkg.label(),
+            pkg.label(),
             format!(
                 "has no layer {} ({}), which its images need",
                 blob_title(d),
                 d.media_type
             ),
         )
+    };
+    let mut titles = Vec::new();
+    let mut seen: HashSet<Digest> = HashSet::new();
+    let mut depth = 0;
+    while !frontier.is_empty() {
+        depth += 1;
+        if depth > ferry_copy::MAX_DEPTH {
+            return Err(PackageError::invalid(
+                pkg.label(),
+                format!("has images nested more than {} levels deep", ferry_copy::MAX_DEPTH),
+            ));
+        }
+        let mut next = Vec::new();
+        for d in std::mem::take(&mut frontier) {
+            let title = blob_title(&d);
+            if !pkg.layers.contains_key(&title) {
+                // An image's own manifest must be there; an index's children may not all be (an index
+                // exported from a Docker Engine holds one platform), and what is absent is not needed.
+                if depth == 1 || !media_type::is_manifest_like(&d.media_type) {
+                    return Err(missing(&d));
+                }
+                tracing::debug!("{}: index child {} is not in the package", pkg.label(), d.digest);
+                continue;
+            }
+            if !seen.insert(d.digest.clone()) {
+                continue;
+            }
+            titles.push(title.clone());
+            if !media_type::is_manifest_like(&d.media_type) {
+                continue;
+            }
+            let bytes = pkg
+                .fetch_small(&title, ferry_oci::MAX_MANIFEST_BYTES)
+                .await?
+                .ok_or_else(|| missing(&d))?;
+            let m = Manifest::parse(&d.media_type, &bytes)
+                .map_err(|e| PackageError::file(pkg.label(), &title, e.to_string()))?;
+            next.extend(m.successors());
+        }
+        frontier = next;
     }
+    Ok(titles)
 }
 
 /// Where a package keeps a blob of its images.
@@ -342,9 +317,25 @@ impl Store for PackageDir {
     }
 }
 
+/// A package directory has no names: files are named by their layers' titles.
+impl ferry_store::Tagger for PackageDir {
+    fn tag<'a>(
+        &'a self,
+        _desc: &'a Descriptor,
+        _bytes: Bytes,
+        _name: &'a str,
+    ) -> BoxFuture<'a, ferry_store::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 impl WriteStore for PackageDir {
+    /// A node that is no file of the package (the package manifest itself) has nothing to write.
     fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<bool>> {
         Box::pin(async move {
+            if !self.titles.contains_key(&desc.digest) {
+                return Ok(true);
+            }
             Ok(self
                 .paths(desc)?
                 .iter()

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_copy::{Engine, PlatformChoice, select_root};
+use ferry_copy::{CopyOptions, PlatformChoice, copy};
 use ferry_oci::{Descriptor, Manifest, PlatformSpec};
-use ferry_store::{OciLayout, ReadStore, WriteStore};
+use ferry_store::{OciLayout, ReadTarget, WriteTarget};
 use ferry_test::{Artifact, Blob, Mode, Registry};
 
 use crate::support::Env;
@@ -123,24 +123,23 @@ async fn layouts_from_both_zarf_eras_and_docker_are_read_and_verified() {
         ("docker-containerd-image-store", 1),
     ] {
         let src = OciLayout::open(&data.join(dir)).unwrap();
-        let source: Arc<dyn ReadStore> = Arc::new(src.clone());
+        let source: Arc<dyn ReadTarget> = Arc::new(src.clone());
         let entries = src.entries().unwrap();
         assert_eq!(entries.len(), images, "{dir}");
         let out = tempfile::tempdir().unwrap();
         let dest = OciLayout::open_or_create(out.path()).unwrap();
-        let dest_store: Arc<dyn WriteStore> = Arc::new(dest.clone());
-        let engine = Engine::new(None, 6, Arc::new(|_: &ferry_copy::Event| {}));
+        let dest_target: Arc<dyn WriteTarget> = Arc::new(dest.clone());
+        // The containerd export holds only the local platform's blobs of its index: select like a pull.
+        let opts = CopyOptions {
+            platform: PlatformChoice::Auto(PlatformSpec::linux("amd64")),
+            ..Default::default()
+        };
         for entry in entries {
-            // The containerd export holds only the local platform's blobs of its index: select like a pull.
-            let bytes = source.fetch_manifest(&entry).await.unwrap();
-            let choice = PlatformChoice::Auto(PlatformSpec::linux("amd64"));
-            let sel = select_root(source.as_ref(), entry.clone(), bytes, false, &choice)
+            let name = entry.image_name().unwrap();
+            copy(&source, &name, &dest_target, &[name.clone()], &opts)
                 .await
-                .unwrap();
-            engine
-                .copy(source.clone(), dest_store.clone(), &sel.root, sel.known)
-                .await
-                .unwrap_or_else(|e| panic!("{dir}: {:?}: {e}", entry.image_name()));
+                .unwrap_or_else(|e| panic!("{dir}: {name}: {e:?}"));
+            assert!(!dest.find(&name).unwrap().is_empty(), "{dir}: {name} recorded");
         }
     }
     // Crane-era names without a registry normalize to the same references as ORAS-era ones.

@@ -1,0 +1,54 @@
+//! The CLI side of one copy: options from flags, a progress display per image.
+
+use std::sync::Arc;
+
+use ferry_copy::{Budget, Copied, CopyFailed, CopyOptions, PlatformChoice, Referrers, Selection};
+use ferry_store::{ReadStore, WriteTarget};
+
+use crate::cli::ReferrerArgs;
+use crate::progress::{ImageProgress, Mode};
+
+/// Copy options shared by every image of a run: one node budget, the referrer choice, the attempts.
+pub fn options(
+    platform: PlatformChoice,
+    concurrency: u32,
+    attempts: u32,
+    referrers: Referrers,
+) -> CopyOptions {
+    CopyOptions {
+        platform,
+        budget: Budget::new(concurrency as usize),
+        attempts,
+        referrers,
+        ..CopyOptions::default()
+    }
+}
+
+/// `--referrers` and `--referrers-type`.
+pub fn referrers(args: &ReferrerArgs) -> Referrers {
+    match (args.referrers, args.referrers_types.is_empty()) {
+        (false, _) => Referrers::None,
+        (true, true) => Referrers::All,
+        (true, false) => Referrers::Types(args.referrers_types.clone()),
+    }
+}
+
+/// [`ferry_copy::copy_selected`] with a progress display labelled `label`.
+pub async fn copy_with_progress(
+    label: &str,
+    mode: Mode,
+    src: &Arc<dyn ReadStore>,
+    selection: &Selection,
+    dst: &Arc<dyn WriteTarget>,
+    names: &[String],
+    opts: &CopyOptions,
+) -> Result<Copied, CopyFailed> {
+    let progress = ImageProgress::new(mode, label);
+    let opts = CopyOptions {
+        events: progress.sink(),
+        ..opts.clone()
+    };
+    let result = ferry_copy::copy_selected(src, selection, dst, names, &opts).await;
+    progress.finish(result.is_ok());
+    result
+}
