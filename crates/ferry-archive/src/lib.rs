@@ -24,8 +24,8 @@ mod names;
 mod oci;
 mod ocitar;
 mod store;
-mod tarindex;
 mod target;
+mod tarindex;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

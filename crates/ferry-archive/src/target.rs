@@ -55,7 +55,10 @@ impl Resolver for ArchiveTarget {
 }
 
 impl ReadStore for ArchiveTarget {
-    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
+    fn fetch_manifest<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+    ) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
         self.store.fetch_manifest(desc)
     }
 

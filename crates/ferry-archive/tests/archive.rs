@@ -357,13 +357,13 @@ async fn containerd_export_selects_the_local_platform_of_the_upstream_index() {
     let dest2 = tempfile::tempdir().unwrap();
     let layout2 = OciLayout::open_or_create(dest2.path()).unwrap();
     let err = graph(
-            archive.clone(),
-            Arc::new(layout2),
-            &image.desc,
-            HashMap::new(),
-        )
-        .await
-        .unwrap_err();
+        archive.clone(),
+        Arc::new(layout2),
+        &image.desc,
+        HashMap::new(),
+    )
+    .await
+    .unwrap_err();
     let mut msg = err.to_string();
     let mut next = std::error::Error::source(&err);
     while let Some(cause) = next {
@@ -813,13 +813,13 @@ async fn oci_archive_from_zarf_oras_layout_and_skopeo_interop() {
     let layout = OciLayout::open_or_create(&dest).unwrap();
     for img in archive.images() {
         graph(
-                archive.clone(),
-                Arc::new(layout.clone()),
-                &img.desc,
-                HashMap::new(),
-            )
-            .await
-            .unwrap();
+            archive.clone(),
+            Arc::new(layout.clone()),
+            &img.desc,
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
     }
     for (hex, bytes) in blob_files(&dest) {
         assert_eq!(

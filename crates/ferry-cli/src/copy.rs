@@ -56,7 +56,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
     } else {
         None
     };
-    let source: Arc<dyn ReadStore> = CachedSource::wrap(plan.source.clone(), cache.as_ref());
+    let source = CachedSource::wrap(plan.source.clone(), cache.as_ref());
     let opts = options(
         plan.platform.clone(),
         args.transfer.oci_concurrency,
@@ -67,8 +67,8 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
     let mut copied = Vec::new();
     for (from, to, by_digest) in &plan.pairs {
         let context = format!("copying {} to {to}", shown(&args.source, from));
-        let (desc, bytes) = plan.source.resolve(from).await.context(context.clone())?;
-        let selection = select_root(plan.source.as_ref(), desc, bytes, *by_digest, &plan.platform)
+        let (desc, bytes) = source.resolve(from).await.context(context.clone())?;
+        let selection = select_root(source.as_ref(), desc, bytes, *by_digest, &plan.platform)
             .await
             .context(context.clone())?;
         if let Some(d) = &to.digest
@@ -89,7 +89,8 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             None => vec![to.tag.clone().unwrap_or_else(|| "latest".into())],
         };
         let label = to.to_string();
-        let done = copy_with_progress(&label, mode, &source, &selection, &dest, &tags, &opts)
+        let src: Arc<dyn ReadStore> = source.clone();
+        let done = copy_with_progress(&label, mode, &src, &selection, &dest, &tags, &opts)
             .await
             .context(context)?;
         copied.push(CopiedImage {

@@ -20,10 +20,10 @@ use crate::cli::{
     PackageCommand, PackageInspectArgs, PackagePublishArgs, PackagePullArgs, PackageVerifyArgs,
     RegistryArgs,
 };
-use crate::run_copy::{copy_with_progress, options};
 use crate::output::{human, print_json, short_digest};
 use crate::progress::{ImageProgress, Mode};
 use crate::registry_opts;
+use crate::run_copy::{copy_with_progress, options};
 
 pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {

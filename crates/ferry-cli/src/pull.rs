@@ -72,8 +72,9 @@ impl Output {
                 }
             }
             Output::Archive(w) if ok => {
-                let writer = Arc::try_unwrap(w)
-                    .map_err(|_| anyhow::anyhow!("internal error: the archive writer is still in use"))?;
+                let writer = Arc::try_unwrap(w).map_err(|_| {
+                    anyhow::anyhow!("internal error: the archive writer is still in use")
+                })?;
                 let written = writer
                     .finish()
                     .with_context(|| format!("writing {}", spec.display()))?;
@@ -103,7 +104,16 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
         .and_then(|o| Path::new(o).parent().map(Path::to_path_buf))
         .filter(|p| p.is_dir());
     // Resolve everything first: a typo in the tenth reference fails before anything is written.
-    let resolved = resolve_all(&client, &wanted, &overrides, &choice, &args, spill).await?;
+    let resolved = resolve_all(
+        &client,
+        cache.as_ref(),
+        &wanted,
+        &overrides,
+        &choice,
+        &args,
+        spill,
+    )
+    .await?;
 
     let output = Output::open(&args.output)?;
     let opts = options(
@@ -112,7 +122,7 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
         PULL_ATTEMPTS,
         referrers(&args.referrers),
     );
-    let result = copy_all(quiet, cache.as_ref(), &output.target(), resolved, &opts).await;
+    let result = copy_all(quiet, &output.target(), resolved, &opts).await;
     output.finish(result.is_ok(), &args.output)?;
     print_summary(&result?, args.json, quiet)
 }
@@ -134,6 +144,7 @@ struct Resolved {
 
 async fn resolve_all(
     client: &Arc<RegistryClient>,
+    cache: Option<&BlobCache>,
     wanted: &[Wanted],
     overrides: &[(String, String)],
     choice: &PlatformChoice,
@@ -160,13 +171,11 @@ async fn resolve_all(
         };
         let source_ref = apply_override(&reference, overrides)?;
         let (client, slots, choice) = (client.clone(), slots.clone(), choice.clone());
+        let cache = cache.cloned();
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
-            let repo: Arc<dyn ReadTarget> = Arc::new(Repository::new(
-                client,
-                &source_ref.registry,
-                &source_ref.repository,
-            ));
+            let repo = Repository::new(client, &source_ref.registry, &source_ref.repository);
+            let repo = CachedSource::wrap(Arc::new(repo), cache.as_ref());
             let result = ferry_copy::resolve(repo.as_ref(), &source_ref.target(), &choice)
                 .await
                 .map_err(anyhow::Error::from)
@@ -263,7 +272,6 @@ fn describe_source(name: &str, origin: &str) -> String {
 
 async fn copy_all(
     quiet: bool,
-    cache: Option<&BlobCache>,
     dest: &Arc<dyn WriteTarget>,
     resolved: Vec<Resolved>,
     opts: &CopyOptions,
@@ -271,7 +279,7 @@ async fn copy_all(
     let mode = Mode::detect(quiet);
     let mut pulled = Vec::new();
     for r in resolved {
-        let source: Arc<dyn ReadStore> = CachedSource::wrap(r.source.clone(), cache);
+        let source: Arc<dyn ReadStore> = r.source.clone();
         let names = vec![r.name.clone()];
         let copied = copy_with_progress(&r.name, mode, &source, &r.selection, dest, &names, opts)
             .await

@@ -258,10 +258,10 @@ impl GraphCopy {
             match self.place(desc).await {
                 // A local copy the source kept (a cache) that failed verification is dropped by the
                 // source, and the blob fetched once more from its origin.
-                Err(e) if e.invalidates_partial() && self.source.forget(desc).await => {
-                    self.place(desc).await?
+                Err((e, true)) if e.invalidates_partial() && self.source.forget(desc).await => {
+                    self.place(desc).await.map_err(|(e, _)| e)?
                 }
-                r => r?,
+                r => r.map_err(|(e, _)| e)?,
             }
         };
         self.hooks.post_copy(desc).await?;
@@ -270,8 +270,19 @@ impl GraphCopy {
     }
 
     /// Move a blob's bytes: a hard link of the source's local copy where the destination takes one, else a
-    /// verified stream.
-    async fn place(&self, desc: &Descriptor) -> Result<BlobOutcome, StoreError> {
+    /// verified stream. A failure says whether the bytes came from a local copy the source already had.
+    async fn place(&self, desc: &Descriptor) -> Result<BlobOutcome, (StoreError, bool)> {
+        let mut had_copy = false;
+        self.place_inner(desc, &mut had_copy)
+            .await
+            .map_err(|e| (e, had_copy))
+    }
+
+    async fn place_inner(
+        &self,
+        desc: &Descriptor,
+        had_copy: &mut bool,
+    ) -> Result<BlobOutcome, StoreError> {
         let progress = {
             let events = self.events.clone();
             let digest = desc.digest.clone();
@@ -283,6 +294,9 @@ impl GraphCopy {
             }
         };
         let local = self.source.local_blob(desc, &progress).await?;
+        *had_copy = local
+            .as_ref()
+            .is_some_and(|l| l.origin == LocalOrigin::Present);
         let streamed = match &local {
             Some(l) if matches!(l.origin, LocalOrigin::Fetched { .. }) => BlobOutcome::Fetched,
             Some(_) => BlobOutcome::Cached,

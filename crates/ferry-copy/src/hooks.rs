@@ -50,12 +50,11 @@ pub fn manifest_successors(
     if !media_type::is_manifest_like(&desc.media_type) {
         return Ok(Vec::new());
     }
-    let manifest = Manifest::parse(&desc.media_type, bytes).map_err(|source_err| {
-        StoreError::Manifest {
+    let manifest =
+        Manifest::parse(&desc.media_type, bytes).map_err(|source_err| StoreError::Manifest {
             store: source.describe(),
             digest: desc.digest.to_string(),
             source: source_err,
-        }
-    })?;
+        })?;
     Ok(manifest.successors())
 }

@@ -25,7 +25,10 @@ struct Image {
 /// An image of `layers` (each given as its bytes) in `store`.
 fn image(store: &MemoryStore, tag: &str, layers: &[&[u8]]) -> Image {
     let config = store.add(OCI_CONFIG, format!(r#"{{"tag":"{tag}"}}"#));
-    let layers: Vec<Descriptor> = layers.iter().map(|l| store.add(LAYER, l.to_vec())).collect();
+    let layers: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| store.add(LAYER, l.to_vec()))
+        .collect();
     let manifest = manifest_of(store, &config, &layers, None);
     store.set_tag(tag, &manifest);
     Image {
@@ -65,12 +68,17 @@ fn index_of(store: &MemoryStore, children: &[(Descriptor, &str)]) -> Descriptor 
     store.add(OCI_INDEX, serde_json::to_vec(&i).unwrap())
 }
 
-fn targets(src: &Arc<MemoryStore>, dst: &Arc<MemoryStore>) -> (Arc<dyn ReadTarget>, Arc<dyn WriteTarget>) {
+fn targets(
+    src: &Arc<MemoryStore>,
+    dst: &Arc<MemoryStore>,
+) -> (Arc<dyn ReadTarget>, Arc<dyn WriteTarget>) {
     (src.clone(), dst.clone())
 }
 
 fn layers(n: usize) -> Vec<Vec<u8>> {
-    (0..n).map(|i| format!("layer {i} ").repeat(100 + i).into_bytes()).collect()
+    (0..n)
+        .map(|i| format!("layer {i} ").repeat(100 + i).into_bytes())
+        .collect()
 }
 
 fn refs(v: &[Vec<u8>]) -> Vec<&[u8]> {
@@ -79,16 +87,25 @@ fn refs(v: &[Vec<u8>]) -> Vec<&[u8]> {
 
 #[tokio::test]
 async fn copies_every_node_once_children_before_parents() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let l = layers(5);
     let img = image(&src, "v1", &refs(&l));
     let (s, d) = targets(&src, &dst);
-    let copied = copy(&s, "v1", &d, &["v1".into()], &CopyOptions::default()).await.unwrap();
+    let copied = copy(&s, "v1", &d, &["v1".into()], &CopyOptions::default())
+        .await
+        .unwrap();
     assert_eq!(copied.root.digest, img.manifest.digest);
     assert_eq!(copied.stats.fetched, 7);
     let arrivals = dst.arrivals();
     assert_eq!(arrivals.len(), 7);
-    assert_eq!(arrivals.last(), Some(&img.manifest.digest), "the manifest comes last");
+    assert_eq!(
+        arrivals.last(),
+        Some(&img.manifest.digest),
+        "the manifest comes last"
+    );
     for d in img.layers.iter().chain([&img.config]) {
         assert_eq!(src.fetches(&d.digest), 1, "{} fetched once", d.digest);
     }
@@ -97,14 +114,22 @@ async fn copies_every_node_once_children_before_parents() {
 
 #[tokio::test]
 async fn a_layer_shared_or_listed_twice_is_fetched_once() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let shared = b"shared layer".as_slice();
     let a = image(&src, "a", &[shared, b"only a"]);
     let b = image(&src, "b", &[shared, shared, b"only b"]);
-    let index = index_of(&src, &[(a.manifest.clone(), "amd64"), (b.manifest.clone(), "arm64")]);
+    let index = index_of(
+        &src,
+        &[(a.manifest.clone(), "amd64"), (b.manifest.clone(), "arm64")],
+    );
     src.set_tag("multi", &index);
     let (s, d) = targets(&src, &dst);
-    copy(&s, "multi", &d, &["multi".into()], &CopyOptions::default()).await.unwrap();
+    copy(&s, "multi", &d, &["multi".into()], &CopyOptions::default())
+        .await
+        .unwrap();
     assert_eq!(src.fetches(&a.layers[0].digest), 1);
     assert!(dst.has(&b.layers[2].digest) && dst.has(&index.digest));
 }
@@ -121,8 +146,16 @@ async fn never_more_in_flight_than_the_budget() {
         ..Default::default()
     };
     copy(&s, "v1", &d, &[], &opts).await.unwrap();
-    assert!(src.max_in_flight() <= 3, "in flight: {}", src.max_in_flight());
-    assert!(src.max_in_flight() >= 2, "the budget is used: {}", src.max_in_flight());
+    assert!(
+        src.max_in_flight() <= 3,
+        "in flight: {}",
+        src.max_in_flight()
+    );
+    assert!(
+        src.max_in_flight() >= 2,
+        "the budget is used: {}",
+        src.max_in_flight()
+    );
 }
 
 #[tokio::test]
@@ -140,20 +173,32 @@ async fn one_budget_bounds_copies_running_together() {
     let (ra, rb) = tokio::join!(copy(&s, "a", &d, &[], &opts), copy(&s, "b", &d, &[], &opts));
     ra.unwrap();
     rb.unwrap();
-    assert!(src.max_in_flight() <= 4, "in flight: {}", src.max_in_flight());
+    assert!(
+        src.max_in_flight() <= 4,
+        "in flight: {}",
+        src.max_in_flight()
+    );
 }
 
 #[tokio::test]
 async fn what_the_destination_has_is_not_fetched_and_the_walk_goes_below_it() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let img = image(&src, "v1", &[b"one", b"two"]);
     // An interrupted earlier run left the manifest and one layer, not the other.
     dst.add(LAYER, b"one".to_vec());
     dst.add(OCI_MANIFEST, src_bytes(&src, &img.manifest).await);
     let (s, d) = targets(&src, &dst);
-    let copied = copy(&s, "v1", &d, &[], &CopyOptions::default()).await.unwrap();
+    let copied = copy(&s, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap();
     assert_eq!(src.fetches(&img.layers[0].digest), 0);
-    assert!(dst.has(&img.layers[1].digest), "the missing layer is copied");
+    assert!(
+        dst.has(&img.layers[1].digest),
+        "the missing layer is copied"
+    );
     assert_eq!(copied.stats.existing, 2);
     assert_eq!(copied.stats.fetched, 2);
 }
@@ -164,7 +209,10 @@ async fn src_bytes(src: &MemoryStore, d: &Descriptor) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_transient_failure_retries_the_image_with_one_copy_at_a_time() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let img = image(&src, "v1", &[b"a", b"b", b"c"]);
     src.inject(&img.layers[1].digest, Fault::Transient(1));
     let retries = Arc::new(Mutex::new(Vec::new()));
@@ -181,33 +229,54 @@ async fn a_transient_failure_retries_the_image_with_one_copy_at_a_time() {
     copy(&s, "v1", &d, &["v1".into()], &opts).await.unwrap();
     assert_eq!(*retries.lock().unwrap(), vec![1]);
     assert_eq!(src.fetches(&img.layers[1].digest), 2);
-    assert_eq!(src.fetches(&img.layers[0].digest), 1, "done nodes are not fetched again");
+    assert_eq!(
+        src.fetches(&img.layers[0].digest),
+        1,
+        "done nodes are not fetched again"
+    );
 }
 
 #[tokio::test]
 async fn a_permanent_failure_is_not_retried_and_nothing_is_named() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let img = image(&src, "v1", &[b"a", b"b"]);
     src.inject(&img.layers[0].digest, Fault::Fatal);
     let (s, d) = targets(&src, &dst);
-    let err = copy(&s, "v1", &d, &["v1".into()], &CopyOptions::default()).await.unwrap_err();
+    let err = copy(&s, "v1", &d, &["v1".into()], &CopyOptions::default())
+        .await
+        .unwrap_err();
     assert!(!err.is_transient());
     assert_eq!(src.fetches(&img.layers[0].digest), 1);
-    assert!(!dst.has(&img.manifest.digest), "no manifest over missing content");
+    assert!(
+        !dst.has(&img.manifest.digest),
+        "no manifest over missing content"
+    );
     assert!(dst.tag_names().is_empty());
 }
 
 #[tokio::test]
 async fn corrupt_bytes_are_refused_and_never_stored() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let img = image(&src, "v1", &[b"good layer", b"bad layer"]);
     src.inject(&img.layers[1].digest, Fault::Corrupt);
     let (s, d) = targets(&src, &dst);
-    let err = copy(&s, "v1", &d, &[], &CopyOptions::default()).await.unwrap_err();
+    let err = copy(&s, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap_err();
     let chain = format!("{:?}", anyhow_chain(&err));
     assert!(chain.contains("digest mismatch"), "{chain}");
     assert!(!dst.has(&img.layers[1].digest));
-    assert_eq!(src.fetches(&img.layers[1].digest), 1, "wrong content is not fetched again");
+    assert_eq!(
+        src.fetches(&img.layers[1].digest),
+        1,
+        "wrong content is not fetched again"
+    );
 }
 
 fn anyhow_chain(e: &dyn std::error::Error) -> Vec<String> {
@@ -222,19 +291,27 @@ fn anyhow_chain(e: &dyn std::error::Error) -> Vec<String> {
 
 #[tokio::test]
 async fn a_cut_body_resumes_from_the_byte_it_stopped_at() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let big = vec![7u8; 10_000];
     let img = image(&src, "v1", &[&big]);
     src.inject(&img.layers[0].digest, Fault::CutAfter(4096));
     let (s, d) = targets(&src, &dst);
-    copy(&s, "v1", &d, &[], &CopyOptions::default()).await.unwrap();
+    copy(&s, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap();
     assert_eq!(src.ranges(&img.layers[0].digest), vec![0, 4096]);
     assert!(dst.has(&img.layers[0].digest));
 }
 
 #[tokio::test]
 async fn a_source_that_ignores_ranges_gets_the_blob_started_over() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let big = vec![9u8; 10_000];
     let img = image(&src, "v1", &[&big]);
     src.inject(&img.layers[0].digest, Fault::CutAfter(3000));
@@ -242,7 +319,9 @@ async fn a_source_that_ignores_ranges_gets_the_blob_started_over() {
     // The resume is answered from byte 0: that attempt fails (transiently), the next starts over.
     let ignoring = Arc::new(IgnoreRangesOnce::new(s.clone(), img.layers[0].clone()));
     let s: Arc<dyn ReadTarget> = ignoring.clone();
-    copy(&s, "v1", &d, &[], &CopyOptions::default()).await.unwrap();
+    copy(&s, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap();
     assert_eq!(*ignoring.asked.lock().unwrap(), vec![0, 3000, 0]);
     assert!(dst.has(&img.layers[0].digest));
 }
@@ -257,7 +336,12 @@ struct IgnoreRangesOnce {
 
 impl IgnoreRangesOnce {
     fn new(inner: Arc<dyn ReadTarget>, blob: Descriptor) -> Self {
-        IgnoreRangesOnce { inner, blob, done: Mutex::new(false), asked: Mutex::default() }
+        IgnoreRangesOnce {
+            inner,
+            blob,
+            done: Mutex::new(false),
+            asked: Mutex::default(),
+        }
     }
 }
 
@@ -268,13 +352,19 @@ impl ferry_store::Store for IgnoreRangesOnce {
 }
 
 impl ferry_store::Resolver for IgnoreRangesOnce {
-    fn resolve<'a>(&'a self, r: &'a str) -> BoxFuture<'a, ferry_store::Result<(Descriptor, Bytes)>> {
+    fn resolve<'a>(
+        &'a self,
+        r: &'a str,
+    ) -> BoxFuture<'a, ferry_store::Result<(Descriptor, Bytes)>> {
         self.inner.resolve(r)
     }
 }
 
 impl ReadStore for IgnoreRangesOnce {
-    fn fetch_manifest<'a>(&'a self, d: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
+    fn fetch_manifest<'a>(
+        &'a self,
+        d: &'a Descriptor,
+    ) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
         self.inner.fetch_manifest(d)
     }
     fn fetch_blob<'a>(
@@ -290,7 +380,9 @@ impl ReadStore for IgnoreRangesOnce {
                 let mut done = self.done.lock().unwrap();
                 !std::mem::replace(&mut *done, true)
             };
-            self.inner.fetch_blob(d, if ignore { 0 } else { offset }).await
+            self.inner
+                .fetch_blob(d, if ignore { 0 } else { offset })
+                .await
         })
     }
 }
@@ -302,7 +394,10 @@ struct Recorder {
 
 impl Recorder {
     fn push(&self, what: &str, d: &Descriptor) {
-        self.calls.lock().unwrap().push(format!("{what} {}", &d.digest.hex()[..8]));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("{what} {}", &d.digest.hex()[..8]));
     }
 }
 
@@ -323,7 +418,10 @@ impl CopyHooks for Recorder {
 
 #[tokio::test]
 async fn hooks_are_called_in_order() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let img = image(&src, "v1", &[b"a"]);
     dst.add(OCI_CONFIG, src_bytes(&src, &img.config).await);
     let hooks = Arc::new(Recorder::default());
@@ -336,7 +434,12 @@ async fn hooks_are_called_in_order() {
     copy(&s, "v1", &d, &[], &opts).await.unwrap();
     let short = |what: &str, d: &Descriptor| format!("{what} {}", &d.digest.hex()[..8]);
     let calls = hooks.calls.lock().unwrap().clone();
-    let pos = |c: String| calls.iter().position(|x| *x == c).unwrap_or_else(|| panic!("{c} in {calls:?}"));
+    let pos = |c: String| {
+        calls
+            .iter()
+            .position(|x| *x == c)
+            .unwrap_or_else(|| panic!("{c} in {calls:?}"))
+    };
     assert!(pos(short("pre", &img.layers[0])) < pos(short("post", &img.layers[0])));
     assert!(pos(short("post", &img.layers[0])) < pos(short("pre", &img.manifest)));
     assert!(pos(short("pre", &img.manifest)) < pos(short("post", &img.manifest)));
@@ -365,7 +468,10 @@ impl CopyHooks for NoLayers {
 
 #[tokio::test]
 async fn a_successor_hook_decides_what_is_copied() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let img = image(&src, "v1", &[b"a", b"b"]);
     let opts = CopyOptions {
         hooks: Arc::new(NoLayers),
@@ -379,10 +485,19 @@ async fn a_successor_hook_decides_what_is_copied() {
 
 #[tokio::test]
 async fn a_tag_selects_a_platform_and_a_digest_keeps_the_whole_index() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let amd = image(&src, "amd", &[b"amd64 layer"]);
     let arm = image(&src, "arm", &[b"arm64 layer"]);
-    let index = index_of(&src, &[(amd.manifest.clone(), "amd64"), (arm.manifest.clone(), "arm64")]);
+    let index = index_of(
+        &src,
+        &[
+            (amd.manifest.clone(), "amd64"),
+            (arm.manifest.clone(), "arm64"),
+        ],
+    );
     src.set_tag("multi", &index);
     let (s, d) = targets(&src, &dst);
     let opts = CopyOptions {
@@ -391,10 +506,15 @@ async fn a_tag_selects_a_platform_and_a_digest_keeps_the_whole_index() {
     };
     let copied = copy(&s, "multi", &d, &["x".into()], &opts).await.unwrap();
     assert_eq!(copied.root.digest, arm.manifest.digest);
-    assert!(copied.root.platform.is_some(), "described as the index describes it");
+    assert!(
+        copied.root.platform.is_some(),
+        "described as the index describes it"
+    );
     assert!(!dst.has(&amd.layers[0].digest) && !dst.has(&index.digest));
 
-    let copied = copy(&s, &index.digest.to_string(), &d, &[], &opts).await.unwrap();
+    let copied = copy(&s, &index.digest.to_string(), &d, &[], &opts)
+        .await
+        .unwrap();
     assert_eq!(copied.root.digest, index.digest);
     assert!(dst.has(&amd.layers[0].digest));
 
@@ -403,28 +523,54 @@ async fn a_tag_selects_a_platform_and_a_digest_keeps_the_whole_index() {
         ..Default::default()
     };
     let err = copy(&s, "multi", &d, &[], &none).await.unwrap_err();
-    assert!(anyhow_chain(&err).join(": ").contains("linux/amd64, linux/arm64"));
+    assert!(
+        anyhow_chain(&err)
+            .join(": ")
+            .contains("linux/amd64, linux/arm64")
+    );
 }
 
 #[tokio::test]
 async fn referrers_travel_with_their_image_and_cosign_tags_go_beside_it() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let img = image(&src, "v1", &[b"a"]);
     let sbom_layer = src.add("application/spdx+json", b"{}".to_vec());
-    let sbom = manifest_of(&src, &img.config, &[sbom_layer.clone()], Some(&img.manifest));
+    let sbom = manifest_of(
+        &src,
+        &img.config,
+        &[sbom_layer.clone()],
+        Some(&img.manifest),
+    );
     let mut sbom_desc = sbom.clone();
     sbom_desc.artifact_type = Some("application/spdx+json".into());
-    src.add_referrer(&img.manifest.digest, Referrer { desc: sbom_desc, tag: None });
+    src.add_referrer(
+        &img.manifest.digest,
+        Referrer {
+            desc: sbom_desc,
+            tag: None,
+        },
+    );
     let sig = manifest_of(&src, &img.config, &[src.add("sig", b"sig".to_vec())], None);
     let sig_tag = format!("{}.sig", img.manifest.digest.tag_form());
-    src.add_referrer(&img.manifest.digest, Referrer { desc: sig.clone(), tag: Some(sig_tag.clone()) });
+    src.add_referrer(
+        &img.manifest.digest,
+        Referrer {
+            desc: sig.clone(),
+            tag: Some(sig_tag.clone()),
+        },
+    );
     let (s, d) = targets(&src, &dst);
 
     let only_sboms = CopyOptions {
         referrers: Referrers::Types(vec!["application/spdx+json".into()]),
         ..Default::default()
     };
-    let copied = copy(&s, "v1", &d, &["v1".into()], &only_sboms).await.unwrap();
+    let copied = copy(&s, "v1", &d, &["v1".into()], &only_sboms)
+        .await
+        .unwrap();
     assert_eq!(copied.referrers.len(), 1);
     assert!(dst.has(&sbom.digest) && dst.has(&sbom_layer.digest) && !dst.has(&sig.digest));
 
@@ -439,7 +585,10 @@ async fn referrers_travel_with_their_image_and_cosign_tags_go_beside_it() {
 
 #[tokio::test]
 async fn nesting_beyond_the_limit_is_refused() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let img = image(&src, "leaf", &[b"a"]);
     let mut top = img.manifest.clone();
     for _ in 0..(ferry_copy::MAX_DEPTH + 2) {
@@ -447,17 +596,31 @@ async fn nesting_beyond_the_limit_is_refused() {
     }
     src.set_tag("deep", &top);
     let (s, d) = targets(&src, &dst);
-    let err = copy(&s, "deep", &d, &[], &CopyOptions::default()).await.unwrap_err();
-    assert!(anyhow_chain(&err).join(": ").contains("levels deep"), "{err:?}");
+    let err = copy(&s, "deep", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        anyhow_chain(&err).join(": ").contains("levels deep"),
+        "{err:?}"
+    );
     assert!(!dst.has(&top.digest));
 }
 
 #[tokio::test]
 async fn an_unknown_name_fails_to_resolve_naming_it() {
-    let (src, dst) = (Arc::new(MemoryStore::new("src")), Arc::new(MemoryStore::new("dst")));
+    let (src, dst) = (
+        Arc::new(MemoryStore::new("src")),
+        Arc::new(MemoryStore::new("dst")),
+    );
     let (s, d) = targets(&src, &dst);
-    let err = copy(&s, "nope", &d, &[], &CopyOptions::default()).await.unwrap_err();
-    assert!(err.to_string().contains("resolving nope in memory store src"), "{err}");
+    let err = copy(&s, "nope", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("resolving nope in memory store src"),
+        "{err}"
+    );
     assert!(dst.is_empty());
 }
 
@@ -472,7 +635,9 @@ async fn the_cache_proxy_serves_a_second_copy_and_replaces_a_rotten_blob() {
 
     let first = Arc::new(MemoryStore::new("first"));
     let d: Arc<dyn WriteTarget> = first.clone();
-    let copied = copy(&cached, "v1", &d, &[], &CopyOptions::default()).await.unwrap();
+    let copied = copy(&cached, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap();
     assert_eq!(copied.stats.fetched, 4);
 
     // Same size, other bytes: the cache's stamp no longer matches, so it is re-hashed, evicted, fetched.
@@ -482,9 +647,23 @@ async fn the_cache_proxy_serves_a_second_copy_and_replaces_a_rotten_blob() {
 
     let second = Arc::new(MemoryStore::new("second"));
     let d: Arc<dyn WriteTarget> = second.clone();
-    let copied = copy(&cached, "v1", &d, &[], &CopyOptions::default()).await.unwrap();
-    assert_eq!(src.fetches(&img.layers[0].digest), 1, "served from the cache");
-    assert_eq!(src.fetches(&img.layers[1].digest), 2, "the rotten copy was fetched again");
-    assert_eq!(copied.stats.cached, 2, "config and first layer: {:?}", copied.stats);
+    let copied = copy(&cached, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        src.fetches(&img.layers[0].digest),
+        1,
+        "served from the cache"
+    );
+    assert_eq!(
+        src.fetches(&img.layers[1].digest),
+        2,
+        "the rotten copy was fetched again"
+    );
+    assert_eq!(
+        copied.stats.cached, 2,
+        "config and first layer: {:?}",
+        copied.stats
+    );
     assert!(second.has(&img.layers[1].digest));
 }

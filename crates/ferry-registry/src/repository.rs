@@ -580,7 +580,10 @@ mod tests {
 
 /// Names in a repository are tags, or digests (`sha256:…`) to resolve.
 impl ferry_store::Resolver for Repository {
-    fn resolve<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, ferry_store::Result<(Descriptor, Bytes)>> {
+    fn resolve<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, ferry_store::Result<(Descriptor, Bytes)>> {
         Box::pin(async move { Ok(Repository::resolve(self, reference).await?) })
     }
 }

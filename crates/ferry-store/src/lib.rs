@@ -109,8 +109,12 @@ pub trait Resolver: Store {
 /// a name (see [`Resolver`]).
 pub trait Tagger: Store {
     /// Point `name` at `desc`, whose bytes are `bytes`.
-    fn tag<'a>(&'a self, desc: &'a Descriptor, bytes: Bytes, name: &'a str)
-    -> BoxFuture<'a, Result<()>>;
+    fn tag<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        bytes: Bytes,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<()>>;
 
     /// Keep `desc` reachable without a name (a referrer found through its subject). A registry keeps
     /// every manifest pushed by digest, so by default there is nothing to do; a layout lists it in its

@@ -60,7 +60,8 @@ impl CachedSource {
         if already > 0 {
             progress(already);
         }
-        if let Err(e) = transfer_from(self.inner.as_ref(), desc, vec![writer], start, progress).await
+        if let Err(e) =
+            transfer_from(self.inner.as_ref(), desc, vec![writer], start, progress).await
         {
             if e.invalidates_partial() {
                 self.cache.discard_partial(desc);
@@ -89,9 +90,16 @@ impl Store for CachedSource {
     }
 }
 
+/// Names always resolve at the origin (a tag moves); the manifest they name is cached on the way.
 impl Resolver for CachedSource {
     fn resolve<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(Descriptor, Bytes)>> {
-        self.inner.resolve(reference)
+        Box::pin(async move {
+            let (desc, bytes) = self.inner.resolve(reference).await?;
+            if let Err(e) = self.cache.put_bytes(&desc, bytes.clone()).await {
+                tracing::warn!("cannot add manifest {} to the cache: {e}", desc.digest);
+            }
+            Ok((desc, bytes))
+        })
     }
 }
 

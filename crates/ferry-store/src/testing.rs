@@ -68,7 +68,10 @@ impl MemoryStore {
     pub fn add(&self, media_type: &str, bytes: impl Into<Bytes>) -> Descriptor {
         let bytes = bytes.into();
         let desc = Descriptor::of(media_type, &bytes);
-        self.content.lock().unwrap().insert(desc.digest.clone(), bytes);
+        self.content
+            .lock()
+            .unwrap()
+            .insert(desc.digest.clone(), bytes);
         desc
     }
 
@@ -111,13 +114,22 @@ impl MemoryStore {
 
     /// How many times `digest` was fetched (manifest or blob, every attempt).
     pub fn fetches(&self, digest: &Digest) -> u32 {
-        self.fetches.lock().unwrap().get(digest).copied().unwrap_or(0)
+        self.fetches
+            .lock()
+            .unwrap()
+            .get(digest)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The offsets `digest`'s body was asked from.
     pub fn ranges(&self, digest: &Digest) -> Vec<u64> {
         let ranges = self.ranges.lock().unwrap();
-        ranges.iter().filter(|(d, _)| d == digest).map(|(_, o)| *o).collect()
+        ranges
+            .iter()
+            .filter(|(d, _)| d == digest)
+            .map(|(_, o)| *o)
+            .collect()
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -131,7 +143,12 @@ impl MemoryStore {
 
     /// Count a fetch, apply the fault; the guard keeps it "in flight".
     async fn begin(&self, digest: &Digest) -> Result<(InFlight<'_>, Option<Fault>)> {
-        *self.fetches.lock().unwrap().entry(digest.clone()).or_default() += 1;
+        *self
+            .fetches
+            .lock()
+            .unwrap()
+            .entry(digest.clone())
+            .or_default() += 1;
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let guard = InFlight(&self.in_flight);
@@ -147,7 +164,10 @@ impl MemoryStore {
                 } else {
                     faults.insert(digest.clone(), Fault::Transient(n - 1));
                 }
-                Err(remote(format!("{}: connection reset (injected)", digest), true))
+                Err(remote(
+                    format!("{}: connection reset (injected)", digest),
+                    true,
+                ))
             }
             Some(Fault::Fatal) => Err(remote(format!("{digest}: refused (injected)"), false)),
             Some(Fault::CutAfter(_)) => {
@@ -209,7 +229,10 @@ impl ReadStore for MemoryStore {
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
         Box::pin(async move {
             let (_guard, fault) = self.begin(&desc.digest).await?;
-            self.ranges.lock().unwrap().push((desc.digest.clone(), offset));
+            self.ranges
+                .lock()
+                .unwrap()
+                .push((desc.digest.clone(), offset));
             let mut bytes = self.get(desc)?.to_vec();
             let mut from = offset.min(bytes.len() as u64);
             match fault {
@@ -339,7 +362,12 @@ impl BlobWriter for MemoryWriter {
     }
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        commit(&self.content, &self.arrivals, self.digest, Bytes::from(self.data));
+        commit(
+            &self.content,
+            &self.arrivals,
+            self.digest,
+            Bytes::from(self.data),
+        );
         Box::pin(async { Ok(()) })
     }
 }

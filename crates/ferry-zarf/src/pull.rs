@@ -63,8 +63,7 @@ pub async fn pull(
     };
     let done: HashSet<Digest> = wanted.iter().map(|d| d.digest.clone()).collect();
     let dest = Arc::new(PackageDir::new(root, ingest, &pkg.layers, &pkg.label()));
-    let source: Arc<dyn ReadStore> =
-        CachedSource::wrap(Arc::new(pkg.repo.clone()), cache.as_ref());
+    let source: Arc<dyn ReadStore> = CachedSource::wrap(Arc::new(pkg.repo.clone()), cache.as_ref());
     let opts = CopyOptions {
         budget: Budget::new(concurrency),
         events,
@@ -203,7 +202,10 @@ async fn image_blob_titles(pkg: &RemotePackage, images: &[String]) -> Result<Vec
         if depth > ferry_copy::MAX_DEPTH {
             return Err(PackageError::invalid(
                 pkg.label(),
-                format!("has images nested more than {} levels deep", ferry_copy::MAX_DEPTH),
+                format!(
+                    "has images nested more than {} levels deep",
+                    ferry_copy::MAX_DEPTH
+                ),
             ));
         }
         let mut next = Vec::new();
@@ -215,7 +217,11 @@ async fn image_blob_titles(pkg: &RemotePackage, images: &[String]) -> Result<Vec
                 if depth == 1 || !media_type::is_manifest_like(&d.media_type) {
                     return Err(missing(&d));
                 }
-                tracing::debug!("{}: index child {} is not in the package", pkg.label(), d.digest);
+                tracing::debug!(
+                    "{}: index child {} is not in the package",
+                    pkg.label(),
+                    d.digest
+                );
                 continue;
             }
             if !seen.insert(d.digest.clone()) {

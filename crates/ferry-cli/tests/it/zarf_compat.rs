@@ -139,7 +139,10 @@ async fn layouts_from_both_zarf_eras_and_docker_are_read_and_verified() {
             copy(&source, &name, &dest_target, &[name.clone()], &opts)
                 .await
                 .unwrap_or_else(|e| panic!("{dir}: {name}: {e:?}"));
-            assert!(!dest.find(&name).unwrap().is_empty(), "{dir}: {name} recorded");
+            assert!(
+                !dest.find(&name).unwrap().is_empty(),
+                "{dir}: {name} recorded"
+            );
         }
     }
     // Crane-era names without a registry normalize to the same references as ORAS-era ones.
