@@ -541,7 +541,7 @@ async fn referrers_travel_with_their_image_and_cosign_tags_go_beside_it() {
     let sbom = manifest_of(
         &src,
         &img.config,
-        &[sbom_layer.clone()],
+        std::slice::from_ref(&sbom_layer),
         Some(&img.manifest),
     );
     let mut sbom_desc = sbom.clone();

@@ -550,6 +550,27 @@ impl ByteSource for ResponseBody {
     }
 }
 
+/// Names in a repository are tags, or digests (`sha256:…`) to resolve.
+impl ferry_store::Resolver for Repository {
+    fn resolve<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, ferry_store::Result<(Descriptor, Bytes)>> {
+        Box::pin(async move { Ok(Repository::resolve(self, reference).await?) })
+    }
+}
+
+impl ferry_store::Tagger for Repository {
+    fn tag<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        bytes: Bytes,
+        name: &'a str,
+    ) -> BoxFuture<'a, ferry_store::Result<()>> {
+        Box::pin(async move { Ok(Repository::tag(self, desc, bytes, name).await?) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -575,26 +596,5 @@ mod tests {
             Some(100)
         );
         assert_eq!(super::parse_content_range_start("bytes */200"), None);
-    }
-}
-
-/// Names in a repository are tags, or digests (`sha256:…`) to resolve.
-impl ferry_store::Resolver for Repository {
-    fn resolve<'a>(
-        &'a self,
-        reference: &'a str,
-    ) -> BoxFuture<'a, ferry_store::Result<(Descriptor, Bytes)>> {
-        Box::pin(async move { Ok(Repository::resolve(self, reference).await?) })
-    }
-}
-
-impl ferry_store::Tagger for Repository {
-    fn tag<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-        bytes: Bytes,
-        name: &'a str,
-    ) -> BoxFuture<'a, ferry_store::Result<()>> {
-        Box::pin(async move { Ok(Repository::tag(self, desc, bytes, name).await?) })
     }
 }

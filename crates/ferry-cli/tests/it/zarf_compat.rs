@@ -136,9 +136,15 @@ async fn layouts_from_both_zarf_eras_and_docker_are_read_and_verified() {
         };
         for entry in entries {
             let name = entry.image_name().unwrap();
-            copy(&source, &name, &dest_target, &[name.clone()], &opts)
-                .await
-                .unwrap_or_else(|e| panic!("{dir}: {name}: {e:?}"));
+            copy(
+                &source,
+                &name,
+                &dest_target,
+                std::slice::from_ref(&name),
+                &opts,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{dir}: {name}: {e:?}"));
             assert!(
                 !dest.find(&name).unwrap().is_empty(),
                 "{dir}: {name} recorded"
