@@ -1,5 +1,5 @@
-//! `ferry copy`: registry, archive or Docker Engine → registry, through the cache, never through a local
-//! layout.
+//! `ferry copy SRC DEST`: any source location to a registry or a layout, through the cache for registry
+//! sources, never through a local layout.
 
 use std::sync::Arc;
 
@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use ferry_copy::{CopyStats, PlatformChoice, select_root};
 use ferry_oci::{PlatformSpec, Reference};
 use ferry_registry::Repository;
-use ferry_store::{CachedSource, ReadStore, ReadTarget, WriteTarget};
+use ferry_store::{CachedSource, ReadStore, ReadTarget};
+use ferry_target::{Location, Named, OpenContext};
 use serde::Serialize;
 
 use crate::cli::CopyArgs;
@@ -28,50 +29,65 @@ struct CopiedImage {
     blobs: CopyStats,
 }
 
-/// What to copy: a source target, the names to copy from it, and where each goes.
-struct Plan {
-    source: Arc<dyn ReadTarget>,
-    /// A registry source is read through the cache; archives and the Engine are local already.
-    cached: bool,
-    /// (name in the source, destination, whether the source name is a digest pin)
-    pairs: Vec<(String, Reference, bool)>,
-    platform: PlatformChoice,
-}
-
 pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
-    let destination: Reference = args.destination.parse()?;
-    let plan = match ferry_archive::SourceSpec::parse(&args.source) {
-        Some(spec) => plan_local(&args, spec, &destination).await?,
-        None => plan_registry(&args, &destination).await?,
+    let from = Location::parse(&args.source)?;
+    let to = Location::parse(&args.destination)?;
+    let side = |user: &Option<String>, password: &Option<String>, upload| {
+        build(
+            args.plain_http,
+            args.insecure_skip_tls_verify,
+            &args.ca_file,
+            credential(user, password),
+            upload,
+        )
     };
-    let dest_client = build(
-        args.plain_http,
-        args.insecure_skip_tls_verify,
-        &args.ca_file,
-        credential(&args.dest_username, &args.dest_password),
-        Some(&args.upload),
-    )?;
-    let cache = if plan.cached {
-        open_cache(&args.transfer)?
-    } else {
-        None
+    let platform = args.platform.as_ref().map(|p| p.parse::<PlatformSpec>());
+    let platform = match (platform.transpose().map_err(anyhow::Error::msg)?, &args.architecture) {
+        (Some(p), _) => Some(p),
+        (None, Some(a)) => Some(PlatformSpec::linux(a)),
+        (None, None) => None,
     };
-    let source = CachedSource::wrap(plan.source.clone(), cache.as_ref());
+    let src_ctx = OpenContext {
+        client: side(&args.src_username, &args.src_password, None)?,
+        archive: ferry_archive::SourceOptions {
+            // Exports hold only the local platform's blobs: the Engine is asked for that one.
+            platform: Some(platform.clone().unwrap_or_else(PlatformSpec::host)),
+            ..Default::default()
+        },
+    };
+    let dest_ctx = OpenContext {
+        client: side(&args.dest_username, &args.dest_password, Some(&args.upload))?,
+        archive: Default::default(),
+    };
+    // A registry or layout copy keeps the whole index unless a platform is asked for; an archive's index
+    // is chosen from, for this machine by default.
+    let choice = match (&from, platform) {
+        (Location::Archive(_), p) => PlatformChoice::Auto(p.unwrap_or_else(PlatformSpec::host)),
+        (_, Some(p)) => PlatformChoice::Exactly(p),
+        (_, None) => PlatformChoice::All,
+    };
+    let (source, pairs) = plan(&args, &from, &to, &src_ctx).await?;
+    let cache = match from {
+        Location::Registry(_) => open_cache(&args.transfer)?,
+        _ => None,
+    };
+    let source = CachedSource::wrap(source, cache.as_ref());
     let opts = options(
-        plan.platform.clone(),
+        choice.clone(),
         args.transfer.oci_concurrency,
         args.retries,
         referrers(&args.referrers),
     );
     let mode = Mode::detect(quiet);
     let mut copied = Vec::new();
-    for (from, to, by_digest) in &plan.pairs {
-        let context = format!("copying {} to {to}", shown(&args.source, from));
-        let (desc, bytes) = source.resolve(from).await.context(context.clone())?;
-        let selection = select_root(source.as_ref(), desc, bytes, *by_digest, &plan.platform)
+    for (image, to) in pairs {
+        let shown = image.name.clone().unwrap_or_else(|| from.to_string());
+        let context = format!("copying {shown} to {to}");
+        let (desc, bytes) = source.resolve(&image.key).await.context(context.clone())?;
+        let selection = select_root(source.as_ref(), desc, bytes, image.pinned, &choice)
             .await
             .context(context.clone())?;
-        if let Some(d) = &to.digest
+        if let Location::Registry(Reference { digest: Some(d), .. }) = &to
             && *d != selection.root.digest
         {
             bail!(
@@ -79,22 +95,20 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
                 selection.root.digest
             );
         }
-        let dest: Arc<dyn WriteTarget> = Arc::new(Repository::new(
-            dest_client.clone(),
-            &to.registry,
-            &to.repository,
-        ));
-        let tags: Vec<String> = match &to.digest {
-            Some(_) => Vec::new(),
-            None => vec![to.tag.clone().unwrap_or_else(|| "latest".into())],
-        };
-        let label = to.to_string();
+        let (dest, name) = to.open_destination(&dest_ctx).context(context.clone())?;
+        // A layout records the image under the name given, else the source's own.
+        let name = name.or_else(|| match &to {
+            Location::Layout { .. } => image.name.clone(),
+            _ => None,
+        });
         let src: Arc<dyn ReadStore> = source.clone();
-        let done = copy_with_progress(&label, mode, &src, &selection, &dest, &tags, &opts)
+        let label = to.to_string();
+        let names: Vec<String> = name.into_iter().collect();
+        let done = copy_with_progress(&label, mode, &src, &selection, &dest, &names, &opts)
             .await
             .context(context)?;
         copied.push(CopiedImage {
-            source: shown(&args.source, from),
+            source: shown,
             destination: label,
             digest: done.root.digest.to_string(),
             media_type: done.root.media_type.clone(),
@@ -106,99 +120,50 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
     print_summary(&copied, args.json, quiet)
 }
 
-/// The source as the user named it, or with the tag `--all-tags` chose.
-fn shown(source: &str, from: &str) -> String {
-    if from.is_empty() || source.ends_with(from) || from.starts_with("sha256:") {
-        source.to_string()
-    } else {
-        format!("{source}:{from}")
-    }
-}
-
-/// Registry → registry: one reference, or every tag of a repository. A copy keeps a whole index unless a
-/// platform is asked for.
-async fn plan_registry(args: &CopyArgs, destination: &Reference) -> anyhow::Result<Plan> {
-    let source: Reference = args.source.parse()?;
-    let src_client = build(
-        args.plain_http,
-        args.insecure_skip_tls_verify,
-        &args.ca_file,
-        credential(&args.src_username, &args.src_password),
-        None,
-    )?;
-    let platform = match (&args.platform, &args.architecture) {
-        (Some(p), _) => {
-            PlatformChoice::Exactly(p.parse::<PlatformSpec>().map_err(anyhow::Error::msg)?)
-        }
-        (None, Some(a)) => PlatformChoice::Exactly(PlatformSpec::linux(a)),
-        (None, None) => PlatformChoice::All,
-    };
-    let repo = Repository::new(src_client, &source.registry, &source.repository);
-    let pairs = if args.all_tags {
-        if source.digest.is_some() || destination.digest.is_some() {
+/// The source opened once, and each image to copy with its destination: one, or with `--all-tags` every
+/// tag of a repository.
+async fn plan(
+    args: &CopyArgs,
+    from: &Location,
+    to: &Location,
+    ctx: &OpenContext,
+) -> anyhow::Result<(Arc<dyn ReadTarget>, Vec<(Named, Location)>)> {
+    let opened = from
+        .open_source(ctx)
+        .await
+        .with_context(|| format!("copying {from} to {to}"))?;
+    if args.all_tags {
+        let (Location::Registry(src), Location::Registry(dst)) = (from, to) else {
+            bail!("--all-tags copies a repository between registries");
+        };
+        if src.digest.is_some() || dst.digest.is_some() {
             bail!("--all-tags copies a repository: give repositories without a digest");
         }
+        let repo = Repository::new(ctx.client.clone(), &src.registry, &src.repository);
         let tags = repo
             .list_tags()
             .await
-            .with_context(|| format!("listing the tags of {}", source.name()))?;
-        tags.into_iter()
-            .map(|t| (t.clone(), with_tag(destination, &t), false))
-            .collect()
-    } else {
-        vec![(
-            source.target(),
-            destination.clone(),
-            source.digest.is_some(),
-        )]
-    };
-    Ok(Plan {
-        source: Arc::new(repo),
-        cached: true,
-        pairs,
-        platform,
-    })
-}
-
-/// `docker-daemon:`, `docker-archive:` or `oci-archive:` → registry: one image (the one named, or the only
-/// one), selected for this machine's platform unless `-a`/`--platform` says otherwise — exports hold only
-/// the local platform's blobs.
-async fn plan_local(
-    args: &CopyArgs,
-    spec: ferry_archive::SourceSpec,
-    destination: &Reference,
-) -> anyhow::Result<Plan> {
-    let context = format!("copying {} to {destination}", args.source);
-    let choice = match (&args.platform, &args.architecture) {
-        (Some(p), _) => p.parse::<PlatformSpec>().map_err(anyhow::Error::msg)?,
-        (None, Some(a)) => PlatformSpec::linux(a),
-        (None, None) => PlatformSpec::host(),
-    };
-    let opts = ferry_archive::SourceOptions {
-        platform: Some(choice.clone()),
-        ..Default::default()
-    };
-    let source = ferry_archive::open_source(&spec, &opts)
-        .await
-        .context(context.clone())?;
-    let [image] = source.images.as_slice() else {
+            .with_context(|| format!("listing the tags of {}", src.name()))?;
+        let pairs = tags
+            .into_iter()
+            .map(|t| {
+                let image = Named {
+                    name: Some(with_tag(src, &t).to_string()),
+                    key: t.clone(),
+                    pinned: false,
+                };
+                (image, Location::Registry(with_tag(dst, &t)))
+            })
+            .collect();
+        return Ok((opened.target, pairs));
+    }
+    let [image] = opened.images.as_slice() else {
         bail!(
-            "{context}: the source holds {} images; name one with {}:REF",
-            source.images.len(),
-            args.source
+            "copying {from} to {to}: the source holds {} images; name one with {from}:NAME",
+            opened.images.len(),
         );
     };
-    Ok(Plan {
-        pairs: vec![(
-            image.desc.digest.to_string(),
-            destination.clone(),
-            // An archive's index is chosen from like a tagged one (it is not a digest pin).
-            false,
-        )],
-        source: source.store,
-        cached: false,
-        platform: PlatformChoice::Auto(choice),
-    })
+    Ok((opened.target, vec![(image.clone(), to.clone())]))
 }
 
 fn print_summary(copied: &[CopiedImage], json: bool, quiet: bool) -> anyhow::Result<()> {

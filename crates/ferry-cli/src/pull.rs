@@ -6,9 +6,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Selection, select_root};
 use ferry_oci::{PlatformSpec, Reference};
-use ferry_registry::{RegistryClient, Repository};
+use ferry_registry::RegistryClient;
 use ferry_store::{BlobCache, CachedSource, OciLayout, ReadStore, ReadTarget, WriteTarget};
 use serde::Serialize;
+
+use ferry_target::{Location, OpenContext};
 
 use crate::cli::{PullArgs, TransferArgs};
 use crate::progress::Mode;
@@ -127,12 +129,6 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
     print_summary(&result?, args.json, quiet)
 }
 
-/// What the user asked for: a registry reference, or an archive or daemon image.
-enum Wanted {
-    Registry(Reference),
-    Local(ferry_archive::SourceSpec, String),
-}
-
 struct Resolved {
     /// The name recorded in the layout and shown: the normalized reference.
     name: String,
@@ -145,62 +141,53 @@ struct Resolved {
 async fn resolve_all(
     client: &Arc<RegistryClient>,
     cache: Option<&BlobCache>,
-    wanted: &[Wanted],
+    wanted: &[Location],
     overrides: &[(String, String)],
     choice: &PlatformChoice,
     args: &PullArgs,
     spill: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Vec<Resolved>> {
+    let ctx = OpenContext {
+        client: client.clone(),
+        archive: ferry_archive::SourceOptions {
+            open: ferry_archive::OpenOptions { temp_dir: spill },
+            platform: match choice {
+                PlatformChoice::Auto(p) | PlatformChoice::Exactly(p) => Some(p.clone()),
+                PlatformChoice::All => None,
+            },
+        },
+    };
     let slots = Arc::new(tokio::sync::Semaphore::new(RESOLVE_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     let mut out: Vec<Vec<Resolved>> = (0..wanted.len()).map(|_| Vec::new()).collect();
-    let open = ferry_archive::SourceOptions {
-        open: ferry_archive::OpenOptions { temp_dir: spill },
-        platform: match choice {
-            PlatformChoice::Auto(p) | PlatformChoice::Exactly(p) => Some(p.clone()),
-            PlatformChoice::All => None,
-        },
-    };
-    for (i, w) in wanted.iter().enumerate() {
-        let reference = match w {
-            Wanted::Local(spec, typed) => {
-                out[i] = resolve_local(spec, typed, &open, choice).await?;
-                continue;
-            }
-            Wanted::Registry(r) => r.clone(),
+    for (i, location) in wanted.iter().enumerate() {
+        let Location::Registry(reference) = location else {
+            out[i] = resolve_location(location, None, &ctx, cache, choice).await?;
+            continue;
         };
-        let source_ref = apply_override(&reference, overrides)?;
-        let (client, slots, choice) = (client.clone(), slots.clone(), choice.clone());
-        let cache = cache.cloned();
+        // The bytes may come from a mirror; the recorded name never changes.
+        let from = Location::Registry(apply_override(reference, overrides)?);
+        let (ctx, slots, choice, cache) = (ctx.clone(), slots.clone(), choice.clone(), cache.cloned());
+        let reference = reference.clone();
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
-            let repo = Repository::new(client, &source_ref.registry, &source_ref.repository);
-            let repo = CachedSource::wrap(Arc::new(repo), cache.as_ref());
-            let result = ferry_copy::resolve(repo.as_ref(), &source_ref.target(), &choice)
-                .await
-                .map_err(anyhow::Error::from)
-                .with_context(|| describe_source(&reference.to_string(), &source_ref.to_string()));
-            let resolved = result.map(|selection| Resolved {
-                name: reference.to_string(),
-                origin: source_ref.to_string(),
-                source: repo,
-                selection,
-            });
-            (i, reference, resolved)
+            let name = reference.to_string();
+            let r = resolve_location(&from, Some(&name), &ctx, cache.as_ref(), &choice).await;
+            (i, reference, r)
         });
     }
     while let Some(joined) = tasks.join_next().await {
         let (i, reference, r) = joined.expect("resolve task panicked");
         out[i] = match r {
-            Ok(r) => vec![r],
+            Ok(r) => r,
             // Zarf's fallback: an image the registry cannot give (for any reason but rate limiting) may be
             // one built locally.
             Err(e) if args.daemon_fallback && !is_rate_limited(&e) => {
                 tracing::warn!("{e:#}; trying the Docker daemon");
-                let spec = ferry_archive::SourceSpec::DockerDaemon {
+                let daemon = Location::Archive(ferry_archive::SourceSpec::DockerDaemon {
                     name: reference.to_string(),
-                };
-                resolve_local(&spec, &reference.to_string(), &open, choice)
+                });
+                resolve_location(&daemon, None, &ctx, None, choice)
                     .await
                     .with_context(|| format!("{e:#}; the Docker daemon fallback failed too"))?
             }
@@ -210,56 +197,43 @@ async fn resolve_all(
     Ok(out.into_iter().flatten().collect())
 }
 
+/// The images `location` names, each resolved (through the cache, for a registry) and its platform
+/// chosen. `name` overrides the recorded name (a registry override keeps the name asked for).
+async fn resolve_location(
+    location: &Location,
+    name: Option<&str>,
+    ctx: &OpenContext,
+    cache: Option<&BlobCache>,
+    choice: &PlatformChoice,
+) -> anyhow::Result<Vec<Resolved>> {
+    let opened = location.open_source(ctx).await?;
+    let cache = cache.filter(|_| matches!(location, Location::Registry(_)));
+    let target = CachedSource::wrap(opened.target, cache);
+    let mut out = Vec::new();
+    for image in opened.images {
+        let shown = name.map(str::to_string).or(image.name.clone()).with_context(|| {
+            format!("an image in {location} has no name; name it: {location}:NAME")
+        })?;
+        let context = || describe_source(&shown, &location.to_string());
+        let (desc, bytes) = target.resolve(&image.key).await.with_context(context)?;
+        let selection = select_root(target.as_ref(), desc, bytes, image.pinned, choice)
+            .await
+            .with_context(context)?;
+        out.push(Resolved {
+            origin: location.to_string(),
+            name: shown,
+            source: target.clone(),
+            selection,
+        });
+    }
+    Ok(out)
+}
+
 fn is_rate_limited(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<ferry_registry::RegistryError>()
             .is_some_and(ferry_registry::RegistryError::is_rate_limited)
     })
-}
-
-/// The images of an archive or the daemon, selected like registry images, named by the reference given
-/// (`docker-archive:FILE:REF`), else by the names the archive records.
-async fn resolve_local(
-    spec: &ferry_archive::SourceSpec,
-    typed: &str,
-    open: &ferry_archive::SourceOptions,
-    choice: &PlatformChoice,
-) -> anyhow::Result<Vec<Resolved>> {
-    let source = ferry_archive::open_source(spec, open)
-        .await
-        .with_context(|| format!("opening {typed}"))?;
-    let given = match spec {
-        ferry_archive::SourceSpec::DockerDaemon { name } => Some(name.clone()),
-        ferry_archive::SourceSpec::DockerArchive { reference, .. }
-        | ferry_archive::SourceSpec::OciArchive { reference, .. } => reference.clone(),
-    };
-    let mut out = Vec::new();
-    for image in source.images {
-        let raw_name = given
-            .clone()
-            .or(image.name.clone())
-            .with_context(|| format!("an image in {typed} has no name; name it: {typed}:NAME"))?;
-        // Names that are references are normalized like any other; a bare tag (Docker's `linux`) is kept.
-        let name = raw_name
-            .parse::<Reference>()
-            .map_or(raw_name.clone(), |r| r.to_string());
-        // An archive's index is chosen from like a tagged one (it is not a digest pin).
-        let (desc, bytes) = source
-            .store
-            .resolve(&image.desc.digest.to_string())
-            .await
-            .with_context(|| format!("reading {name} from {typed}"))?;
-        let selection = select_root(source.store.as_ref(), desc, bytes, false, choice)
-            .await
-            .with_context(|| format!("pulling {name} from {typed}"))?;
-        out.push(Resolved {
-            name,
-            source: source.store.clone(),
-            origin: typed.to_string(),
-            selection,
-        });
-    }
-    Ok(out)
 }
 
 fn describe_source(name: &str, origin: &str) -> String {
@@ -333,7 +307,7 @@ fn print_summary(pulled: &[PulledImage], json: bool, quiet: bool) -> anyhow::Res
 fn collect_references(
     args: &[String],
     files: &[std::path::PathBuf],
-) -> anyhow::Result<Vec<Wanted>> {
+) -> anyhow::Result<Vec<Location>> {
     let mut raw: Vec<String> = args.to_vec();
     for file in files {
         let text = std::fs::read_to_string(file)
@@ -355,20 +329,11 @@ fn collect_references(
             );
         }
     }
-    let mut seen: Vec<String> = Vec::new();
-    let mut out: Vec<Wanted> = Vec::new();
+    let mut out: Vec<Location> = Vec::new();
     for r in raw {
-        if let Some(spec) = ferry_archive::SourceSpec::parse(&r) {
-            if !seen.contains(&r) {
-                seen.push(r.clone());
-                out.push(Wanted::Local(spec, r));
-            }
-            continue;
-        }
-        let parsed: Reference = r.parse()?;
-        if !seen.contains(&parsed.to_string()) {
-            seen.push(parsed.to_string());
-            out.push(Wanted::Registry(parsed));
+        let location = Location::parse(&r)?;
+        if !out.contains(&location) {
+            out.push(location);
         }
     }
     Ok(out)
