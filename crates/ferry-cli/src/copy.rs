@@ -42,7 +42,10 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         )
     };
     let platform = args.platform.as_ref().map(|p| p.parse::<PlatformSpec>());
-    let platform = match (platform.transpose().map_err(anyhow::Error::msg)?, &args.architecture) {
+    let platform = match (
+        platform.transpose().map_err(anyhow::Error::msg)?,
+        &args.architecture,
+    ) {
         (Some(p), _) => Some(p),
         (None, Some(a)) => Some(PlatformSpec::linux(a)),
         (None, None) => None,
@@ -87,7 +90,9 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         let selection = select_root(source.as_ref(), desc, bytes, image.pinned, &choice)
             .await
             .context(context.clone())?;
-        if let Location::Registry(Reference { digest: Some(d), .. }) = &to
+        if let Location::Registry(Reference {
+            digest: Some(d), ..
+        }) = &to
             && *d != selection.root.digest
         {
             bail!(

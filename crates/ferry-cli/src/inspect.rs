@@ -3,16 +3,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
-use ferry_oci::{Descriptor, Digest, Manifest, ManifestKind, PlatformSpec, Reference, media_type};
+use ferry_oci::{Descriptor, Digest, Manifest, ManifestKind, PlatformSpec, media_type};
 use ferry_registry::Repository;
 use ferry_store::transfer::verify_bytes;
 use ferry_store::{OciLayout, ReadStore, Store, StoreError};
 use serde::Serialize;
+
+use ferry_target::Location;
 
 use crate::cli::{DigestArgs, InspectArgs, RegistryArgs};
 use crate::output::{human, print_json, short_media_type};
@@ -23,41 +25,6 @@ const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// The largest config `--config` prints; configs are small, a bigger blob is not one.
 const MAX_CONFIG_BYTES: u64 = 64 << 20;
-
-/// What the user named: a registry reference, a layout entry, or an image in an archive or the Docker Engine.
-pub enum Target {
-    Registry(Reference),
-    /// `docker-archive:FILE[:REF]`, `oci-archive:FILE[:REF]`, `docker-daemon:IMAGE`.
-    Archive(ferry_archive::SourceSpec),
-    /// `oci:DIR[:NAME]`: NAME is everything after the first ':' (a name has colons of its own), as skopeo
-    /// splits it.
-    Layout {
-        dir: PathBuf,
-        name: Option<String>,
-    },
-}
-
-impl Target {
-    pub fn parse(s: &str) -> anyhow::Result<Target> {
-        if let Some(spec) = ferry_archive::SourceSpec::parse(s) {
-            return Ok(Target::Archive(spec));
-        }
-        if let Some(rest) = s.strip_prefix("oci:").filter(|_| !s.starts_with("oci://")) {
-            let (dir, name) = match rest.split_once(':') {
-                Some((d, n)) => (d, Some(n.to_string()).filter(|n| !n.is_empty())),
-                None => (rest, None),
-            };
-            if dir.is_empty() {
-                bail!("{s:?}: the layout form is oci:DIR[:NAME]");
-            }
-            return Ok(Target::Layout {
-                dir: PathBuf::from(dir),
-                name,
-            });
-        }
-        Ok(Target::Registry(s.parse()?))
-    }
-}
 
 /// A target opened for reading: where its content lives and the manifest it names.
 struct Opened {
@@ -70,9 +37,9 @@ struct Opened {
     manifest: Manifest,
 }
 
-async fn open(target: &Target, registry: &RegistryArgs) -> anyhow::Result<Opened> {
+async fn open(target: &Location, registry: &RegistryArgs) -> anyhow::Result<Opened> {
     match target {
-        Target::Registry(reference) => {
+        Location::Registry(reference) => {
             let client = registry_opts::client(registry, None)?;
             let repo = Repository::new(client, &reference.registry, &reference.repository);
             let (desc, bytes) = repo.resolve(&reference.target()).await?;
@@ -86,7 +53,7 @@ async fn open(target: &Target, registry: &RegistryArgs) -> anyhow::Result<Opened
                 manifest,
             })
         }
-        Target::Archive(spec) => {
+        Location::Archive(spec) => {
             let source =
                 ferry_archive::open_source(spec, &ferry_archive::SourceOptions::default()).await?;
             let [image] = source.images.as_slice() else {
@@ -100,7 +67,7 @@ async fn open(target: &Target, registry: &RegistryArgs) -> anyhow::Result<Opened
             let bytes = source.store.fetch_manifest(&image.desc).await?;
             let manifest = parse(&image.desc, &bytes, &source.store.describe())?;
             Ok(Opened {
-                label: target_label(spec),
+                label: target.to_string(),
                 name: image.name.clone(),
                 desc: image.desc.clone(),
                 store: source.store,
@@ -108,16 +75,13 @@ async fn open(target: &Target, registry: &RegistryArgs) -> anyhow::Result<Opened
                 manifest,
             })
         }
-        Target::Layout { dir, name } => {
+        Location::Layout { dir, name } => {
             let layout = open_layout(dir)?;
             let (desc, entry_name) = find_entry(&layout, name.as_deref())?;
             let bytes = layout.fetch_manifest(&desc).await?;
             let manifest = parse(&desc, &bytes, &layout.describe())?;
             Ok(Opened {
-                label: match name {
-                    Some(n) => format!("oci:{}:{n}", dir.display()),
-                    None => format!("oci:{}", dir.display()),
-                },
+                label: target.to_string(),
                 store: Arc::new(layout),
                 name: entry_name,
                 desc,
@@ -128,38 +92,13 @@ async fn open(target: &Target, registry: &RegistryArgs) -> anyhow::Result<Opened
     }
 }
 
-fn target_label(spec: &ferry_archive::SourceSpec) -> String {
-    use ferry_archive::SourceSpec::*;
-    match spec {
-        DockerDaemon { name } => format!("docker-daemon:{name}"),
-        DockerArchive { path, reference } | OciArchive { path, reference } => {
-            let kind = if matches!(spec, DockerArchive { .. }) {
-                "docker-archive"
-            } else {
-                "oci-archive"
-            };
-            match reference {
-                Some(r) => format!("{kind}:{}:{r}", path.display()),
-                None => format!("{kind}:{}", path.display()),
-            }
-        }
-    }
-}
-
 fn parse(desc: &Descriptor, bytes: &[u8], store: &str) -> anyhow::Result<Manifest> {
     Manifest::parse(&desc.media_type, bytes)
         .with_context(|| format!("manifest {} in {store}", desc.digest))
 }
 
-/// A layout directory, or a Zarf package directory holding one in `images/`.
 pub fn open_layout(dir: &Path) -> anyhow::Result<OciLayout> {
-    let images = dir.join("images");
-    let root = if !dir.join("oci-layout").exists() && images.join("oci-layout").exists() {
-        images
-    } else {
-        dir.to_path_buf()
-    };
-    Ok(OciLayout::open(&root)?)
+    Ok(ferry_target::open_layout(dir)?)
 }
 
 /// The entry `name` names (by `ref.name`, `base.name` or normalized name — both Zarf eras — or by digest,
@@ -295,7 +234,7 @@ struct ChildInfo {
 }
 
 pub async fn run_inspect(args: InspectArgs) -> anyhow::Result<()> {
-    let target = Target::parse(&args.reference)?;
+    let target = Location::parse(&args.reference)?;
     let opened = open(&target, &args.registry)
         .await
         .with_context(|| format!("inspecting {}", args.reference))?;
@@ -560,10 +499,10 @@ struct DigestOutput {
 }
 
 pub async fn run_digest(args: DigestArgs) -> anyhow::Result<()> {
-    let target = Target::parse(&args.reference)?;
+    let target = Location::parse(&args.reference)?;
     let desc = match (&target, &args.platform) {
         // The common case costs one HEAD request.
-        (Target::Registry(reference), None) => {
+        (Location::Registry(reference), None) => {
             let client = registry_opts::client(&args.registry, None)?;
             let repo = Repository::new(client, &reference.registry, &reference.repository);
             repo.head_manifest(&reference.target())
@@ -597,24 +536,24 @@ mod tests {
 
     #[test]
     fn targets() {
-        match Target::parse("oci:images:docker.io/library/nginx:1.25").unwrap() {
-            Target::Layout { dir, name } => {
+        match Location::parse("oci:images:docker.io/library/nginx:1.25").unwrap() {
+            Location::Layout { dir, name } => {
                 assert_eq!(dir, PathBuf::from("images"));
                 assert_eq!(name.as_deref(), Some("docker.io/library/nginx:1.25"));
             }
             _ => panic!("a layout"),
         }
         assert!(matches!(
-            Target::parse("oci:/tmp/x").unwrap(),
+            Location::parse("oci:/tmp/x").unwrap(),
             Target::Layout { name: None, .. }
         ));
         assert!(matches!(
-            Target::parse("oci://ghcr.io/org/chart:1").unwrap(),
+            Location::parse("oci://ghcr.io/org/chart:1").unwrap(),
             Target::Registry(_)
         ));
-        assert!(Target::parse("oci::x").is_err());
+        assert!(Location::parse("oci::x").is_err());
         assert!(matches!(
-            Target::parse("docker-daemon:nginx:1.25").unwrap(),
+            Location::parse("docker-daemon:nginx:1.25").unwrap(),
             Target::Archive(_)
         ));
     }

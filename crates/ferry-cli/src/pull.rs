@@ -167,7 +167,8 @@ async fn resolve_all(
         };
         // The bytes may come from a mirror; the recorded name never changes.
         let from = Location::Registry(apply_override(reference, overrides)?);
-        let (ctx, slots, choice, cache) = (ctx.clone(), slots.clone(), choice.clone(), cache.cloned());
+        let (ctx, slots, choice, cache) =
+            (ctx.clone(), slots.clone(), choice.clone(), cache.cloned());
         let reference = reference.clone();
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
@@ -211,9 +212,12 @@ async fn resolve_location(
     let target = CachedSource::wrap(opened.target, cache);
     let mut out = Vec::new();
     for image in opened.images {
-        let shown = name.map(str::to_string).or(image.name.clone()).with_context(|| {
-            format!("an image in {location} has no name; name it: {location}:NAME")
-        })?;
+        let shown = name
+            .map(str::to_string)
+            .or(image.name.clone())
+            .with_context(|| {
+                format!("an image in {location} has no name; name it: {location}:NAME")
+            })?;
         let context = || describe_source(&shown, &location.to_string());
         let (desc, bytes) = target.resolve(&image.key).await.with_context(context)?;
         let selection = select_root(target.as_ref(), desc, bytes, image.pinned, choice)

@@ -141,9 +141,10 @@ impl Location {
                     .map(|i| Named {
                         key: i.desc.digest.to_string(),
                         // Names that are references are normalized; a bare tag (Docker's `linux`) is kept.
-                        name: given.clone().or(i.name.clone()).map(|n| {
-                            n.parse::<Reference>().map_or(n, |r| r.to_string())
-                        }),
+                        name: given
+                            .clone()
+                            .or(i.name.clone())
+                            .map(|n| n.parse::<Reference>().map_or(n, |r| r.to_string())),
                         // An archive's index is chosen from like a tagged one (it is not a digest pin).
                         pinned: false,
                     })
@@ -175,10 +176,11 @@ impl Location {
                 },
             )),
             Location::Layout { dir, name } => {
-                let layout = OciLayout::open_or_create(dir).map_err(|source| TargetError::Store {
-                    location: self.to_string(),
-                    source,
-                })?;
+                let layout =
+                    OciLayout::open_or_create(dir).map_err(|source| TargetError::Store {
+                        location: self.to_string(),
+                        source,
+                    })?;
                 Ok((Arc::new(layout), name.clone()))
             }
             Location::Archive(_) => Err(TargetError::Invalid {
@@ -196,10 +198,7 @@ impl fmt::Display for Location {
         match self {
             Location::Registry(r) => write!(f, "{r}"),
             Location::Layout { dir, name: None } => write!(f, "oci:{}", dir.display()),
-            Location::Layout {
-                dir,
-                name: Some(n),
-            } => write!(f, "oci:{}:{n}", dir.display()),
+            Location::Layout { dir, name: Some(n) } => write!(f, "oci:{}:{n}", dir.display()),
             Location::Archive(SourceSpec::DockerDaemon { name }) => {
                 write!(f, "docker-daemon:{name}")
             }
@@ -320,6 +319,9 @@ mod tests {
             .unwrap();
         let names = layout_images(&layout).unwrap();
         assert_eq!(names.len(), 1);
-        assert_eq!(names[0].name.as_deref(), Some("docker.io/library/nginx:1.25"));
+        assert_eq!(
+            names[0].name.as_deref(),
+            Some("docker.io/library/nginx:1.25")
+        );
     }
 }

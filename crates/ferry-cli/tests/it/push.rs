@@ -2,7 +2,7 @@
 
 use ferry_test::{Mode, PASSWORD, Registry, USER, fixtures};
 
-use crate::support::{Env, json};
+use crate::support::{Env, assert_has_all, json};
 
 /// Pull `refs` from `reg` into a fresh layout and return its path.
 async fn pulled_layout(env: &Env, reg: &Registry, refs: &[&str]) -> std::path::PathBuf {
@@ -528,4 +528,49 @@ async fn copy_an_artifact_with_subject_from_token_auth_to_basic_auth() {
             .await
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn every_location_spelling_is_a_source_or_destination() {
+    let reg = Registry::start(Mode::Plain);
+    let image = fixtures::oci_image(270, 2, "amd64");
+    reg.seed("app", Some("1"), &image).await;
+    let env = Env::new();
+    let host = reg.host();
+    let staging = env.path("staging");
+    let staging_arg = format!("oci:{}:example.com/app:copied", staging.display());
+
+    // registry → layout under a name of our choosing (oci:DIR:NAME), through the one copy.
+    env.ok(&["copy", &format!("oci://{host}/app:1"), &staging_arg])
+        .await;
+    let layout = ferry_store::OciLayout::open(&staging).unwrap();
+    let entry = &layout.find("example.com/app:copied").unwrap()[0];
+    assert_eq!(entry.digest.to_string(), image.digest());
+    assert_has_all(&staging, &image);
+
+    // layout → layout: pull reads a layout like any source, names kept.
+    let out = env.path("out");
+    env.ok(&[
+        "pull",
+        &format!("oci:{}", staging.display()),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    let layout = ferry_store::OciLayout::open(&out).unwrap();
+    assert_eq!(layout.find("example.com/app:copied").unwrap().len(), 1);
+    assert_has_all(&out, &image);
+
+    // layout → registry by name.
+    env.ok(&["copy", &staging_arg, &format!("{host}/back:1")])
+        .await;
+    let back = env.ok(&["digest", &format!("{host}/back:1")]).await;
+    assert_eq!(String::from_utf8_lossy(&back.stdout).trim(), image.digest());
+
+    // Archives are sources only: a clear error, nothing written.
+    let err = env
+        .ferry(&["copy", &format!("{host}/app:1"), "oci-archive:/tmp/x.tar"])
+        .await;
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("can only be read"));
 }
