@@ -529,32 +529,3 @@ pub async fn run_digest(args: DigestArgs) -> anyhow::Result<()> {
     println!("{}", desc.digest);
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets() {
-        match Location::parse("oci:images:docker.io/library/nginx:1.25").unwrap() {
-            Location::Layout { dir, name } => {
-                assert_eq!(dir, PathBuf::from("images"));
-                assert_eq!(name.as_deref(), Some("docker.io/library/nginx:1.25"));
-            }
-            _ => panic!("a layout"),
-        }
-        assert!(matches!(
-            Location::parse("oci:/tmp/x").unwrap(),
-            Target::Layout { name: None, .. }
-        ));
-        assert!(matches!(
-            Location::parse("oci://ghcr.io/org/chart:1").unwrap(),
-            Target::Registry(_)
-        ));
-        assert!(Location::parse("oci::x").is_err());
-        assert!(matches!(
-            Location::parse("docker-daemon:nginx:1.25").unwrap(),
-            Target::Archive(_)
-        ));
-    }
-}

@@ -1,7 +1,6 @@
 //! `ferry package inspect|verify|publish|pull`, and the package side of `ferry push`: Zarf packages as
 //! directories, `.tar`/`.tar.zst` files and `oci://` references.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -361,11 +360,8 @@ async fn publish(args: PackagePublishArgs, quiet: bool) -> anyhow::Result<()> {
     let client = registry_opts::client(&args.registry, Some(&args.upload))?;
     let repo = Repository::new(client, &reference.registry, &reference.repository);
     let label = format!("oci://{reference}");
-    let selection = ferry_copy::Selection {
-        root: plan.manifest.clone(),
-        known: HashMap::from([(plan.manifest.digest.clone(), plan.manifest_bytes.clone())]),
-        children: Vec::new(),
-    };
+    let selection =
+        ferry_copy::Selection::of(plan.manifest.clone(), Some(plan.manifest_bytes.clone()));
     let source: Arc<dyn ReadStore> = Arc::new(plan.store.clone());
     let dest: Arc<dyn WriteTarget> = Arc::new(repo.clone());
     let opts = options(

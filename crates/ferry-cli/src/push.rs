@@ -1,6 +1,5 @@
 //! `ferry push`: OCI layout (or a Zarf package's `images/`) → registry, under Zarf's names.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -131,11 +130,7 @@ async fn push_one(
     label: &str,
     opts: &CopyOptions,
 ) -> anyhow::Result<CopyStats> {
-    let selection = Selection {
-        root: item.desc.clone(),
-        known: HashMap::new(),
-        children: Vec::new(),
-    };
+    let selection = Selection::of(item.desc.clone(), None);
     let copied =
         copy_with_progress(label, mode, source, &selection, &dest, &item.tags, opts).await?;
     Ok(copied.stats)

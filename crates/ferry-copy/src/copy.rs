@@ -22,6 +22,7 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// A budget of `size` node copies in flight (at least one).
     pub fn new(size: usize) -> Budget {
         let size = size.max(1);
         Budget {
@@ -30,6 +31,7 @@ impl Budget {
         }
     }
 
+    /// How many node copies it lets be in flight.
     pub fn size(&self) -> usize {
         self.size
     }
@@ -50,14 +52,19 @@ pub enum Referrers {
 /// How a copy runs.
 #[derive(Clone)]
 pub struct CopyOptions {
+    /// Which platform of an index to copy.
     pub platform: PlatformChoice,
+    /// Node copies in flight, shared with every copy given a clone of it.
     pub budget: Budget,
     /// Attempts in all for one image; a transient failure starts the image again with one node copy at a
     /// time (Zarf's rule: a flaky link does better with less in flight). Nodes already at the destination
     /// cost one existence check.
     pub attempts: u32,
+    /// Which referrers travel with each image.
     pub referrers: Referrers,
+    /// Where progress goes.
     pub events: EventSink,
+    /// What the caller does around each node (successors, pre/post copy, skips).
     pub hooks: Arc<dyn CopyHooks>,
 }
 
@@ -80,6 +87,7 @@ pub struct Copied {
     /// The node copied and named: the resolved manifest or index, or the platform's manifest chosen from
     /// an index (as that index describes it).
     pub root: Descriptor,
+    /// What moved, and how.
     pub stats: CopyStats,
     /// The referrers copied with it.
     pub referrers: Vec<Referrer>,
@@ -88,34 +96,52 @@ pub struct Copied {
 /// Why a copy failed. Each variant names what it was doing; the cause is its source.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyFailed {
+    /// The source could not say what `reference` names.
     #[error("resolving {reference} in {store}")]
     Resolve {
+        /// The name asked for.
         reference: String,
+        /// The source, described.
         store: String,
+        /// Why.
         #[source]
         source: StoreError,
     },
+    /// No node could be chosen (no manifest for the platform, an unparseable index).
     #[error("choosing what to copy")]
     Select(#[source] SelectError),
+    /// A node of the graph could not be copied.
     #[error("copying {root} to {dest}{}", attempts_note(*attempts))]
     Graph {
+        /// The graph's root.
         root: Digest,
+        /// The destination, described.
         dest: String,
+        /// Attempts made.
         attempts: u32,
+        /// The node that failed, and why.
         #[source]
         source: CopyError,
     },
+    /// The source could not list the artifacts about an image.
     #[error("listing the referrers of {subject}")]
     Referrers {
+        /// The image whose referrers were asked for.
         subject: Digest,
+        /// Why.
         #[source]
         source: StoreError,
     },
+    /// The destination refused a name.
     #[error("naming {digest} {name:?} in {store}")]
     Tag {
+        /// What was to be named.
         digest: Digest,
+        /// The name (empty: keeping an unnamed referrer).
         name: String,
+        /// The destination, described.
         store: String,
+        /// Why.
         #[source]
         source: StoreError,
     },

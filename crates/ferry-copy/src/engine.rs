@@ -21,8 +21,11 @@ pub const MAX_DEPTH: usize = 32;
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{kind} {digest}")]
 pub struct CopyError {
+    /// The node.
     pub digest: Digest,
+    /// `manifest` or `blob`.
     pub kind: &'static str,
+    /// Why it failed.
     #[source]
     pub source: Arc<StoreError>,
 }
@@ -39,15 +42,25 @@ impl CopyError {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CopyStats {
+    /// Nodes streamed from the source (and their bytes).
     pub fetched: u64,
+    /// Their bytes.
     pub fetched_bytes: u64,
+    /// Nodes streamed from a local copy the source kept (a cache).
     pub cached: u64,
+    /// Their bytes.
     pub cached_bytes: u64,
+    /// Nodes hard-linked from a local copy: no bytes moved.
     pub linked: u64,
+    /// Their bytes.
     pub linked_bytes: u64,
+    /// Nodes a registry mounted from another repository.
     pub mounted: u64,
+    /// Their bytes.
     pub mounted_bytes: u64,
+    /// Nodes the destination already had.
     pub existing: u64,
+    /// Their bytes.
     pub existing_bytes: u64,
     /// Bytes an earlier, interrupted run had already downloaded and this one did not fetch again.
     pub resumed_bytes: u64,

@@ -21,21 +21,38 @@ pub enum BlobOutcome {
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A node joined the copy (its size counts toward the total).
-    Discovered { digest: Digest, size: u64 },
+    Discovered {
+        /// The node.
+        digest: Digest,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// Bytes of a node arrived.
-    Progress { digest: Digest, bytes: u64 },
+    Progress {
+        /// The node.
+        digest: Digest,
+        /// How many bytes arrived since the last event.
+        bytes: u64,
+    },
     /// A node is complete at the destination.
     Done {
+        /// The node.
         digest: Digest,
+        /// Its size in bytes.
         size: u64,
+        /// How it got there.
         outcome: BlobOutcome,
     },
     /// The copy of the graph under `digest` failed (transiently) and starts over: counts so far are void.
     Retrying {
+        /// The graph's root.
         digest: Digest,
+        /// The attempt that failed (1 for the first).
         attempt: u32,
+        /// Why, on one line.
         error: String,
     },
 }
 
+/// Where a copy sends its [`Event`]s.
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The one copy between targets, and the graph engine under it.
 //!
 //! [`copy`] resolves a name in a source target, chooses the platform ([`select_root`]), copies the graph

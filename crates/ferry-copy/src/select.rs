@@ -7,6 +7,7 @@ use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, Manifest, ManifestKind, PlatformSpec};
 use ferry_store::{ReadStore, StoreError};
 
+/// Which platform of an index a copy takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlatformChoice {
     /// The Zarf default: select `spec` from a tagged index, keep an index referenced by digest whole.
@@ -25,26 +26,45 @@ pub struct Selection {
     pub root: Descriptor,
     /// Manifest bytes already fetched, keyed by digest (handed to the engine so nothing is fetched twice).
     pub known: HashMap<Digest, Bytes>,
-    /// When a whole index is kept: every manifest below it, as their parents describe them. Layouts list
-    /// these as entries without a name, as oras-go does.
-    pub children: Vec<Descriptor>,
 }
 
+impl Selection {
+    /// `root` as it is, its bytes (if known) handed on.
+    pub fn of(root: Descriptor, bytes: Option<Bytes>) -> Selection {
+        Selection {
+            known: bytes
+                .map(|b| HashMap::from([(root.digest.clone(), b)]))
+                .unwrap_or_default(),
+            root,
+        }
+    }
+}
+
+/// Why no node could be chosen.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
+    /// The index has no manifest for the platform asked for.
     #[error(
         "no {wanted} image in index {digest}; it has: {available}. Choose one with --platform or -a, or use --all-platforms"
     )]
     NoMatch {
+        /// The platform asked for.
         wanted: String,
+        /// The index.
         digest: Digest,
+        /// The platforms it has.
         available: String,
     },
+    /// Reading a manifest failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("invalid manifest {digest}: {source}")]
+    /// A manifest could not be parsed.
+    #[error("invalid manifest {digest}")]
     Manifest {
+        /// The manifest.
         digest: Digest,
+        /// Why.
+        #[source]
         source: ferry_oci::ManifestError,
     },
 }
@@ -64,7 +84,6 @@ pub async fn select_root(
         return Ok(Selection {
             root: resolved,
             known,
-            children: Vec::new(),
         });
     }
     let spec = match choice {
@@ -73,11 +92,9 @@ pub async fn select_root(
         PlatformChoice::Auto(spec) | PlatformChoice::Exactly(spec) => Some(spec),
     };
     let Some(spec) = spec else {
-        let children = all_children(source, &manifest, &mut known).await?;
         return Ok(Selection {
             root: resolved,
             known,
-            children,
         });
     };
     let chosen = manifest
@@ -106,7 +123,6 @@ pub async fn select_root(
     Ok(Selection {
         root: chosen,
         known,
-        children: Vec::new(),
     })
 }
 
@@ -115,27 +131,4 @@ fn parse(desc: &Descriptor, bytes: &[u8]) -> Result<Manifest, SelectError> {
         digest: desc.digest.clone(),
         source,
     })
-}
-
-/// Every manifest and index below an index (nested indexes included), depth first, each once.
-async fn all_children(
-    source: &dyn ReadStore,
-    index: &Manifest,
-    known: &mut HashMap<Digest, Bytes>,
-) -> Result<Vec<Descriptor>, SelectError> {
-    let mut out: Vec<Descriptor> = Vec::new();
-    let mut stack: Vec<Descriptor> = index.manifests.iter().rev().cloned().collect();
-    while let Some(d) = stack.pop() {
-        if out.iter().any(|o| o.digest == d.digest) {
-            continue;
-        }
-        if ferry_oci::media_type::is_index(&d.media_type) {
-            let bytes = source.fetch_manifest(&d).await?;
-            let nested = parse(&d, &bytes)?;
-            known.insert(d.digest.clone(), bytes);
-            stack.extend(nested.manifests.iter().rev().cloned());
-        }
-        out.push(d);
-    }
-    Ok(out)
 }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Where content is. Every command names its sources and destinations in one grammar, parsed once here
 //! into a [`Location`], and opened here into the targets [`ferry_copy`](../ferry_copy) copies between:
 //!
@@ -25,7 +26,12 @@ pub enum Location {
     Registry(Reference),
     /// `oci:DIR[:NAME]`: NAME is everything after the first `:` (a name has colons of its own), as
     /// skopeo splits it.
-    Layout { dir: PathBuf, name: Option<String> },
+    Layout {
+        /// The layout directory (or a Zarf package directory).
+        dir: PathBuf,
+        /// The image in it, when one is named.
+        name: Option<String>,
+    },
     /// `oci-archive:`, `docker-archive:` or `docker-daemon:`.
     Archive(SourceSpec),
 }
@@ -33,23 +39,38 @@ pub enum Location {
 /// Why a location cannot be parsed or opened. Messages name the location.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
+    /// The location is not one of the spellings, or cannot be used this way.
     #[error("{location:?}: {why}")]
-    Invalid { location: String, why: String },
+    Invalid {
+        /// As written.
+        location: String,
+        /// What is wrong and what to write instead.
+        why: String,
+    },
+    /// A registry reference that does not parse.
     #[error("invalid reference {location:?}")]
     Reference {
+        /// As written.
         location: String,
+        /// Why.
         #[source]
         source: ferry_oci::ReferenceError,
     },
+    /// A layout that cannot be opened.
     #[error("opening {location}")]
     Store {
+        /// The location.
         location: String,
+        /// Why.
         #[source]
         source: ferry_store::StoreError,
     },
+    /// An archive or the Docker Engine that cannot be opened.
     #[error("opening {location}")]
     Archive {
+        /// The location.
         location: String,
+        /// Why.
         #[source]
         source: ferry_archive::ArchiveError,
     },
@@ -223,12 +244,15 @@ impl fmt::Display for Location {
 /// What opening needs besides the location.
 #[derive(Clone)]
 pub struct OpenContext {
+    /// The registry client (credentials, TLS) for registry locations.
     pub client: Arc<RegistryClient>,
+    /// Temp directory and platform for archives and the Docker Engine.
     pub archive: ferry_archive::SourceOptions,
 }
 
 /// A location opened for reading.
 pub struct Source {
+    /// Where the content is read from.
     pub target: Arc<dyn ReadTarget>,
     /// The images the location names, in order.
     pub images: Vec<Named>,
@@ -297,6 +321,18 @@ mod tests {
             "docker.io/library/nginx:latest"
         );
         assert!(Location::parse("oci:").is_err());
+        assert!(Location::parse("oci::x").is_err());
+        assert_eq!(
+            Location::parse("oci:images:docker.io/library/nginx:1.25").unwrap(),
+            Location::Layout {
+                dir: "images".into(),
+                name: Some("docker.io/library/nginx:1.25".into())
+            }
+        );
+        assert!(matches!(
+            Location::parse("docker-daemon:nginx:1.25").unwrap(),
+            Location::Archive(SourceSpec::DockerDaemon { .. })
+        ));
         assert!(Location::parse("docker.io/UPPER:1").is_err());
         assert!(Location::parse("bad ref").is_err());
     }
