@@ -6,7 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_copy::{Event, EventSink};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// Images copy at the same time: their bars share the terminal.
+fn bars() -> &'static MultiProgress {
+    static BARS: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
+    BARS.get_or_init(MultiProgress::new)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -48,7 +54,7 @@ pub struct ImageProgress {
 impl ImageProgress {
     pub fn new(mode: Mode, label: &str) -> Arc<ImageProgress> {
         let bar = (mode == Mode::Bar).then(|| {
-            let b = ProgressBar::new(0);
+            let b = bars().add(ProgressBar::new(0));
             b.set_style(
                 ProgressStyle::with_template(
                     "{prefix:.bold} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",

@@ -248,6 +248,9 @@ fn describe_source(name: &str, origin: &str) -> String {
     }
 }
 
+/// Every image at once under the run's one budget: at most `--oci-concurrency` nodes move in flight in
+/// all (Zarf's bound), and the next image's nodes take the slots the last one's no longer need. The first
+/// failure stops the rest; an image is named only once it is complete.
 async fn copy_all(
     quiet: bool,
     dest: &Arc<dyn WriteTarget>,
@@ -255,15 +258,32 @@ async fn copy_all(
     opts: &CopyOptions,
 ) -> anyhow::Result<Vec<PulledImage>> {
     let mode = Mode::detect(quiet);
-    let mut pulled = Vec::new();
-    for r in resolved {
-        let source: Arc<dyn ReadStore> = r.source.clone();
-        let names = vec![r.name.clone()];
-        let copied = copy_with_progress(&r.name, mode, &source, &r.selection, dest, &names, opts)
-            .await
-            .with_context(|| describe_source(&r.name, &r.origin))?;
-        pulled.push(PulledImage {
-            reference: r.name.clone(),
+    let mut tasks = tokio::task::JoinSet::new();
+    let count = resolved.len();
+    for (i, r) in resolved.into_iter().enumerate() {
+        let (dest, opts) = (dest.clone(), opts.clone());
+        tasks.spawn(async move {
+            let source: Arc<dyn ReadStore> = r.source.clone();
+            let names = vec![r.name.clone()];
+            let copied =
+                copy_with_progress(&r.name, mode, &source, &r.selection, &dest, &names, &opts)
+                    .await
+                    .with_context(|| describe_source(&r.name, &r.origin));
+            (i, r.name, copied)
+        });
+    }
+    let mut pulled: Vec<Option<PulledImage>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, name, copied) = joined.expect("copy task panicked");
+        let copied = match copied {
+            Ok(c) => c,
+            Err(e) => {
+                tasks.abort_all();
+                return Err(e);
+            }
+        };
+        pulled[i] = Some(PulledImage {
+            reference: name,
             digest: copied.root.digest.to_string(),
             media_type: copied.root.media_type.clone(),
             platform: copied.root.platform.as_ref().map(|p| p.to_string()),
@@ -276,7 +296,7 @@ async fn copy_all(
                 .collect(),
         });
     }
-    Ok(pulled)
+    Ok(pulled.into_iter().flatten().collect())
 }
 
 fn print_summary(pulled: &[PulledImage], json: bool, quiet: bool) -> anyhow::Result<()> {

@@ -8,17 +8,19 @@ use ferry_oci::{Descriptor, Digest};
 use ferry_store::{ReadStore, ReadTarget, Referrer, StoreError, WriteTarget};
 use tokio::sync::Semaphore;
 
-use crate::engine::{CopyError, CopyStats, GraphCopy};
+use crate::engine::{CopyError, CopyStats, GraphCopy, SharedNodes, Slots};
 use crate::events::{Event, EventSink};
 use crate::hooks::{CopyHooks, DefaultHooks};
 use crate::select::{PlatformChoice, SelectError, Selection, select_root};
 
-/// A bound on node copies in flight (`--oci-concurrency`). Cloning shares it: copies given the same budget
-/// never have more than its size in flight together.
+/// A run's bound on node copies in flight (`--oci-concurrency`). Cloning shares it: copies given the same
+/// budget never have more than its size in flight together, and a node that two of them need at the same
+/// time (a layer shared by two images) moves once.
 #[derive(Clone)]
 pub struct Budget {
     slots: Arc<Semaphore>,
     size: usize,
+    nodes: SharedNodes,
 }
 
 impl Budget {
@@ -28,6 +30,7 @@ impl Budget {
         Budget {
             slots: Arc::new(Semaphore::new(size)),
             size,
+            nodes: SharedNodes::default(),
         }
     }
 
@@ -287,10 +290,10 @@ pub async fn copy_graph(
     let attempts = opts.attempts.max(1);
     let mut attempt = 1;
     loop {
-        let slots = if attempt == 1 {
-            opts.budget.slots.clone()
-        } else {
-            Arc::new(Semaphore::new(1))
+        let slots = Slots {
+            budget: opts.budget.slots.clone(),
+            narrow: (attempt > 1).then(|| Arc::new(Semaphore::new(1))),
+            shared: opts.budget.nodes.clone(),
         };
         let run = GraphCopy::new(
             src.clone(),

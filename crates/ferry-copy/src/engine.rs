@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, media_type};
 use ferry_store::{BoxFuture, LocalOrigin, ReadStore, StoreError, WriteStore, transfer};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::events::{BlobOutcome, Event, EventSink};
@@ -109,12 +109,55 @@ impl CopyStats {
 pub(crate) struct GraphCopy {
     source: Arc<dyn ReadStore>,
     dest: Arc<dyn WriteStore>,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     hooks: Arc<dyn CopyHooks>,
     events: EventSink,
-    nodes: Mutex<HashMap<Digest, NodeCell>>,
+    /// Nodes of every copy into the same destination that share this run's budget, so two images that
+    /// share a layer, copied at the same time, move it once.
+    shared: SharedNodes,
+    dest_id: String,
+    /// Nodes this copy has met (each is counted and reported once per copy).
+    seen: Mutex<std::collections::HashSet<Digest>>,
     known: HashMap<Digest, Bytes>,
     stats: Mutex<CopyStats>,
+}
+
+/// Where a graph copy takes its slots: the run's budget, and on a retry also a one-slot narrowing (a
+/// retrying image moves one node at a time, inside the same budget as everything else).
+#[derive(Clone)]
+pub(crate) struct Slots {
+    pub(crate) budget: Arc<Semaphore>,
+    pub(crate) narrow: Option<Arc<Semaphore>>,
+    pub(crate) shared: SharedNodes,
+}
+
+/// The node cells of a run, by destination and digest.
+pub(crate) type SharedNodes = Arc<Mutex<HashMap<(String, Digest), NodeCell>>>;
+
+/// Both permits of a slot; released together when dropped.
+pub(crate) struct Slot {
+    _narrow: Option<OwnedSemaphorePermit>,
+    _budget: OwnedSemaphorePermit,
+}
+
+impl Slots {
+    async fn acquire(&self) -> Slot {
+        // The narrowing first: a retrying image waits its turn without holding budget others could use.
+        let narrow = match &self.narrow {
+            Some(n) => Some(n.clone().acquire_owned().await.expect("semaphore open")),
+            None => None,
+        };
+        let budget = self
+            .budget
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        Slot {
+            _narrow: narrow,
+            _budget: budget,
+        }
+    }
 }
 
 /// The outcome of one node's copy, shared by every parent that waits on it.
@@ -126,18 +169,20 @@ impl GraphCopy {
     pub(crate) fn new(
         source: Arc<dyn ReadStore>,
         dest: Arc<dyn WriteStore>,
-        slots: Arc<Semaphore>,
+        slots: Slots,
         hooks: Arc<dyn CopyHooks>,
         events: EventSink,
         known: HashMap<Digest, Bytes>,
     ) -> Arc<GraphCopy> {
         Arc::new(GraphCopy {
+            dest_id: dest.describe(),
+            shared: slots.shared.clone(),
             source,
             dest,
             slots,
             hooks,
             events,
-            nodes: Mutex::new(HashMap::new()),
+            seen: Mutex::new(std::collections::HashSet::new()),
             known,
             stats: Mutex::new(CopyStats::default()),
         })
@@ -158,44 +203,66 @@ impl GraphCopy {
     }
 
     async fn node_once(self: Arc<Self>, desc: Descriptor, depth: usize) -> Result<(), CopyError> {
-        let cell = {
-            let mut nodes = self.nodes.lock().expect("nodes lock");
-            match nodes.get(&desc.digest) {
-                Some(c) => c.clone(),
-                None => {
-                    (self.events)(&Event::Discovered {
-                        digest: desc.digest.clone(),
-                        size: desc.size,
-                    });
-                    let c = Arc::new(OnceCell::new());
-                    nodes.insert(desc.digest.clone(), c.clone());
-                    c
+        let first_here = self
+            .seen
+            .lock()
+            .expect("seen lock")
+            .insert(desc.digest.clone());
+        if first_here {
+            (self.events)(&Event::Discovered {
+                digest: desc.digest.clone(),
+                size: desc.size,
+            });
+        }
+        let key = (self.dest_id.clone(), desc.digest.clone());
+        let cell = self
+            .shared
+            .lock()
+            .expect("nodes lock")
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone();
+        let is_manifest = media_type::is_manifest_like(&desc.media_type);
+        let ran_here = std::sync::atomic::AtomicBool::new(false);
+        let result = cell
+            .get_or_init(|| async {
+                ran_here.store(true, std::sync::atomic::Ordering::Relaxed);
+                let result = if depth > MAX_DEPTH {
+                    Err(StoreError::Remote {
+                        source: format!(
+                            "nested more than {MAX_DEPTH} levels deep; refusing to walk further"
+                        )
+                        .into(),
+                        transient: false,
+                    })
+                } else if is_manifest {
+                    self.manifest(&desc, depth).await
+                } else {
+                    self.blob(&desc).await
+                };
+                result.map_err(|e| CopyError {
+                    digest: desc.digest.clone(),
+                    kind: if is_manifest { "manifest" } else { "blob" },
+                    source: Arc::new(e),
+                })
+            })
+            .await
+            .clone();
+        match &result {
+            // A failure is not remembered for the run: a later attempt or image tries the node again.
+            Err(_) => {
+                let mut shared = self.shared.lock().expect("nodes lock");
+                if shared.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                    shared.remove(&key);
                 }
             }
-        };
-        let is_manifest = media_type::is_manifest_like(&desc.media_type);
-        cell.get_or_init(|| async {
-            let result = if depth > MAX_DEPTH {
-                Err(StoreError::Remote {
-                    source: format!(
-                        "nested more than {MAX_DEPTH} levels deep; refusing to walk further"
-                    )
-                    .into(),
-                    transient: false,
-                })
-            } else if is_manifest {
-                self.manifest(&desc, depth).await
-            } else {
-                self.blob(&desc).await
-            };
-            result.map_err(|e| CopyError {
-                digest: desc.digest.clone(),
-                kind: if is_manifest { "manifest" } else { "blob" },
-                source: Arc::new(e),
-            })
-        })
-        .await
-        .clone()
+            // Another copy of this run moved it: here it is a node the destination already has.
+            Ok(()) if first_here && !ran_here.load(std::sync::atomic::Ordering::Relaxed) => {
+                self.finish(&desc, BlobOutcome::Existing)
+            }
+            Ok(()) => {}
+        }
+        result
     }
 
     async fn manifest(self: &Arc<Self>, desc: &Descriptor, depth: usize) -> Result<(), StoreError> {
@@ -234,7 +301,7 @@ impl GraphCopy {
                 source: Box::new(e),
             });
         }
-        let _slot = self.slots.acquire().await.expect("semaphore open");
+        let _slot = self.slots.acquire().await;
         if self.dest.exists(desc).await? {
             self.hooks.on_skipped(desc).await?;
             self.finish(desc, BlobOutcome::Existing);
@@ -253,12 +320,12 @@ impl GraphCopy {
             ferry_store::transfer::verify_bytes("resolved manifest", desc, b)?;
             return Ok(b.clone());
         }
-        let _slot = self.slots.acquire().await.expect("semaphore open");
+        let _slot = self.slots.acquire().await;
         self.source.fetch_manifest(desc).await
     }
 
     async fn blob(&self, desc: &Descriptor) -> Result<(), StoreError> {
-        let _slot = self.slots.acquire().await.expect("semaphore open");
+        let _slot = self.slots.acquire().await;
         if self.dest.exists(desc).await? {
             self.hooks.on_skipped(desc).await?;
             self.finish(desc, BlobOutcome::Existing);

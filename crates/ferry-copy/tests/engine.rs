@@ -667,3 +667,53 @@ async fn the_cache_proxy_serves_a_second_copy_and_replaces_a_rotten_blob() {
     );
     assert!(second.has(&img.layers[1].digest));
 }
+
+#[tokio::test]
+async fn images_copied_together_under_one_budget_move_a_shared_layer_once() {
+    let src = Arc::new(MemoryStore::new("src").with_delay(10));
+    let dst = Arc::new(MemoryStore::new("dst"));
+    let shared = vec![5u8; 5000];
+    let a = image(&src, "a", &[&shared, b"only in a"]);
+    image(&src, "b", &[&shared, b"only in b"]);
+    let (s, d) = targets(&src, &dst);
+    let opts = CopyOptions {
+        budget: Budget::new(2),
+        ..Default::default()
+    };
+    let (ra, rb) = tokio::join!(copy(&s, "a", &d, &[], &opts), copy(&s, "b", &d, &[], &opts));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(
+        src.fetches(&a.layers[0].digest),
+        1,
+        "the shared layer moved once"
+    );
+    assert!(src.max_in_flight() <= 2);
+    // Each image accounts for every node it needs: one moved the shared layer, the other found it there.
+    let nodes = |s: &ferry_copy::CopyStats| s.fetched + s.existing;
+    assert_eq!((nodes(&ra.stats), nodes(&rb.stats)), (4, 4));
+    assert_eq!(ra.stats.existing + rb.stats.existing, 1);
+}
+
+#[tokio::test]
+async fn a_retrying_image_stays_inside_the_shared_budget() {
+    let src = Arc::new(MemoryStore::new("src").with_delay(10));
+    let dst = Arc::new(MemoryStore::new("dst"));
+    let l = layers(12);
+    let a = image(&src, "a", &refs(&l[..6]));
+    image(&src, "b", &refs(&l[6..]));
+    src.inject(&a.layers[0].digest, Fault::Transient(1));
+    let (s, d) = targets(&src, &dst);
+    let opts = CopyOptions {
+        budget: Budget::new(3),
+        ..Default::default()
+    };
+    let (ra, rb) = tokio::join!(copy(&s, "a", &d, &[], &opts), copy(&s, "b", &d, &[], &opts));
+    ra.unwrap();
+    rb.unwrap();
+    assert!(
+        src.max_in_flight() <= 3,
+        "in flight: {}",
+        src.max_in_flight()
+    );
+    assert_eq!(src.fetches(&a.layers[0].digest), 2);
+}
