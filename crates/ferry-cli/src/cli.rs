@@ -619,6 +619,15 @@ pub struct TransferArgs {
     /// Do not read or write the blob cache.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Blobs at least this large are downloaded as parallel range requests (into the cache), using
+    /// --oci-concurrency slots no other node needs at that moment.
+    #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = crate::cache::parse_size)]
+    pub range_threshold: u64,
+
+    /// Size of each range request of such a download.
+    #[arg(long, default_value = "16M", value_name = "SIZE", value_parser = crate::cache::parse_size)]
+    pub range_size: u64,
 }
 
 #[derive(Args, Debug)]

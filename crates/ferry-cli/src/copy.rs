@@ -7,15 +7,14 @@ use anyhow::{Context, bail};
 use ferry_copy::{CopyStats, PlatformChoice, select_root};
 use ferry_oci::{PlatformSpec, Reference};
 use ferry_registry::Repository;
-use ferry_store::{CachedSource, ReadStore, ReadTarget};
+use ferry_store::{ReadStore, ReadTarget};
 use ferry_target::{Location, Named, OpenContext};
 use serde::Serialize;
 
 use crate::cli::CopyArgs;
 use crate::progress::Mode;
-use crate::pull::open_cache;
 use crate::registry_opts::{build, credential};
-use crate::run_copy::{copy_with_progress, options, referrers};
+use crate::run_copy::{Caching, cached, copy_with_progress, options, referrers};
 
 #[derive(Serialize)]
 struct CopiedImage {
@@ -71,10 +70,10 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
     };
     let (source, pairs) = plan(&args, &from, &to, &src_ctx).await?;
     let cache = match from {
-        Location::Registry(_) => open_cache(&args.transfer)?,
+        Location::Registry(_) => Caching::from_args(&args.transfer)?,
         _ => None,
     };
-    let source = CachedSource::wrap(source, cache.as_ref());
+    let source = cached(source, cache.as_ref());
     let opts = options(
         choice.clone(),
         args.transfer.oci_concurrency,

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Selection, select_root};
 use ferry_oci::{PlatformSpec, Reference};
 use ferry_registry::RegistryClient;
-use ferry_store::{BlobCache, CachedSource, OciLayout, ReadStore, ReadTarget, WriteTarget};
+use ferry_store::{BlobCache, OciLayout, ReadStore, ReadTarget, WriteTarget};
 use serde::Serialize;
 
 use ferry_target::{Location, OpenContext};
@@ -15,7 +15,7 @@ use ferry_target::{Location, OpenContext};
 use crate::cli::{PullArgs, TransferArgs};
 use crate::progress::Mode;
 use crate::registry_opts;
-use crate::run_copy::{copy_with_progress, options, referrers};
+use crate::run_copy::{Caching, cached, copy_with_progress, options, referrers};
 
 /// Whole-image attempts, as Zarf makes.
 const PULL_ATTEMPTS: u32 = 3;
@@ -96,7 +96,7 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
     let overrides = parse_overrides(&args.registry_overrides)?;
     let choice = platform_choice(&args)?;
     let client = registry_opts::client(&args.registry, None)?;
-    let cache = open_cache(&args.transfer)?;
+    let cache = Caching::from_args(&args.transfer)?;
 
     // Temp files of archives and daemon exports go beside the output, on disk rather than in a RAM /tmp.
     let spill = args
@@ -140,7 +140,7 @@ struct Resolved {
 
 async fn resolve_all(
     client: &Arc<RegistryClient>,
-    cache: Option<&BlobCache>,
+    cache: Option<&Caching>,
     wanted: &[Location],
     overrides: &[(String, String)],
     choice: &PlatformChoice,
@@ -204,12 +204,12 @@ async fn resolve_location(
     location: &Location,
     name: Option<&str>,
     ctx: &OpenContext,
-    cache: Option<&BlobCache>,
+    cache: Option<&Caching>,
     choice: &PlatformChoice,
 ) -> anyhow::Result<Vec<Resolved>> {
     let opened = location.open_source(ctx).await?;
     let cache = cache.filter(|_| matches!(location, Location::Registry(_)));
-    let target = CachedSource::wrap(opened.target, cache);
+    let target = cached(opened.target, cache);
     let mut out = Vec::new();
     for image in opened.images {
         let shown = name

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use ferry_copy::{Budget, Copied, CopyFailed, CopyOptions, PlatformChoice, Referrers, Selection};
-use ferry_store::{ReadStore, WriteTarget};
+use ferry_store::ranged::RangePolicy;
+use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, WriteTarget};
 
-use crate::cli::ReferrerArgs;
+use crate::cli::{ReferrerArgs, TransferArgs};
 use crate::progress::{ImageProgress, Mode};
 
 /// Copy options shared by every image of a run: one node budget, the referrer choice, the attempts.
@@ -30,6 +31,39 @@ pub fn referrers(args: &ReferrerArgs) -> Referrers {
         (false, _) => Referrers::None,
         (true, true) => Referrers::All,
         (true, false) => Referrers::Types(args.referrers_types.clone()),
+    }
+}
+
+/// The blob cache as the flags ask for it (`None` with `--no-cache`), and how it fetches large blobs.
+#[derive(Clone)]
+pub struct Caching {
+    cache: BlobCache,
+    ranges: RangePolicy,
+}
+
+impl Caching {
+    pub fn from_args(args: &TransferArgs) -> anyhow::Result<Option<Caching>> {
+        Ok(crate::pull::open_cache(args)?.map(|cache| Caching {
+            cache,
+            ranges: RangePolicy {
+                min_size: args.range_threshold.max(1),
+                part_size: args.range_size.max(1 << 16),
+                ..RangePolicy::default()
+            },
+        }))
+    }
+
+    /// `source` read through the cache.
+    pub fn wrap(&self, source: Arc<dyn ReadTarget>) -> Arc<dyn ReadTarget> {
+        Arc::new(CachedSource::new(source, self.cache.clone()).with_ranges(self.ranges))
+    }
+}
+
+/// `source`, through the cache when there is one.
+pub fn cached(source: Arc<dyn ReadTarget>, caching: Option<&Caching>) -> Arc<dyn ReadTarget> {
+    match caching {
+        Some(c) => c.wrap(source),
+        None => source,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, media_type};
-use ferry_store::{BoxFuture, LocalOrigin, ReadStore, StoreError, WriteStore, transfer};
+use ferry_store::{BoxFuture, Fetch, LocalOrigin, ReadStore, StoreError, WriteStore, transfer};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -373,7 +373,16 @@ impl GraphCopy {
                 })
             }
         };
-        let local = self.source.local_blob(desc, &progress).await?;
+        let fetch = Fetch {
+            progress: &progress,
+            // A retrying image moves one thing at a time: no extra streams.
+            lanes: self
+                .slots
+                .narrow
+                .is_none()
+                .then(|| self.slots.budget.clone()),
+        };
+        let local = self.source.local_blob(desc, &fetch).await?;
         *had_copy = local
             .as_ref()
             .is_some_and(|l| l.origin == LocalOrigin::Present);

@@ -717,3 +717,105 @@ async fn a_retrying_image_stays_inside_the_shared_budget() {
     );
     assert_eq!(src.fetches(&a.layers[0].digest), 2);
 }
+
+fn ranged_cache(dir: &std::path::Path, src: &Arc<MemoryStore>) -> (Arc<dyn ReadTarget>, BlobCache) {
+    let cache = BlobCache::open(dir).unwrap();
+    let inner: Arc<dyn ReadTarget> = src.clone();
+    let policy = ferry_store::ranged::RangePolicy {
+        min_size: 64 << 10,
+        part_size: 16 << 10,
+        max_streams: 4,
+    };
+    let proxy = CachedSource::new(inner, cache.clone()).with_ranges(policy);
+    (Arc::new(proxy), cache)
+}
+
+fn big_blob(seed: u8) -> Vec<u8> {
+    (0..200_000u32).map(|i| (i % 251) as u8 ^ seed).collect()
+}
+
+#[tokio::test]
+async fn a_large_blob_arrives_in_parallel_ranges_hashed_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Arc::new(MemoryStore::new("src").with_delay(20));
+    let big = big_blob(1);
+    let img = image(&src, "v1", &[&big]);
+    let (cached, cache) = ranged_cache(dir.path(), &src);
+    let dst = Arc::new(MemoryStore::new("dst"));
+    let d: Arc<dyn WriteTarget> = dst.clone();
+    let opts = CopyOptions {
+        budget: Budget::new(4),
+        ..Default::default()
+    };
+    copy(&cached, "v1", &d, &[], &opts).await.unwrap();
+    let mut offsets = src.ranges(&img.layers[0].digest);
+    offsets.sort();
+    assert_eq!(offsets, (0..13).map(|i| i * 16_384).collect::<Vec<u64>>());
+    assert!(
+        src.max_in_flight() >= 2,
+        "ranges overlapped: {}",
+        src.max_in_flight()
+    );
+    assert!(
+        src.max_in_flight() <= 4,
+        "inside the budget: {}",
+        src.max_in_flight()
+    );
+    assert!(dst.has(&img.layers[0].digest));
+    assert_eq!(
+        std::fs::read(cache.blob_path(&img.layers[0].digest)).unwrap(),
+        big
+    );
+}
+
+#[tokio::test]
+async fn a_source_that_ignores_ranges_is_read_in_one_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Arc::new(MemoryStore::new("src"));
+    let big = big_blob(2);
+    let img = image(&src, "v1", &[&big]);
+    src.inject(&img.layers[0].digest, Fault::IgnoreRange);
+    let (cached, _cache) = ranged_cache(dir.path(), &src);
+    let dst = Arc::new(MemoryStore::new("dst"));
+    let d: Arc<dyn WriteTarget> = dst.clone();
+    copy(&cached, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap();
+    // The probe (the last range) came back from byte 0; then one stream from the start.
+    assert_eq!(src.ranges(&img.layers[0].digest), vec![196_608, 0]);
+    assert!(dst.has(&img.layers[0].digest));
+}
+
+#[tokio::test]
+async fn a_ranged_download_killed_midway_continues_where_its_prefix_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Arc::new(MemoryStore::new("src"));
+    let big = big_blob(3);
+    let img = image(&src, "v1", &[&big]);
+    let layer = img.layers[0].digest.clone();
+    src.inject(&layer, Fault::FailAt(98_304));
+    let (cached, cache) = ranged_cache(dir.path(), &src);
+    let dst = Arc::new(MemoryStore::new("dst"));
+    let d: Arc<dyn WriteTarget> = dst.clone();
+    copy(&cached, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        !dst.has(&layer) && !cache.blob_path(&layer).exists(),
+        "nothing unverified visible"
+    );
+
+    // The next run (a new process would find the same partial) asks only for what the prefix lacks.
+    src.clear_faults();
+    let before = src.ranges(&layer).len();
+    let copied = copy(&cached, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap();
+    let again: Vec<u64> = src.ranges(&layer)[before..].to_vec();
+    assert!(
+        again.iter().all(|&o| o >= 98_304),
+        "resumed from the prefix: {again:?}"
+    );
+    assert_eq!(copied.stats.resumed_bytes, 98_304);
+    assert_eq!(std::fs::read(cache.blob_path(&layer)).unwrap(), big);
+}

@@ -387,16 +387,33 @@ impl ReadStore for Repository {
         desc: &'a Descriptor,
         offset: u64,
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64), StoreError>> {
+        self.fetch_range(desc, offset, u64::MAX)
+    }
+
+    /// `Range: bytes=OFFSET-END` (or `OFFSET-` for the rest): a registry or CDN that ignores it answers
+    /// 200 from byte 0, which the caller sees in the returned start.
+    fn fetch_range<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64), StoreError>> {
         Box::pin(async move {
             let what = format!(
                 "blob {}/{}@{}",
                 self.host.name, self.repository, desc.digest
             );
             let mut headers = HeaderMap::new();
-            if offset > 0 {
+            let bounded = len < desc.size.saturating_sub(offset);
+            if offset > 0 || bounded {
+                let end = if bounded {
+                    (offset + len - 1).to_string()
+                } else {
+                    String::new()
+                };
                 headers.insert(
                     RANGE,
-                    HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii"),
+                    HeaderValue::from_str(&format!("bytes={offset}-{end}")).expect("ascii"),
                 );
             }
             let call = Call {

@@ -343,6 +343,42 @@ impl PartialWriter {
     pub fn resume_state(&self) -> Hasher {
         self.start.clone()
     }
+
+    /// Fetch the rest of `desc` as parallel range requests into the partial (see [`crate::ranged`]),
+    /// checkpointing the contiguous prefix. `Unsupported` leaves the writer as it was, to be used for a
+    /// sequential transfer. On `Complete` the caller compares the state with the digest, then commits.
+    pub async fn fetch_ranged(
+        &mut self,
+        source: &dyn crate::ReadStore,
+        desc: &Descriptor,
+        lanes: Option<&std::sync::Arc<tokio::sync::Semaphore>>,
+        policy: crate::ranged::RangePolicy,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<crate::ranged::Ranged> {
+        use tokio::io::AsyncWriteExt;
+        self.file
+            .flush()
+            .await
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        let state_path = self.state_path.clone();
+        let checkpoint = move |state: &Hasher| -> Result<()> {
+            let tmp = state_path.with_extension("state.tmp");
+            std::fs::write(&tmp, state.save()).map_err(|e| StoreError::io(&tmp, e))?;
+            std::fs::rename(&tmp, &state_path).map_err(|e| StoreError::io(&state_path, e))
+        };
+        crate::ranged::fetch_ranged(
+            source,
+            desc,
+            &self._lock,
+            &self.path,
+            self.start.clone(),
+            lanes,
+            policy,
+            progress,
+            &checkpoint,
+        )
+        .await
+    }
 }
 
 impl BlobCache {

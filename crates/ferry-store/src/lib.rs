@@ -10,6 +10,7 @@ pub mod file;
 pub mod layout;
 mod layout_names;
 pub mod proxy;
+pub mod ranged;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod transfer;
@@ -56,18 +57,30 @@ pub trait ReadStore: Store {
         offset: u64,
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>>;
 
+    /// `len` bytes of a blob from `offset` (a body may run on past them; the caller reads what it asked
+    /// for). Returns the offset the body really starts at, as [`ReadStore::fetch_blob`] does. Stores that
+    /// can ask for a bounded range (a registry) do; by default the body is the rest of the blob.
+    fn fetch_range<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+        _len: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
+        self.fetch_blob(desc, offset)
+    }
+
     /// Artifacts about `subject` (signatures, SBOMs, attestations). Stores that cannot list them say none.
     fn referrers<'a>(&'a self, _subject: &'a Descriptor) -> BoxFuture<'a, Result<Vec<Referrer>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 
     /// A verified file on local disk holding `desc`, if this store has one or can make one (a caching proxy
-    /// downloads it first, reporting bytes to `progress`). The engine hard-links it into destinations that
-    /// can take a link; `Ok(None)` means "stream it with [`ReadStore::fetch_blob`]".
+    /// downloads it first, as `fetch` allows). The engine hard-links it into destinations that can take a
+    /// link; `Ok(None)` means "stream it with [`ReadStore::fetch_blob`]".
     fn local_blob<'a>(
         &'a self,
         _desc: &'a Descriptor,
-        _progress: &'a (dyn Fn(u64) + Send + Sync),
+        _fetch: &'a Fetch<'a>,
     ) -> BoxFuture<'a, Result<Option<LocalBlob>>> {
         Box::pin(async { Ok(None) })
     }
@@ -78,6 +91,15 @@ pub trait ReadStore: Store {
     fn forget<'a>(&'a self, _desc: &'a Descriptor) -> BoxFuture<'a, bool> {
         Box::pin(async { false })
     }
+}
+
+/// What the engine lends a store that downloads a blob for it ([`ReadStore::local_blob`]).
+pub struct Fetch<'a> {
+    /// Called with each batch of bytes that arrives.
+    pub progress: &'a (dyn Fn(u64) + Send + Sync),
+    /// The run's budget: a large blob may borrow its spare slots for parallel range requests (never
+    /// waiting for one). `None`: one stream only.
+    pub lanes: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 /// A blob on local disk, verified, from [`ReadStore::local_blob`].

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Hasher};
 
-use crate::cache::BlobCache;
+use crate::cache::{BlobCache, PartialWriter};
+use crate::ranged::{RangePolicy, Ranged};
 use crate::{
-    BlobWriter, BoxFuture, ByteSource, LocalBlob, LocalOrigin, ReadStore, ReadTarget, Referrer,
-    Resolver, Result, Store, StoreError, transfer_from,
+    BlobWriter, BoxFuture, ByteSource, Fetch, LocalBlob, LocalOrigin, ReadStore, ReadTarget,
+    Referrer, Resolver, Result, Store, StoreError, transfer_from,
 };
 
 /// `inner`, with every blob and manifest going through `cache`.
@@ -21,11 +22,23 @@ use crate::{
 pub struct CachedSource {
     inner: Arc<dyn ReadTarget>,
     cache: BlobCache,
+    ranges: RangePolicy,
 }
 
 impl CachedSource {
+    /// `inner` behind `cache`, large blobs fetched in parallel ranges by the default policy.
     pub fn new(inner: Arc<dyn ReadTarget>, cache: BlobCache) -> CachedSource {
-        CachedSource { inner, cache }
+        CachedSource {
+            inner,
+            cache,
+            ranges: RangePolicy::default(),
+        }
+    }
+
+    /// When and how large blobs are fetched in parallel ranges.
+    pub fn with_ranges(mut self, ranges: RangePolicy) -> CachedSource {
+        self.ranges = ranges;
+        self
     }
 
     /// `inner` behind `cache`, or `inner` itself without one.
@@ -39,14 +52,34 @@ impl CachedSource {
     /// Download `desc` from the origin into the cache, continuing a partial download. Returns how many
     /// bytes an earlier process had already fetched, or `None` when the cache cannot take it (the caller
     /// streams from the origin instead).
-    async fn fetch_into_cache(
-        &self,
-        desc: &Descriptor,
-        progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<Option<u64>> {
+    async fn fetch_into_cache(&self, desc: &Descriptor, fetch: &Fetch<'_>) -> Result<Option<u64>> {
+        let progress = fetch.progress;
         let (writer, start): (Box<dyn BlobWriter>, Hasher) = match self.cache.partial(desc).await {
-            Ok(Some(p)) => {
+            Ok(Some(mut p)) => {
                 let start = p.resume_state();
+                let spare = fetch
+                    .lanes
+                    .as_ref()
+                    .is_some_and(|l| l.available_permits() > 0);
+                if desc.size >= self.ranges.min_size && spare {
+                    let lanes = fetch.lanes.as_ref();
+                    let ranged = p
+                        .fetch_ranged(self.inner.as_ref(), desc, lanes, self.ranges, progress)
+                        .await;
+                    match ranged {
+                        Ok(Ranged::Complete(state)) => {
+                            // What an earlier run fetched counts as arrived, as below.
+                            progress(start.len());
+                            return self.commit_ranged(desc, p, state, start.len()).await;
+                        }
+                        Ok(Ranged::Unsupported) => tracing::debug!(
+                            "{} ignores ranges; fetching {} in one stream",
+                            self.inner.describe(),
+                            desc.digest
+                        ),
+                        Err(e) => return Err(self.failed(desc, e, start.len())),
+                    }
+                }
                 (Box::new(p), start)
             }
             // Another process is fetching the same blob right now: fetch our own copy beside it.
@@ -63,23 +96,53 @@ impl CachedSource {
         if let Err(e) =
             transfer_from(self.inner.as_ref(), desc, vec![writer], start, progress).await
         {
-            if e.invalidates_partial() {
-                self.cache.discard_partial(desc);
-                if already > 0 {
-                    tracing::warn!(
-                        "partial download of {} is unusable ({e}); starting over",
-                        desc.digest
-                    );
-                    // Transient: the next attempt starts the blob from byte 0.
-                    return Err(StoreError::RangeIgnored {
-                        store: self.inner.describe(),
-                        digest: desc.digest.clone(),
-                        offset: already,
-                    });
-                }
-            }
-            return Err(e);
+            return Err(self.failed(desc, e, already));
         }
+        Ok(Some(already))
+    }
+
+    /// A download into the cache failed: a partial whose bytes cannot be the blob is dropped, and when an
+    /// earlier run's bytes were in it the error says to start over (transiently: the next attempt does).
+    fn failed(&self, desc: &Descriptor, e: StoreError, already: u64) -> StoreError {
+        if !e.invalidates_partial() {
+            return e;
+        }
+        self.cache.discard_partial(desc);
+        if already == 0 {
+            return e;
+        }
+        tracing::warn!(
+            "partial download of {} is unusable ({e}); starting over",
+            desc.digest
+        );
+        StoreError::RangeIgnored {
+            store: self.inner.describe(),
+            digest: desc.digest.clone(),
+            offset: already,
+        }
+    }
+
+    /// A ranged download is complete: verify the whole, then make it the cached blob.
+    async fn commit_ranged(
+        &self,
+        desc: &Descriptor,
+        partial: PartialWriter,
+        state: Hasher,
+        already: u64,
+    ) -> Result<Option<u64>> {
+        let size = state.len();
+        let actual = state.finish();
+        if actual != desc.digest {
+            drop(partial);
+            let e = StoreError::DigestMismatch {
+                store: self.inner.describe(),
+                expected: desc.digest.clone(),
+                actual,
+                size,
+            };
+            return Err(self.failed(desc, e, already));
+        }
+        Box::new(partial).commit().await?;
         Ok(Some(already))
     }
 }
@@ -142,7 +205,7 @@ impl ReadStore for CachedSource {
     fn local_blob<'a>(
         &'a self,
         desc: &'a Descriptor,
-        progress: &'a (dyn Fn(u64) + Send + Sync),
+        fetch: &'a Fetch<'a>,
     ) -> BoxFuture<'a, Result<Option<LocalBlob>>> {
         Box::pin(async move {
             if let Some(path) = self.cache.lookup(desc).await {
@@ -153,7 +216,7 @@ impl ReadStore for CachedSource {
             }
             // The bytes cross the network once and reach the disk once: into the cache, then linked.
             Ok(self
-                .fetch_into_cache(desc, progress)
+                .fetch_into_cache(desc, fetch)
                 .await?
                 .map(|resumed| LocalBlob {
                     path: self.cache.blob_path(&desc.digest),

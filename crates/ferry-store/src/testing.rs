@@ -28,6 +28,8 @@ pub enum Fault {
     Corrupt,
     /// Range requests are ignored: the body always starts at byte 0.
     IgnoreRange,
+    /// Fetches that start at this offset fail permanently (a process killed while fetching that part).
+    FailAt(u64),
 }
 
 /// An in-memory store: content by digest, names, referrers. Counts fetches per digest and the most
@@ -42,7 +44,7 @@ pub struct MemoryStore {
     fetches: Mutex<HashMap<Digest, u32>>,
     /// Blob ranges asked for: (digest, offset).
     ranges: Mutex<Vec<(Digest, u64)>>,
-    in_flight: AtomicUsize,
+    in_flight: std::sync::Arc<AtomicUsize>,
     max_in_flight: AtomicUsize,
     /// Order in which content arrived (writes committed, manifests put).
     arrivals: Shared<Vec<Digest>>,
@@ -100,6 +102,11 @@ impl MemoryStore {
         self.faults.lock().unwrap().insert(digest.clone(), fault);
     }
 
+    /// Remove every injected fault.
+    pub fn clear_faults(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+
     pub fn has(&self, digest: &Digest) -> bool {
         self.content.lock().unwrap().contains_key(digest)
     }
@@ -142,7 +149,7 @@ impl MemoryStore {
     }
 
     /// Count a fetch, apply the fault; the guard keeps it "in flight".
-    async fn begin(&self, digest: &Digest) -> Result<(InFlight<'_>, Option<Fault>)> {
+    async fn begin(&self, digest: &Digest) -> Result<(InFlight, Option<Fault>)> {
         *self
             .fetches
             .lock()
@@ -151,7 +158,7 @@ impl MemoryStore {
             .or_default() += 1;
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let guard = InFlight(&self.in_flight);
+        let guard = InFlight(self.in_flight.clone());
         if self.delay_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(self.delay_ms)).await;
         }
@@ -198,9 +205,10 @@ fn remote(message: String, transient: bool) -> StoreError {
     }
 }
 
-struct InFlight<'a>(&'a AtomicUsize);
+/// One fetch in flight (a body being read counts until it is dropped).
+struct InFlight(std::sync::Arc<AtomicUsize>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -227,12 +235,26 @@ impl ReadStore for MemoryStore {
         desc: &'a Descriptor,
         offset: u64,
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
+        self.fetch_range(desc, offset, u64::MAX)
+    }
+
+    fn fetch_range<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
         Box::pin(async move {
-            let (_guard, fault) = self.begin(&desc.digest).await?;
+            let (guard, fault) = self.begin(&desc.digest).await?;
             self.ranges
                 .lock()
                 .unwrap()
                 .push((desc.digest.clone(), offset));
+            if let Some(Fault::FailAt(at)) = fault
+                && offset == at
+            {
+                return Err(remote(format!("{}: killed (injected)", desc.digest), false));
+            }
             let mut bytes = self.get(desc)?.to_vec();
             let mut from = offset.min(bytes.len() as u64);
             match fault {
@@ -241,10 +263,17 @@ impl ReadStore for MemoryStore {
                 _ => {}
             }
             let mut body = bytes.split_off(from as usize);
+            if from == offset {
+                body.truncate(len.min(body.len() as u64) as usize);
+            }
             if let Some(Fault::CutAfter(n)) = fault {
                 body.truncate(n as usize);
             }
-            Ok((Box::new(Chunks::new(body)) as Box<dyn ByteSource>, from))
+            // The body stays in flight while it is read, as a network body would.
+            Ok((
+                Box::new(Chunks::new(body, guard)) as Box<dyn ByteSource>,
+                from,
+            ))
         })
     }
 
@@ -375,11 +404,15 @@ impl BlobWriter for MemoryWriter {
 /// A body in 1 KiB chunks.
 struct Chunks {
     data: Bytes,
+    _in_flight: InFlight,
 }
 
 impl Chunks {
-    fn new(data: Vec<u8>) -> Chunks {
-        Chunks { data: data.into() }
+    fn new(data: Vec<u8>, in_flight: InFlight) -> Chunks {
+        Chunks {
+            data: data.into(),
+            _in_flight: in_flight,
+        }
     }
 }
 

@@ -476,3 +476,85 @@ async fn registry_killed_and_restarted_mid_push() {
     );
     eprintln!("{failed} requests failed during the outage");
 }
+
+/// Pull through the proxy and the cache, large blobs (here: above 256 KiB) in 64 KiB ranges.
+async fn pull_ranged(env: &Env, proxy: &FaultProxy, out: &Path) -> std::process::Output {
+    env.ferry(&[
+        "pull",
+        &format!("{}/app:1", proxy.host()),
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+        "--range-threshold",
+        "256K",
+        "--range-size",
+        "64K",
+        "--json",
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn large_blobs_arrive_as_parallel_ranges_and_survive_cuts() {
+    let (_reg, proxy, image) = setup(405).await;
+    // One range is cut short and must resume within its part.
+    proxy.add(Rule::new(
+        Some("GET"),
+        "/blobs/sha256:",
+        Fault::CutBody { after: 20_000 },
+        1,
+    ));
+    let env = Env::new();
+    let out = env.path("images");
+    let res = pull_ranged(&env, &proxy, &out).await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_has_all(&out, &image);
+    // The two large layers (600 KB, 400 KB) went as 10 + 7 ranges (the last of each open-ended); the
+    // 200 KB one in one stream.
+    let ranges: Vec<String> = proxy
+        .requests()
+        .iter()
+        .filter_map(|s| s.range.clone())
+        .collect();
+    let bounded = ranges.iter().filter(|r| !r.ends_with('-')).count();
+    assert!(
+        ranges.len() >= 17 && bounded >= 15,
+        "ranges asked: {ranges:?}"
+    );
+    record(
+        "large blobs as parallel 64 KiB ranges, one range cut",
+        "completed; the cut range resumed within its part",
+        &proxy,
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_ranges_gets_one_stream_per_blob() {
+    let (_reg, proxy, image) = setup(406).await;
+    proxy.add(blob_get(Fault::IgnoreRange, 100));
+    let env = Env::new();
+    let out = env.path("images");
+    let res = pull_ranged(&env, &proxy, &out).await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_has_all(&out, &image);
+    // Each large blob: one probe (answered 200 from byte 0), then one whole stream.
+    let blob_gets = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/blobs/"))
+        .count();
+    assert!(blob_gets <= 2 + 2 + 1 + 1, "blob requests: {blob_gets}");
+    record(
+        "parallel ranges asked, Range ignored (200)",
+        "completed; each large blob fetched in one stream",
+        &proxy,
+    );
+}
