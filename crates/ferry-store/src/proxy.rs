@@ -54,6 +54,7 @@ impl CachedSource {
     /// streams from the origin instead).
     async fn fetch_into_cache(&self, desc: &Descriptor, fetch: &Fetch<'_>) -> Result<Option<u64>> {
         let progress = fetch.progress;
+        let mut ours = true;
         let (writer, start): (Box<dyn BlobWriter>, Hasher) = match self.cache.partial(desc).await {
             Ok(Some(mut p)) => {
                 let start = p.resume_state();
@@ -82,8 +83,12 @@ impl CachedSource {
                 }
                 (Box::new(p), start)
             }
-            // Another process is fetching the same blob right now: fetch our own copy beside it.
-            Ok(None) => (self.cache.writer(desc).await?, Hasher::new()),
+            // Another process is fetching the same blob right now: fetch our own copy beside it (and leave
+            // its partial alone whatever happens to ours).
+            Ok(None) => {
+                ours = false;
+                (self.cache.writer(desc).await?, Hasher::new())
+            }
             Err(e) => {
                 tracing::warn!("not caching {}: {e}", desc.digest);
                 return Ok(None);
@@ -96,7 +101,11 @@ impl CachedSource {
         if let Err(e) =
             transfer_from(self.inner.as_ref(), desc, vec![writer], start, progress).await
         {
-            return Err(self.failed(desc, e, already));
+            return Err(if ours {
+                self.failed(desc, e, already)
+            } else {
+                e
+            });
         }
         Ok(Some(already))
     }
