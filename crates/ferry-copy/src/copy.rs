@@ -310,12 +310,12 @@ pub async fn copy_graph(
                     "{} to {}: attempt {attempt} of {attempts} failed ({}); retrying with one copy at a time",
                     root.digest,
                     dst.describe(),
-                    error_chain(&e)
+                    ferry_oci::error_chain(&e)
                 );
                 (opts.events)(&Event::Retrying {
                     digest: root.digest.clone(),
                     attempt,
-                    error: error_chain(&e),
+                    error: ferry_oci::error_chain(&e),
                 });
                 attempt += 1;
             }
@@ -329,18 +329,6 @@ pub async fn copy_graph(
             }
         }
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
 }
 
 /// Every referrer of `root`, and of those in turn, each once, in the order found, filtered by type.

@@ -17,3 +17,16 @@ pub use digest::{Digest, DigestError, Hasher};
 pub use manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestError, ManifestKind};
 pub use platform::{Platform, PlatformSpec};
 pub use reference::{Reference, ReferenceError};
+
+/// An error and its causes on one line (`a: b: c`): for messages that carry an error as text, since errors
+/// here say their own part only and leave the cause to `source()`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}

@@ -16,7 +16,7 @@ pub enum ManifestError {
          re-push the image with a current Docker or skopeo to convert it to schema 2"
     )]
     Schema1(String),
-    #[error("manifest is not valid JSON for {media_type}: {source}")]
+    #[error("manifest is not valid JSON for {media_type}")]
     Json {
         media_type: String,
         source: serde_json::Error,

@@ -15,7 +15,7 @@ const MAX_NAME_LEN: usize = 255;
 pub enum ReferenceError {
     #[error("invalid image reference {reference:?}: {why}")]
     Invalid { reference: String, why: String },
-    #[error("invalid image reference {reference:?}: {source}")]
+    #[error("invalid image reference {reference:?}")]
     Digest {
         reference: String,
         source: DigestError,

@@ -97,7 +97,7 @@ impl Repository {
                 RegistryError::Protocol {
                     registry: self.host.name.clone(),
                     what: what.clone(),
-                    why: e.to_string(),
+                    why: ferry_oci::error_chain(&e),
                 }
             })?;
             out.extend(index.manifests);

@@ -86,7 +86,7 @@ impl Repository {
         let parsed = Manifest::parse(&served, &bytes).map_err(|e| RegistryError::Protocol {
             registry: self.host.name.clone(),
             what: what.clone(),
-            why: e.to_string(),
+            why: ferry_oci::error_chain(&e),
         })?;
         Ok((
             Descriptor::new(parsed.media_type, digest, bytes.len() as u64),

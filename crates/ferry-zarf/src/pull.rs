@@ -236,7 +236,7 @@ async fn image_blob_titles(pkg: &RemotePackage, images: &[String]) -> Result<Vec
                 .await?
                 .ok_or_else(|| missing(&d))?;
             let m = Manifest::parse(&d.media_type, &bytes)
-                .map_err(|e| PackageError::file(pkg.label(), &title, e.to_string()))?;
+                .map_err(|e| PackageError::file(pkg.label(), &title, ferry_oci::error_chain(&e)))?;
             next.extend(m.successors());
         }
         frontier = next;

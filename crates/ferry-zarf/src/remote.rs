@@ -41,7 +41,7 @@ impl RemotePackage {
         let mut architecture = String::new();
         if media_type::is_index(&desc.media_type) {
             let index = Manifest::parse(&desc.media_type, &bytes)
-                .map_err(|e| PackageError::invalid(&label, e.to_string()))?;
+                .map_err(|e| PackageError::invalid(&label, ferry_oci::error_chain(&e)))?;
             let archs: Vec<String> = index
                 .manifests
                 .iter()
@@ -76,7 +76,7 @@ impl RemotePackage {
             desc = Descriptor::new(entry.media_type.clone(), entry.digest.clone(), entry.size);
         }
         let manifest = Manifest::parse(&desc.media_type, &bytes)
-            .map_err(|e| PackageError::invalid(&label, e.to_string()))?;
+            .map_err(|e| PackageError::invalid(&label, ferry_oci::error_chain(&e)))?;
         let config_type = manifest
             .config
             .as_ref()
