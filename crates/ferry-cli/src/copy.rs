@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use ferry_copy::{CopyStats, PlatformChoice, select_root};
+use ferry_copy::{PlatformChoice, select_root};
 use ferry_oci::{PlatformSpec, Reference};
 use ferry_registry::Repository;
 use ferry_store::{ReadStore, ReadTarget};
@@ -12,20 +12,17 @@ use ferry_target::{Location, Named, OpenContext};
 use serde::Serialize;
 
 use crate::cli::CopyArgs;
+use crate::output::short_digest;
 use crate::progress::Mode;
 use crate::registry_opts::{build, credential};
-use crate::run_copy::{Caching, cached, copy_with_progress, options, referrers};
+use crate::run_copy::{Caching, Moved, cached, copy_with_progress, options, referrers};
 
 #[derive(Serialize)]
 struct CopiedImage {
     source: String,
     destination: String,
-    digest: String,
-    #[serde(rename = "mediaType")]
-    media_type: String,
-    platform: Option<String>,
-    bytes: u64,
-    blobs: CopyStats,
+    #[serde(flatten)]
+    moved: Moved,
 }
 
 pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
@@ -114,11 +111,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         copied.push(CopiedImage {
             source: shown,
             destination: label,
-            digest: done.root.digest.to_string(),
-            media_type: done.root.media_type.clone(),
-            platform: done.root.platform.as_ref().map(|p| p.to_string()),
-            bytes: done.stats.total_bytes(),
-            blobs: done.stats,
+            moved: Moved::of(done),
         });
     }
     print_summary(&copied, args.json, quiet)
@@ -185,12 +178,12 @@ fn print_summary(copied: &[CopiedImage], json: bool, quiet: bool) -> anyhow::Res
         println!(
             "{:<60} {:<19} {:>12} {:>7} {:>6} {:>7} {:>8}",
             c.destination,
-            &c.digest[..c.digest.len().min(19)],
-            c.bytes,
-            c.blobs.fetched,
-            c.blobs.cached,
-            c.blobs.mounted,
-            c.blobs.existing
+            short_digest(&c.moved.digest),
+            c.moved.bytes,
+            c.moved.blobs.fetched,
+            c.moved.blobs.cached,
+            c.moved.blobs.mounted,
+            c.moved.blobs.existing
         );
     }
     Ok(())

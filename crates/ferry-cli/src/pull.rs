@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Selection, select_root};
+use ferry_copy::{CopyOptions, PlatformChoice, Selection, select_root};
 use ferry_oci::{PlatformSpec, Reference};
 use ferry_registry::RegistryClient;
 use ferry_store::{BlobCache, OciLayout, ReadStore, ReadTarget, WriteTarget};
@@ -13,9 +13,10 @@ use serde::Serialize;
 use ferry_target::{Location, OpenContext};
 
 use crate::cli::{PullArgs, TransferArgs};
+use crate::output::short_digest;
 use crate::progress::Mode;
 use crate::registry_opts;
-use crate::run_copy::{Caching, cached, copy_with_progress, options, referrers};
+use crate::run_copy::{Caching, Moved, cached, copy_with_progress, options, referrers};
 
 /// Whole-image attempts, as Zarf makes.
 const PULL_ATTEMPTS: u32 = 3;
@@ -26,15 +27,8 @@ const RESOLVE_CONCURRENCY: usize = 10;
 #[derive(Serialize)]
 struct PulledImage {
     reference: String,
-    digest: String,
-    #[serde(rename = "mediaType")]
-    media_type: String,
-    platform: Option<String>,
-    bytes: u64,
-    blobs: CopyStats,
-    /// Digests of the referrers pulled with it (`--referrers`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    referrers: Vec<String>,
+    #[serde(flatten)]
+    moved: Moved,
 }
 
 /// Where a pull writes: a layout directory, or `oci-archive:FILE` (a staging layout beside it).
@@ -284,16 +278,7 @@ async fn copy_all(
         };
         pulled[i] = Some(PulledImage {
             reference: name,
-            digest: copied.root.digest.to_string(),
-            media_type: copied.root.media_type.clone(),
-            platform: copied.root.platform.as_ref().map(|p| p.to_string()),
-            bytes: copied.stats.total_bytes(),
-            blobs: copied.stats,
-            referrers: copied
-                .referrers
-                .iter()
-                .map(|r| r.desc.digest.to_string())
-                .collect(),
+            moved: Moved::of(copied),
         });
     }
     Ok(pulled.into_iter().flatten().collect())
@@ -315,13 +300,13 @@ fn print_summary(pulled: &[PulledImage], json: bool, quiet: bool) -> anyhow::Res
         println!(
             "{:<60} {:<19} {:<14} {:>12} {:>7} {:>6} {:>6} {:>8}",
             p.reference,
-            &p.digest[..p.digest.len().min(19)],
-            p.platform.as_deref().unwrap_or("-"),
-            p.bytes,
-            p.blobs.fetched,
-            p.blobs.cached,
-            p.blobs.linked,
-            p.blobs.existing
+            short_digest(&p.moved.digest),
+            p.moved.platform.as_deref().unwrap_or("-"),
+            p.moved.bytes,
+            p.moved.blobs.fetched,
+            p.moved.blobs.cached,
+            p.moved.blobs.linked,
+            p.moved.blobs.existing
         );
     }
     Ok(())

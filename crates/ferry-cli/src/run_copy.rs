@@ -9,6 +9,37 @@ use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, WriteTarget};
 use crate::cli::{ReferrerArgs, TransferArgs};
 use crate::progress::{ImageProgress, Mode};
 
+/// What one image's copy did, as `--json` shows it (after the command's own naming fields).
+#[derive(serde::Serialize)]
+pub struct Moved {
+    pub digest: String,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub platform: Option<String>,
+    pub bytes: u64,
+    pub blobs: ferry_copy::CopyStats,
+    /// Digests of the referrers copied with it (`--referrers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<String>,
+}
+
+impl Moved {
+    pub fn of(copied: Copied) -> Moved {
+        Moved {
+            digest: copied.root.digest.to_string(),
+            media_type: copied.root.media_type.clone(),
+            platform: copied.root.platform.as_ref().map(|p| p.to_string()),
+            bytes: copied.stats.total_bytes(),
+            referrers: copied
+                .referrers
+                .iter()
+                .map(|r| r.desc.digest.to_string())
+                .collect(),
+            blobs: copied.stats,
+        }
+    }
+}
+
 /// Copy options shared by every image of a run: one node budget, the referrer choice, the attempts.
 pub fn options(
     platform: PlatformChoice,

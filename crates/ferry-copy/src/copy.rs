@@ -216,50 +216,57 @@ pub async fn copy_selected(
 ) -> Result<Copied, CopyFailed> {
     let root = &selection.root;
     let mut stats = copy_graph(src, dst, root, &selection.known, opts).await?;
-    let root_bytes = match selection.known.get(&root.digest) {
-        Some(b) => b.clone(),
-        None => src
-            .fetch_manifest(root)
-            .await
-            .map_err(|source| CopyFailed::Referrers {
-                subject: root.digest.clone(),
-                source,
-            })?,
+    let failed = |source| CopyFailed::Referrers {
+        subject: root.digest.clone(),
+        source,
     };
     // Names last: a name only ever points at complete content.
+    let root_bytes = manifest_bytes(src.as_ref(), &selection.known, root)
+        .await
+        .map_err(failed)?;
     for name in dst_refs {
         tag(dst.as_ref(), root, root_bytes.clone(), name).await?;
     }
     let referrers = discover_referrers(src.as_ref(), root, &opts.referrers).await?;
     for referrer in &referrers {
         stats.merge(&copy_graph(src, dst, &referrer.desc, &HashMap::new(), opts).await?);
-        match &referrer.tag {
-            Some(t) => {
-                let bytes = src.fetch_manifest(&referrer.desc).await.map_err(|source| {
-                    CopyFailed::Referrers {
-                        subject: root.digest.clone(),
-                        source,
-                    }
-                })?;
-                let base = dst_refs.first().map(String::as_str).unwrap_or("");
-                tag(dst.as_ref(), &referrer.desc, bytes, &sibling_name(base, t)).await?;
+        let name = match &referrer.tag {
+            Some(t) => sibling_name(dst_refs.first().map(String::as_str).unwrap_or(""), t),
+            None => String::new(),
+        };
+        let named = match referrer.tag {
+            Some(_) => {
+                let bytes = manifest_bytes(src.as_ref(), &selection.known, &referrer.desc)
+                    .await
+                    .map_err(failed)?;
+                dst.tag(&referrer.desc, bytes, &name).await
             }
-            None => dst
-                .keep(&referrer.desc)
-                .await
-                .map_err(|source| CopyFailed::Tag {
-                    digest: referrer.desc.digest.clone(),
-                    name: String::new(),
-                    store: dst.describe(),
-                    source,
-                })?,
-        }
+            None => dst.keep(&referrer.desc).await,
+        };
+        named.map_err(|source| CopyFailed::Tag {
+            digest: referrer.desc.digest.clone(),
+            name,
+            store: dst.describe(),
+            source,
+        })?;
     }
     Ok(Copied {
         root: root.clone(),
         stats,
         referrers,
     })
+}
+
+/// A manifest's bytes: known already, or from the source.
+async fn manifest_bytes(
+    src: &dyn ReadStore,
+    known: &HashMap<Digest, bytes::Bytes>,
+    desc: &Descriptor,
+) -> Result<bytes::Bytes, StoreError> {
+    match known.get(&desc.digest) {
+        Some(b) => Ok(b.clone()),
+        None => src.fetch_manifest(desc).await,
+    }
 }
 
 async fn tag(

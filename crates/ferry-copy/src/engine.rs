@@ -302,16 +302,24 @@ impl GraphCopy {
             });
         }
         let _slot = self.slots.acquire().await;
-        if self.dest.exists(desc).await? {
-            self.hooks.on_skipped(desc).await?;
-            self.finish(desc, BlobOutcome::Existing);
+        if self.skipped(desc).await? {
             return Ok(());
         }
-        self.hooks.pre_copy(desc).await?;
         self.dest.put_manifest(desc, bytes).await?;
         self.hooks.post_copy(desc).await?;
         self.finish(desc, BlobOutcome::Fetched);
         Ok(())
+    }
+
+    /// Whether the destination already has `desc` (then it is done); otherwise the pre-copy hook runs.
+    async fn skipped(&self, desc: &Descriptor) -> Result<bool, StoreError> {
+        if self.dest.exists(desc).await? {
+            self.hooks.on_skipped(desc).await?;
+            self.finish(desc, BlobOutcome::Existing);
+            return Ok(true);
+        }
+        self.hooks.pre_copy(desc).await?;
+        Ok(false)
     }
 
     /// Manifest bytes: handed in by the caller (verified here), or from the source.
@@ -326,12 +334,9 @@ impl GraphCopy {
 
     async fn blob(&self, desc: &Descriptor) -> Result<(), StoreError> {
         let _slot = self.slots.acquire().await;
-        if self.dest.exists(desc).await? {
-            self.hooks.on_skipped(desc).await?;
-            self.finish(desc, BlobOutcome::Existing);
+        if self.skipped(desc).await? {
             return Ok(());
         }
-        self.hooks.pre_copy(desc).await?;
         let outcome = if self.dest.mount(desc).await? {
             BlobOutcome::Mounted
         } else {
