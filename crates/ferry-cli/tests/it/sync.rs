@@ -225,7 +225,7 @@ async fn a_down_mirror_fails_over_and_the_request_budget_holds() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|m| m["annotations"]["io.containerd.image.name"].as_str())
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.base.name"].as_str())
         .collect();
     assert_eq!(recorded.len(), 5, "{names:#}");
     assert!(
