@@ -52,11 +52,11 @@ pub enum DestError {
         #[source]
         source: ferry_store::StoreError,
     },
-    #[error("opening {dest}")]
+    #[error("writing {dest}")]
     Archive {
         dest: String,
         #[source]
-        source: ferry_archive::ArchiveError,
+        source: Box<ferry_archive::ArchiveError>,
     },
 }
 
@@ -115,7 +115,7 @@ impl Destination {
             let path = PathBuf::from(file);
             let writer = OciArchiveWriter::create(&path).map_err(|source| DestError::Archive {
                 dest: spec.to_string(),
-                source,
+                source: Box::new(source),
             })?;
             return Ok(Destination::Archive {
                 path,
@@ -300,7 +300,7 @@ impl Destination {
                 })?;
                 writer.finish().map_err(|source| DestError::Archive {
                     dest: path.display().to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
             }
             Destination::Layout(layout) => layout.tidy(),

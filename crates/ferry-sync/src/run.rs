@@ -80,7 +80,7 @@ pub enum SyncError {
     Image {
         reference: String,
         #[source]
-        source: CopyFailed,
+        source: Box<CopyFailed>,
     },
 }
 
@@ -361,7 +361,7 @@ async fn resolve_one(
         .await
         .map_err(|source| SyncError::Image {
             reference: reference.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     Ok((source, selection))
 }
@@ -397,7 +397,7 @@ async fn sync_one(
     };
     let image_error = |source| SyncError::Image {
         reference: shown_source.clone(),
-        source,
+        source: Box::new(source),
     };
     // Incremental: the name already points at this digest (one HEAD); referrers may have changed, so an
     // image that brings them is walked anyway (every node it has costs one existence check).
