@@ -22,13 +22,11 @@ pub use dest::{DestError, Destination, Naming};
 pub use disk::available_bytes;
 pub use lock::{LockError, LockFile, LockedImage};
 pub use plan::PlanBytes;
-pub use run::{
-    DiskRoom, ImageReport, Report, Status, SyncError, SyncOptions, Totals, error_chain, sync,
-};
+pub use run::{DiskRoom, ImageReport, Report, Status, SyncError, SyncOptions, Totals, sync};
 pub use sources::SourceError;
 
 /// An error and its causes, for tests.
 #[cfg(test)]
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    error_chain(e)
+    ferry_oci::error_chain(e)
 }

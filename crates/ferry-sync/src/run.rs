@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ferry_copy::{Budget, CopyFailed, CopyOptions, Event, PlatformChoice, Referrers, Selection};
-use ferry_oci::{Descriptor, Digest, PlatformSpec, Reference};
+use ferry_oci::{Descriptor, Digest, PlatformSpec, Reference, error_chain};
 use ferry_registry::{ClientOptions, RegistryClient, RegistryError, Repository};
 use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, StoreError, WriteTarget};
 use serde::Serialize;
@@ -508,18 +508,6 @@ fn failed(source: &str, e: &SyncError) -> ImageReport {
         bytes: PlanBytes::default(),
         error: Some(error_chain(e)),
     }
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
 }
 
 /// Free space where a layout or archive would be written, against what the plan moves (an archive is
