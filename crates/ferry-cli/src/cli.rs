@@ -49,6 +49,14 @@ pub enum Command {
   ferry copy nginx:1.25 registry.local/nginx:1.25 -a arm64")]
     Copy(CopyArgs),
 
+    /// Mirror what a skopeo-sync YAML file names into a registry prefix, an OCI layout or an archive.
+    #[command(after_help = "Examples:
+  ferry sync -f sync.yaml registry.local/mirror             # DEST/<last path component>:<tag>
+  ferry sync -f sync.yaml registry.local --scoped           # DEST/<registry>/<repository>:<tag>
+  ferry sync -f sync.yaml oci:images --lock sync.lock       # into a layout, with a lock file
+  ferry sync -f sync.yaml oci-archive:week-42.tar.zst --plan --json   # bytes that would move, disk room")]
+    Sync(SyncArgs),
+
     /// Write an OCI layout (or a Zarf package's images/) as one archive file that travels as a unit.
     #[command(after_help = "Examples:
   ferry export images -o images.tar.zst       # zstd (compressed layers are stored as they are)
@@ -461,6 +469,59 @@ pub struct PushArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The sync file: skopeo sync's YAML (registry → images / images-by-tag-regex / images-by-semver,
+    /// credentials, tls-verify, cert-dir), plus ferry's optional `platform`, `referrers` and `rename`.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// A registry prefix (host[:port][/path]), oci:DIR (or a directory path), or oci-archive:FILE.
+    pub destination: String,
+
+    /// Keep each image's whole source name under the destination (skopeo sync's --scoped).
+    #[arg(long, conflicts_with = "zarf")]
+    pub scoped: bool,
+
+    /// Name images as Zarf pushes them (`<repository>:<tag>-zarf-<crc>` and `<repository>:<tag>`).
+    #[arg(long)]
+    pub zarf: bool,
+
+    /// Resolve everything and report the bytes that would move (shared blobs once), the bytes the
+    /// destination has, and for a layout or archive whether the disk has room; move nothing.
+    #[arg(long)]
+    pub plan: bool,
+
+    /// Go on past an image that fails; the run still fails at the end and the report names each failure.
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Write every source reference, its digest, where it went and every digest of its graph to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+
+    /// Copy only this platform (os/arch[/variant]); by default every platform of an index.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
+    /// Attempts per image; retries run with one copy at a time.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+
+    #[command(flatten)]
+    pub upload: UploadArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct UploadArgs {
     /// Blobs up to this size are uploaded in one request; larger ones in chunks that resume after a broken
     /// connection. Each upload buffers at most this much.
@@ -661,6 +722,20 @@ pub struct RegistryArgs {
     /// Read the password from standard input.
     #[arg(long, group = "password_source")]
     pub password_stdin: bool,
+
+    /// Mirrors, insecure and blocked registries from this registries.conf (containers' v2 format:
+    /// [[registry]] location/prefix/insecure/blocked, [[registry.mirror]] location/insecure). Default:
+    /// $FERRY_REGISTRIES_CONF, else ~/.config/ferry/registries.conf when it exists.
+    #[arg(long, value_name = "FILE", env = "FERRY_REGISTRIES_CONF")]
+    pub registries_conf: Option<PathBuf>,
+
+    /// At most this many requests per second to each registry host (halved when a host says 429).
+    #[arg(long, value_name = "N")]
+    pub max_requests_per_second: Option<f64>,
+
+    /// At most this many requests awaiting an answer from each registry host at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_requests_per_host: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,6 +16,7 @@ mod push;
 mod registry_cmd;
 mod registry_opts;
 mod run_copy;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Copy(args) => copy::run(args, cli.quiet).await,
         Command::Cache(cmd) => cache::run(cmd, cli.quiet).await,
         Command::Export(args) => export::run(args, cli.quiet).await,
+        Command::Sync(args) => sync::run(args, cli.quiet).await,
         Command::Login(args) => login::run_login(args, cli.quiet).await,
         Command::Logout(args) => login::run_logout(args, cli.quiet).await,
         Command::Inspect(args) => inspect::run_inspect(args).await,

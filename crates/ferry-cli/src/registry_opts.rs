@@ -14,6 +14,11 @@ pub fn client(
     args: &RegistryArgs,
     upload: Option<&UploadArgs>,
 ) -> anyhow::Result<Arc<RegistryClient>> {
+    Ok(RegistryClient::new(options(args, upload)?)?)
+}
+
+/// The client options these flags describe (credentials, TLS, mirrors, request budgets, uploads).
+pub fn options(args: &RegistryArgs, upload: Option<&UploadArgs>) -> anyhow::Result<ClientOptions> {
     let password = if args.password_stdin {
         let mut s = String::new();
         std::io::stdin()
@@ -34,13 +39,44 @@ pub fn client(
         }
         (None, None) => None,
     };
-    build(
+    let mut opts = build_options(
         args.plain_http,
         args.insecure_skip_tls_verify,
         &args.ca_file,
         explicit,
         upload,
-    )
+    )?;
+    opts.registries = registries_conf(args.registries_conf.as_deref())?;
+    opts.limits = ferry_registry::HostLimits {
+        requests_per_second: args.max_requests_per_second,
+        concurrency: args.max_requests_per_host.map(|n| n as usize),
+    };
+    if let Some(r) = args.max_requests_per_second
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!("--max-requests-per-second must be a positive number, not {r}");
+    }
+    Ok(opts)
+}
+
+/// The registries.conf given, else ferry's own (~/.config/ferry/registries.conf) if present. Containers'
+/// system files are not read implicitly: they usually hold settings ferry does not understand and refuses.
+fn registries_conf(
+    given: Option<&std::path::Path>,
+) -> anyhow::Result<ferry_registry::RegistriesConf> {
+    let path = match given {
+        Some(p) => {
+            if !p.exists() {
+                bail!("registries.conf {} does not exist", p.display());
+            }
+            p.to_path_buf()
+        }
+        None => match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(".config/ferry/registries.conf"),
+            None => return Ok(Default::default()),
+        },
+    };
+    Ok(ferry_registry::RegistriesConf::load(&path)?)
 }
 
 /// A client with these transport options; `explicit` credentials apply to every registry it talks to,
@@ -52,6 +88,23 @@ pub fn build(
     explicit: Option<Credential>,
     upload: Option<&UploadArgs>,
 ) -> anyhow::Result<Arc<RegistryClient>> {
+    let opts = build_options(
+        plain_http,
+        insecure_skip_tls_verify,
+        ca_files,
+        explicit,
+        upload,
+    )?;
+    Ok(RegistryClient::new(opts)?)
+}
+
+fn build_options(
+    plain_http: bool,
+    insecure_skip_tls_verify: bool,
+    ca_files: &[PathBuf],
+    explicit: Option<Credential>,
+    upload: Option<&UploadArgs>,
+) -> anyhow::Result<ClientOptions> {
     let mut opts = ClientOptions {
         plain_http,
         insecure_skip_tls_verify,
@@ -63,7 +116,7 @@ pub fn build(
         opts.chunk_threshold = parse_size(&u.chunk_threshold)?;
         opts.chunk_size = parse_size(&u.chunk_size)?.max(1);
     }
-    Ok(RegistryClient::new(opts)?)
+    Ok(opts)
 }
 
 /// `--x-username/--x-password` pairs as a credential.

@@ -31,6 +31,10 @@ pub struct ClientOptions {
     pub chunk_threshold: u64,
     /// Bytes per upload chunk (`PATCH`), and the memory each large-blob upload buffers.
     pub chunk_size: u64,
+    /// Requests per second and in flight, per registry host.
+    pub limits: crate::budget::HostLimits,
+    /// Mirrors, insecure and blocked registries (`registries.conf`).
+    pub registries: crate::mirrors::RegistriesConf,
 }
 
 impl Default for ClientOptions {
@@ -44,6 +48,8 @@ impl Default for ClientOptions {
             user_agent: concat!("ferry/", env!("CARGO_PKG_VERSION")).to_string(),
             chunk_threshold: 4 << 20,
             chunk_size: 4 << 20,
+            limits: crate::budget::HostLimits::default(),
+            registries: crate::mirrors::RegistriesConf::default(),
         }
     }
 }
@@ -99,6 +105,7 @@ pub(crate) struct HostState {
     credential: tokio::sync::OnceCell<Option<Credential>>,
     paused_until: Mutex<Option<Instant>>,
     seen: Mutex<SeenBlobs>,
+    budget: crate::budget::HostBudget,
 }
 
 /// How many blob locations a host remembers for mounts: enough for a large push, bounded for a long run.
@@ -206,6 +213,7 @@ impl RegistryClient {
                     credential: tokio::sync::OnceCell::new(),
                     paused_until: Mutex::new(None),
                     seen: Mutex::new(SeenBlobs::default()),
+                    budget: crate::budget::HostBudget::new(&self.opts.limits),
                 })
             })
             .clone()
@@ -255,7 +263,9 @@ impl RegistryClient {
                     });
                 }
                 let http = format!("http://{}", host.api_host);
-                if is_local_or_private(&host.api_host) {
+                if is_local_or_private(&host.api_host)
+                    || self.opts.registries.is_insecure_host(&host.name)
+                {
                     let answered = self.http.get(format!("{http}/v2/")).send().await;
                     // Only a registry's answer counts: 200, or 401 asking for credentials. An HTTPS server
                     // answering a plain request with 400 is not proof.
@@ -505,7 +515,9 @@ impl RegistryClient {
             if authenticate && let Some(h) = self.authorization(host, call.scope).await? {
                 req = req.header(AUTHORIZATION, h);
             }
+            let turn = host.budget.turn().await;
             let result = req.send().await;
+            drop(turn);
             // One line per request at -vv: what `bench/run` counts, and what a user debugging a registry wants.
             match &result {
                 Ok(resp) => tracing::debug!(
@@ -569,6 +581,9 @@ impl RegistryClient {
                 }
                 Ok(resp) if crate::retry::is_retryable_status(resp.status().as_u16()) => {
                     let status = resp.status().as_u16();
+                    if status == 429 {
+                        host.budget.slow_down(&host.name);
+                    }
                     let retry_after = resp
                         .headers()
                         .get(RETRY_AFTER)
@@ -589,6 +604,9 @@ impl RegistryClient {
                             registry: host.name.clone(),
                             detail,
                         });
+                    }
+                    if crate::budget::is_enhance_your_calm(&e) {
+                        host.budget.slow_down(&host.name);
                     }
                     let err = RegistryError::Transport {
                         registry: host.name.clone(),

@@ -4,20 +4,24 @@
 //! from and to push to (chunked, resumable uploads and cross-repository mounts).
 
 pub mod auth;
+pub mod budget;
 mod client;
 pub mod credentials;
 mod error;
 mod listing;
 pub mod login;
 mod manifest_ops;
+pub mod mirrors;
 mod referrers;
 mod repository;
 pub mod retry;
 mod tags;
 mod upload;
 
+pub use budget::HostLimits;
 pub use client::{ClientOptions, RegistryClient};
 pub use credentials::{Credential, CredentialStore};
 pub use error::RegistryError;
 pub use login::CredentialLocation;
+pub use mirrors::{RegistriesConf, open_read};
 pub use repository::Repository;

@@ -112,11 +112,12 @@ impl Location {
     pub async fn open_source(&self, ctx: &OpenContext) -> Result<Source, TargetError> {
         match self {
             Location::Registry(r) => Ok(Source {
-                target: Arc::new(Repository::new(
-                    ctx.client.clone(),
-                    &r.registry,
-                    &r.repository,
-                )),
+                // Through the mirrors registries.conf lists, if any; the name stays the one asked for.
+                target: ferry_registry::open_read(&ctx.client, &r.registry, &r.repository)
+                    .map_err(|source| TargetError::Store {
+                        location: self.to_string(),
+                        source,
+                    })?,
                 images: vec![Named {
                     key: r.target(),
                     name: Some(r.to_string()),

@@ -115,6 +115,8 @@ pub struct Seen {
     /// Whether the request carried an Authorization header (credentials must not follow a redirect to
     /// another host).
     pub authorization: bool,
+    /// When the request head arrived (request rates are measured from these).
+    pub at: std::time::Instant,
 }
 
 struct State {
@@ -621,6 +623,7 @@ async fn exchange(client: &mut BufReader<TcpStream>, mut head: Head, state: &Sta
         status: 0,
         fault: None,
         authorization: head.get("authorization").is_some(),
+        at: std::time::Instant::now(),
     });
     let fault = state.take_fault(&method, &path);
 

@@ -12,4 +12,5 @@ mod pull;
 mod push;
 mod referrers;
 mod support;
+mod sync;
 mod zarf_compat;

@@ -1,0 +1,32 @@
+//! `ferry sync`: declarative mirroring at fleet scale.
+//!
+//! A sync file in `skopeo sync`'s YAML names registries, repositories and tag filters (lists, regular
+//! expressions, semver constraints); [`sync`] lists and filters the tags, resolves every image, and copies
+//! each through [`ferry_copy`] with one node budget for the whole run, into a registry prefix, an OCI
+//! layout or an oci-archive. A tag the destination already holds at the same digest moves nothing; with
+//! `plan` the same walk counts bytes instead of moving them; a lock file records every reference, its
+//! digest, where it went and every digest of its graph.
+
+pub mod config;
+pub mod dest;
+mod disk;
+pub mod filter;
+pub mod lock;
+pub mod plan;
+mod run;
+pub mod semver;
+mod sources;
+
+pub use config::{ConfigError, SyncFile};
+pub use dest::{DestError, Destination, Naming};
+pub use disk::available_bytes;
+pub use lock::{LockError, LockFile, LockedImage};
+pub use plan::PlanBytes;
+pub use run::{DiskRoom, ImageReport, Report, Status, SyncError, SyncOptions, Totals, sync};
+pub use sources::SourceError;
+
+/// An error and its causes, for tests.
+#[cfg(test)]
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    ferry_oci::error_chain(e)
+}
