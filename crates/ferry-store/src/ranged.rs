@@ -152,38 +152,9 @@ pub async fn fetch_ranged(
 async fn futures_all<F: std::future::Future<Output = Result<()>>>(
     futures: impl Iterator<Item = F>,
 ) -> Result<()> {
-    let mut result = Ok(());
-    for r in join_all(futures.collect()).await {
-        if result.is_ok() {
-            result = r;
-        }
-    }
-    result
-}
-
-/// `futures` polled together (no extra dependency for one use).
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("every future finished"))
+    futures_util::future::join_all(futures)
+        .await
+        .into_iter()
         .collect()
 }
 

@@ -11,6 +11,7 @@ use ferry_copy::{Budget, CopyFailed, CopyOptions, Event, PlatformChoice, Referre
 use ferry_oci::{Descriptor, Digest, PlatformSpec, Reference, error_chain};
 use ferry_registry::{ClientOptions, RegistryClient, RegistryError, Repository};
 use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, StoreError, WriteTarget};
+use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -149,6 +150,9 @@ struct Resolved {
     platform: PlatformChoice,
 }
 
+/// Images whose copies run at once (their nodes share the run's budget); more only queue more HEADs.
+const IMAGES_TOGETHER: usize = 16;
+
 /// Run a sync of `file` (read from `file_path`) into `dest`.
 pub async fn sync(
     file: &SyncFile,
@@ -178,10 +182,20 @@ pub async fn sync(
     let ledger = Arc::new(PlanLedger::default());
     let mut images = failures;
     let mut locked = Vec::new();
-    for r in &resolved {
-        let spec = &specs[r.spec];
-        let (report, entry) = match sync_one(r, spec, &dest, opts, &ledger, earlier.as_ref()).await
-        {
+    // Images copy together under the run's one budget (a blob two images share moves once, and the next
+    // image's nodes use slots the last one no longer needs); a plan walks them one at a time.
+    let together = if opts.plan { 1 } else { IMAGES_TOGETHER };
+    let (specs_ref, dest_ref, ledger_ref, earlier_ref) = (&specs, &dest, &ledger, earlier.as_ref());
+    let mut runs = futures_util::stream::iter(resolved.iter().map(|r| {
+        let (dest, ledger, earlier) = (dest_ref, ledger_ref, earlier_ref);
+        async move {
+            let spec = &specs_ref[r.spec];
+            (r, sync_one(r, spec, dest, opts, ledger, earlier).await)
+        }
+    }))
+    .buffered(together);
+    while let Some((r, result)) = runs.next().await {
+        let (report, entry) = match result {
             Ok(done) => done,
             Err(e) if opts.keep_going => {
                 tracing::error!("{}", error_chain(&e));
@@ -192,6 +206,7 @@ pub async fn sync(
         images.push(report);
         locked.extend(entry);
     }
+    drop(runs);
 
     let mut totals = Totals {
         images: images.len(),
