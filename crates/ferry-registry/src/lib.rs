@@ -4,6 +4,8 @@
 //! from and to push to (chunked, resumable uploads and cross-repository mounts).
 
 pub mod auth;
+mod body;
+mod cert_info;
 mod client;
 pub mod credentials;
 mod error;
@@ -14,8 +16,11 @@ mod referrers;
 mod repository;
 pub mod retry;
 mod tags;
+pub mod tls;
 mod upload;
 
+pub use body::Limits;
+pub use cert_info::CertInfo;
 pub use client::{ClientOptions, RegistryClient};
 pub use credentials::{Credential, CredentialStore};
 pub use error::RegistryError;
