@@ -1,7 +1,7 @@
 //! Registry flags → a registry client.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -38,17 +38,19 @@ pub fn client(
         args.plain_http,
         args.insecure_skip_tls_verify,
         &args.ca_file,
+        args.cert_dir.as_deref(),
         explicit,
         upload,
     )
 }
 
-/// A client with these transport options; `explicit` credentials apply to every registry it talks to,
+/// A client with these transport options (`cert_dir`: `--cert-dir`, else certs.d per registry); `explicit` credentials apply to every registry it talks to,
 /// otherwise the credential files and helpers are consulted per registry.
 pub fn build(
     plain_http: bool,
     insecure_skip_tls_verify: bool,
     ca_files: &[PathBuf],
+    cert_dir: Option<&Path>,
     explicit: Option<Credential>,
     upload: Option<&UploadArgs>,
 ) -> anyhow::Result<Arc<RegistryClient>> {
@@ -56,6 +58,7 @@ pub fn build(
         plain_http,
         insecure_skip_tls_verify,
         ca_files: ca_files.to_vec(),
+        cert_dir: cert_dir.map(Path::to_path_buf),
         credentials: CredentialStore::from_env(explicit),
         ..ClientOptions::default()
     };

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -125,8 +126,18 @@ pub struct RegistryClient {
 /// `host[:port]` uses (its certs.d directory decides).
 #[derive(Default)]
 struct HttpClients {
-    by_settings: HashMap<TlsSettings, reqwest::Client>,
-    by_authority: HashMap<String, reqwest::Client>,
+    by_settings: HashMap<TlsSettings, HttpClient>,
+    by_authority: HashMap<String, HttpClient>,
+}
+
+#[derive(Clone)]
+struct HttpClient {
+    http: reqwest::Client,
+    /// Whether a server asked this client for a certificate during a handshake, and whether it has one:
+    /// a server that asks and gets none often just closes the connection (TLS 1.3 sends its alert after
+    /// the client believes the handshake done), and this is how that gets explained.
+    client_cert_asked: Arc<AtomicBool>,
+    has_client_cert: bool,
 }
 
 pub(crate) struct HostState {
@@ -212,9 +223,13 @@ impl RegistryClient {
     }
 
     /// The one place a reqwest client for registries is built.
-    fn build_http(&self, settings: &TlsSettings) -> Result<reqwest::Client, RegistryError> {
-        let tls = settings.client_config(self.opts.insecure_skip_tls_verify)?;
-        reqwest::Client::builder()
+    fn build_http(&self, settings: &TlsSettings) -> Result<HttpClient, RegistryError> {
+        let client_cert_asked = Arc::new(AtomicBool::new(false));
+        let tls = settings.client_config(
+            self.opts.insecure_skip_tls_verify,
+            client_cert_asked.clone(),
+        )?;
+        let http = reqwest::Client::builder()
             .user_agent(self.opts.user_agent.clone())
             .connect_timeout(Duration::from_secs(30))
             // Silence ends a body after a minute; the minimum throughput (`body.rs`) ends a trickle.
@@ -228,11 +243,16 @@ impl RegistryClient {
             .map_err(|e| RegistryError::Config {
                 why: "cannot build the HTTP client".into(),
                 source: Some(Box::new(e)),
-            })
+            })?;
+        Ok(HttpClient {
+            http,
+            client_cert_asked,
+            has_client_cert: settings.identity.is_some(),
+        })
     }
 
     /// The HTTP client for requests to `url`'s host and port.
-    fn http_for(&self, url: &Url) -> Result<reqwest::Client, RegistryError> {
+    fn http_for(&self, url: &Url) -> Result<HttpClient, RegistryError> {
         let host = url.host_str().unwrap_or("");
         let authority = match url.port() {
             Some(port) => format!("{host}:{port}"),
@@ -665,6 +685,7 @@ impl RegistryClient {
             self.wait_for_host(host).await;
             attempt += 1;
             let mut req = http
+                .http
                 .request(call.method.clone(), url.clone())
                 .headers(call.headers.clone());
             if let Some(body) = &call.body {
@@ -703,21 +724,45 @@ impl RegistryClient {
                     continue;
                 }
                 Ok(Err(e)) => {
-                    if let Some(refused) = certificate_problem(&e) {
-                        let trust_would_help = refused.as_ref().is_none_or(|r| r.trust_would_help);
-                        return Err(RegistryError::Certificate {
-                            registry: host.name.clone(),
-                            hint: if trust_would_help {
-                                "; pass --ca-file with the CA's PEM (or put it in the registry's certs.d \
-                                 directory), or --insecure-skip-tls-verify if you accept the risk"
-                            } else {
-                                ""
-                            },
-                            source: match refused {
-                                Some(r) => Box::new(r),
-                                None => Box::new(e),
-                            },
-                        });
+                    match tls_problem(&e) {
+                        Some(TlsProblem::ServerCertificate(refused)) => {
+                            let trust_would_help =
+                                refused.as_ref().is_none_or(|r| r.trust_would_help);
+                            return Err(RegistryError::Certificate {
+                                registry: host.name.clone(),
+                                hint: if trust_would_help {
+                                    "; pass --ca-file with the CA's PEM (or put it in the registry's \
+                                     certs.d directory), or --insecure-skip-tls-verify if you accept \
+                                     the risk"
+                                } else {
+                                    ""
+                                },
+                                source: match refused {
+                                    Some(r) => Box::new(r),
+                                    None => Box::new(e),
+                                },
+                            });
+                        }
+                        Some(TlsProblem::ClientCertificate(alert)) => {
+                            return Err(RegistryError::ClientCertificate {
+                                registry: host.name.clone(),
+                                why: format!("it refused the TLS connection ({alert:?})"),
+                                source: e,
+                            });
+                        }
+                        None if !http.has_client_cert
+                            && http.client_cert_asked.load(Ordering::Relaxed) =>
+                        {
+                            return Err(RegistryError::ClientCertificate {
+                                registry: host.name.clone(),
+                                why:
+                                    "it asked for a client certificate, ferry has none for it, and \
+                                      the connection failed"
+                                        .into(),
+                                source: e,
+                            });
+                        }
+                        None => {}
                     }
                     let err = RegistryError::Transport {
                         registry: host.name.clone(),
@@ -871,18 +916,36 @@ fn bearer_header(token: &str) -> HeaderValue {
     v
 }
 
-/// Whether `err` is a refused server certificate, and ferry's description of it when its verifier made
-/// one. rustls errors arrive wrapped in io::Errors inside hyper's error, and io::Error's `source()` skips
-/// the error it wraps, so each io::Error is unwrapped by hand.
-fn certificate_problem(err: &reqwest::Error) -> Option<Option<CertificateRefused>> {
-    fn find(e: &(dyn std::error::Error + 'static)) -> Option<Option<CertificateRefused>> {
-        if let Some(rustls::Error::InvalidCertificate(c)) = e.downcast_ref::<rustls::Error>() {
-            return Some(match c {
-                rustls::CertificateError::Other(other) => {
-                    other.0.downcast_ref::<CertificateRefused>().cloned()
-                }
-                _ => None,
-            });
+/// A TLS failure ferry can explain: the server's certificate refused (with ferry's description of it
+/// when its verifier made one), or the server refusing ours.
+enum TlsProblem {
+    ServerCertificate(Option<CertificateRefused>),
+    ClientCertificate(rustls::AlertDescription),
+}
+
+/// The TLS problem behind `err`, if that is what it is. rustls errors arrive wrapped in io::Errors inside
+/// hyper's error, and io::Error's `source()` skips the error it wraps, so each io::Error is unwrapped by
+/// hand.
+fn tls_problem(err: &reqwest::Error) -> Option<TlsProblem> {
+    fn find(e: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+        use rustls::AlertDescription as Alert;
+        match e.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(c)) => {
+                return Some(TlsProblem::ServerCertificate(match c {
+                    rustls::CertificateError::Other(other) => {
+                        other.0.downcast_ref::<CertificateRefused>().cloned()
+                    }
+                    _ => None,
+                }));
+            }
+            // What servers answer a missing or untrusted client certificate with.
+            Some(rustls::Error::AlertReceived(
+                alert @ (Alert::CertificateRequired
+                | Alert::BadCertificate
+                | Alert::UnknownCA
+                | Alert::CertificateUnknown),
+            )) => return Some(TlsProblem::ClientCertificate(*alert)),
+            _ => {}
         }
         if let Some(inner) = e
             .downcast_ref::<std::io::Error>()

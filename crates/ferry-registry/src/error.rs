@@ -22,12 +22,23 @@ pub enum RegistryError {
     Denied { registry: String, what: String },
 
     /// The server's certificate was refused; the source names the certificate and why.
-    #[error("the TLS certificate of registry {registry} is not accepted{hint}")]
+    #[error("the TLS certificate of registry {registry} is not trusted{hint}")]
     Certificate {
         registry: String,
         hint: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error(
+        "registry {registry} wants a client certificate it trusts: {why}; put NAME.cert and NAME.key in \
+         its certs.d directory (/etc/containers/certs.d/HOST:PORT/) or give a directory with --cert-dir"
+    )]
+    ClientCertificate {
+        registry: String,
+        why: String,
+        #[source]
+        source: reqwest::Error,
     },
 
     #[error("cannot reach registry {registry}")]

@@ -8,10 +8,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 use crate::cert_info::CertInfo;
@@ -114,7 +117,12 @@ impl TlsSettings {
     }
 
     /// The rustls configuration for these settings.
-    pub fn client_config(&self, insecure: bool) -> Result<rustls::ClientConfig, RegistryError> {
+    /// `asked` is set when a server asks for a client certificate.
+    pub fn client_config(
+        &self,
+        insecure: bool,
+        asked: Arc<AtomicBool>,
+    ) -> Result<rustls::ClientConfig, RegistryError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut anchors = Vec::new();
         for path in &self.ca_files {
@@ -146,13 +154,13 @@ impl TlsSettings {
             insecure,
             provider: provider.clone(),
         });
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_error("TLS protocol versions".into(), e))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let mut config = match &self.identity {
-            None => builder.with_no_client_auth(),
+        let key = match &self.identity {
+            None => None,
             Some((cert, key)) => {
                 let chain: Vec<CertificateDer<'static>> =
                     CertificateDer::pem_slice_iter(&read(cert, "client certificate")?)
@@ -162,7 +170,7 @@ impl TlsSettings {
                         })?;
                 let key_der = PrivateKeyDer::from_pem_slice(&read(key, "client key")?)
                     .map_err(|e| config_error(format!("client key {}", key.display()), e))?;
-                builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                let certified = CertifiedKey::from_der(chain, key_der, &provider).map_err(|e| {
                     config_error(
                         format!(
                             "client certificate {} with key {}",
@@ -171,9 +179,11 @@ impl TlsSettings {
                         ),
                         e,
                     )
-                })?
+                })?;
+                Some(Arc::new(certified))
             }
         };
+        let mut config = builder.with_client_cert_resolver(Arc::new(ClientCert { key, asked }));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
@@ -188,6 +198,28 @@ fn config_error(why: String, e: impl std::error::Error + Send + Sync + 'static) 
     RegistryError::Config {
         why,
         source: Some(Box::new(e)),
+    }
+}
+
+/// Hands out the client certificate, if any, and notes that a server asked for one.
+#[derive(Debug)]
+struct ClientCert {
+    key: Option<Arc<CertifiedKey>>,
+    asked: Arc<AtomicBool>,
+}
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _acceptable_issuers: &[&[u8]],
+        _schemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.key.is_some()
     }
 }
 
@@ -350,12 +382,22 @@ fn describe(err: &rustls::Error, info: Option<&CertInfo>, name: &ServerName<'_>)
             format!("it is not valid for the host name {}", name.to_str()),
             false,
         ),
-        CertificateError::Other(other) if ca && format!("{other:?}").contains("CaUsedAsEndEntity") => (
-            "it is a CA certificate (CA:TRUE) presented as the server's own, and it is not one of the \
-             trusted certificates given"
-                .into(),
-            true,
-        ),
+        CertificateError::Other(other)
+            if ca && format!("{other:?}").contains("CaUsedAsEndEntity") =>
+        {
+            (
+                if info.is_some_and(|i| i.subject == i.issuer) {
+                    "it is a self-signed CA:TRUE certificate presented as the server's own, and not one of \
+                 the trusted certificates given (give this very certificate with --ca-file to trust it)"
+                    .into()
+                } else {
+                    "it is a CA certificate (CA:TRUE) presented as the server's own, and not one of the \
+                 trusted certificates given"
+                    .into()
+                },
+                true,
+            )
+        }
         other => (format!("{other}"), false),
     }
 }

@@ -24,6 +24,11 @@ impl Env {
         self.dir.path().join(rel)
     }
 
+    /// The certs.d root ferry reads (`<root>/<host:port>/{*.crt,*.cert,*.key}`).
+    pub fn certs_d(&self) -> PathBuf {
+        self.path("certs.d")
+    }
+
     pub fn cache(&self) -> PathBuf {
         self.path("cache")
     }
@@ -33,6 +38,8 @@ impl Env {
         cmd.env("HOME", self.path("home"))
             .env("FERRY_CACHE", self.cache())
             .env("DOCKER_CONFIG", self.path("home/.docker"))
+            // Per-registry certificate directories live in the test, never in this machine's /etc.
+            .env("FERRY_CERTS_D_ROOTS", self.certs_d())
             .env_remove("REGISTRY_AUTH_FILE")
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("XDG_CACHE_HOME")
