@@ -62,6 +62,21 @@ pub fn rfc3339(unix: i64) -> String {
     )
 }
 
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the HTTP-date servers send, for Unix seconds.
+pub fn http_date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let t = unix.rem_euclid(86_400);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    format!(
+        "{weekday}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        MONTHS[(m - 1) as usize],
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    )
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

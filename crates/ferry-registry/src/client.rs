@@ -986,6 +986,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn credentials_go_over_plain_http_only_to_loopback_or_with_plain_http() {
+        let check = |plain_http: bool, url: &str| {
+            let client = RegistryClient::new(ClientOptions {
+                plain_http,
+                certs_d_roots: Vec::new(),
+                ..ClientOptions::default()
+            })
+            .unwrap();
+            let url = Url::parse(url).unwrap();
+            let host = client.host(&format!(
+                "{}:{}",
+                url.host_str().unwrap(),
+                url.port_or_known_default().unwrap()
+            ));
+            client.may_send_credentials(&host, &url)
+        };
+        // A private range gets plain HTTP automatically, but not the credentials.
+        let err = check(false, "http://10.43.130.183:5000").unwrap_err();
+        assert!(
+            matches!(err, RegistryError::InsecureCredentials { .. })
+                && err.to_string().contains("--plain-http"),
+            "{err}"
+        );
+        assert!(check(false, "http://192.168.1.2/").is_err());
+        assert!(check(false, "http://zarf.local/").is_err());
+        for ok in [
+            "http://127.0.0.1:5000",
+            "http://[::1]:5000",
+            "http://localhost:5000",
+            "https://10.43.130.183:5000",
+        ] {
+            assert!(check(false, ok).is_ok(), "{ok}");
+        }
+        assert!(
+            check(true, "http://10.43.130.183:5000").is_ok(),
+            "--plain-http trusts the network"
+        );
+    }
+
+    #[test]
     fn local_hosts() {
         for h in [
             "127.0.0.1:5000",

@@ -39,15 +39,8 @@ async fn round_trip(
     Ok(())
 }
 
-fn message(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+fn message(e: &RegistryError) -> String {
+    ferry_test::error_text(e)
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod artifact;
 pub mod encode;
 pub mod faults;
 pub mod fixtures;
+pub mod hostile;
 mod pki;
 mod registry;
 mod server;
@@ -41,4 +42,16 @@ pub enum Mode {
     /// Plain HTTP with distribution token auth; the realm is this crate's token server, which wants
     /// Basic [`USER`]/[`PASSWORD`] and grants whatever scope is asked.
     Token,
+}
+
+/// An error and all its causes on one line, for assertions on what a user would read.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
