@@ -337,22 +337,11 @@ impl RegistryClient {
                 let local = is_local_or_private(&host.api_host);
                 // Where plain HTTP is a possible answer, one try each way before the retry policy.
                 match self.probe(host, &https, !local).await {
-                    Err(e @ (RegistryError::Transport { .. } | RegistryError::NoResponse { .. }))
-                        if local =>
-                    {
-                        tracing::debug!(registry = %host.name, "HTTPS probe failed: {e:?}");
-                    }
-                    Err(RegistryError::Transport { source, .. }) => {
-                        return Err(RegistryError::Unreachable {
-                            registry: host.name.clone(),
-                            source,
-                        });
-                    }
-                    Err(e @ (RegistryError::Certificate { .. } | RegistryError::NoResponse { .. })) => {
-                        return Err(e);
-                    }
-                    // Any answer over HTTPS, even an error status, proves HTTPS.
-                    _ => return Ok(https),
+                    Ok(_) => return Ok(https),
+                    Err(e) if answered(&e) => return Ok(https),
+                    Err(e) if is_tls_refusal(&e) => return Err(e),
+                    Err(e) if !local => return Err(unreachable(host, e)),
+                    Err(e) => tracing::debug!(registry = %host.name, "HTTPS probe failed: {e:?}"),
                 }
                 let http = format!("http://{}", host.api_host);
                 // Only a registry's answer counts: 200, or 401 asking for credentials. An HTTPS server
@@ -364,16 +353,10 @@ impl RegistryClient {
                     return Ok(http);
                 }
                 match self.probe(host, &https, true).await {
-                    Err(RegistryError::Transport { source, .. }) => Err(RegistryError::Unreachable {
-                        registry: host.name.clone(),
-                        source,
-                    }),
-                    Err(
-                        e @ (RegistryError::Certificate { .. }
-                        | RegistryError::NoResponse { .. }
-                        | RegistryError::RetriesExhausted { .. }),
-                    ) => Err(e),
-                    _ => Ok(https),
+                    Ok(_) => Ok(https),
+                    Err(e) if answered(&e) => Ok(https),
+                    Err(e) if is_tls_refusal(&e) => Err(e),
+                    Err(e) => Err(unreachable(host, e)),
                 }
             })
             .await
@@ -891,6 +874,31 @@ impl RegistryClient {
             }),
             Decision::GiveUp => Err(err),
         }
+    }
+}
+
+/// Whether a probe's error is still an HTTP answer (an error status, after retries or not): the scheme
+/// works.
+fn answered(e: &RegistryError) -> bool {
+    match e {
+        RegistryError::Status { .. } => true,
+        RegistryError::RetriesExhausted { last, .. } => answered(last),
+        _ => false,
+    }
+}
+
+/// The server's certificate refused, or ours: TLS works there, plain HTTP is no way around it.
+fn is_tls_refusal(e: &RegistryError) -> bool {
+    matches!(
+        e,
+        RegistryError::Certificate { .. } | RegistryError::ClientCertificate { .. }
+    )
+}
+
+fn unreachable(host: &HostState, e: RegistryError) -> RegistryError {
+    RegistryError::Unreachable {
+        registry: host.name.clone(),
+        source: Box::new(e),
     }
 }
 

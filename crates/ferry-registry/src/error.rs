@@ -45,7 +45,7 @@ pub enum RegistryError {
     Unreachable {
         registry: String,
         #[source]
-        source: reqwest::Error,
+        source: Box<RegistryError>,
     },
 
     #[error("registry {registry} answered HTTP {status} for {what}{body}")]
