@@ -862,7 +862,7 @@ impl RegistryClient {
                 if !call.retry {
                     return Err(err);
                 }
-                tracing::warn!(registry = %host.name, attempt, wait = ?wait, "{}; retrying", crate::error::Chain(&err));
+                tracing::warn!(registry = %host.name, attempt, wait = ?wait, "{}; retrying", ferry_oci::error_chain(&err));
                 *waited += wait;
                 tokio::time::sleep(wait).await;
                 Ok(())

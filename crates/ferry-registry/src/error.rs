@@ -208,18 +208,3 @@ impl From<RegistryError> for StoreError {
         }
     }
 }
-
-/// An error and its causes on one line, for log messages (the binary prints its own errors' chains).
-pub(crate) struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cur = self.0.source();
-        while let Some(c) = cur {
-            write!(f, ": {c}")?;
-            cur = c.source();
-        }
-        Ok(())
-    }
-}

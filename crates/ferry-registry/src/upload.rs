@@ -135,7 +135,7 @@ impl Upload {
             let policy = &self.repo.client.options().retry;
             match policy.decide(failures, &Failure::Transport, SystemTime::now(), jitter()) {
                 Decision::Retry { wait, .. } => {
-                    tracing::warn!("{}; resuming the upload", crate::error::Chain(&err));
+                    tracing::warn!("{}; resuming the upload", ferry_oci::error_chain(&err));
                     if !session_problem {
                         tokio::time::sleep(wait).await;
                         waited += wait;

@@ -49,7 +49,7 @@ async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
 }
 
 fn message(e: &RegistryError) -> String {
-    ferry_test::error_text(e)
+    ferry_oci::error_chain(e)
 }
 
 /// The error itself, or the last one before retries gave up.

@@ -40,7 +40,7 @@ async fn round_trip(
 }
 
 fn message(e: &RegistryError) -> String {
-    ferry_test::error_text(e)
+    ferry_oci::error_chain(e)
 }
 
 #[tokio::test]

@@ -43,15 +43,3 @@ pub enum Mode {
     /// Basic [`USER`]/[`PASSWORD`] and grants whatever scope is asked.
     Token,
 }
-
-/// An error and all its causes on one line, for assertions on what a user would read.
-pub fn error_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}

@@ -542,6 +542,7 @@ async fn a_server_that_ignores_ranges_gets_one_stream_per_blob() {
         "completed; each large blob fetched in one stream",
         &proxy,
     );
+}
 
 /// A hostile registry, not a faulty proxy: ferry ends with a clear error, its peak RSS measured with
 /// `/usr/bin/time -v` (reported, and held under 64 MiB; the time it takes is not asserted).
