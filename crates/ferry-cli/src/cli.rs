@@ -207,6 +207,12 @@ pub struct ConnectArgs {
     /// Also trust the CA certificates in this PEM file.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Vec<PathBuf>,
+
+    /// Use the certificates in DIR for every registry (`*.crt` CAs, `NAME.cert` + `NAME.key` client
+    /// certificate), instead of the per-registry certs.d directories (/etc/containers/certs.d/HOST:PORT/,
+    /// /etc/docker/certs.d/HOST:PORT/, ~/.config/containers/certs.d/HOST:PORT/).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -586,6 +592,15 @@ pub struct CopyArgs {
     #[arg(long, value_name = "PEM")]
     pub ca_file: Vec<PathBuf>,
 
+    /// Certificates for the source registry (`*.crt`, `NAME.cert` + `NAME.key`), instead of its certs.d
+    /// directory.
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<PathBuf>,
+
+    /// Certificates for the destination registry, instead of its certs.d directory.
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<PathBuf>,
+
     /// Source registry username.
     #[arg(long, requires = "src_password")]
     pub src_username: Option<String>,
@@ -704,6 +719,12 @@ pub struct RegistryArgs {
     /// Also trust the CA certificates in this PEM file.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Vec<PathBuf>,
+
+    /// Use the certificates in DIR for every registry (`*.crt` CAs, `NAME.cert` + `NAME.key` client
+    /// certificate), instead of the per-registry certs.d directories (/etc/containers/certs.d/HOST:PORT/,
+    /// /etc/docker/certs.d/HOST:PORT/, ~/.config/containers/certs.d/HOST:PORT/).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
 
     /// Registry username (otherwise the Docker/podman credential files and helpers are used).
     #[arg(short, long, requires = "password_source")]

@@ -28,11 +28,15 @@ struct CopiedImage {
 pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
     let from = Location::parse(&args.source)?;
     let to = Location::parse(&args.destination)?;
-    let side = |user: &Option<String>, password: &Option<String>, upload| {
+    let side = |cert_dir: &Option<std::path::PathBuf>,
+                user: &Option<String>,
+                password: &Option<String>,
+                upload| {
         build(
             args.plain_http,
             args.insecure_skip_tls_verify,
             &args.ca_file,
+            cert_dir.as_deref(),
             credential(user, password),
             upload,
         )
@@ -47,7 +51,12 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let src_ctx = OpenContext {
-        client: side(&args.src_username, &args.src_password, None)?,
+        client: side(
+            &args.src_cert_dir,
+            &args.src_username,
+            &args.src_password,
+            None,
+        )?,
         archive: ferry_archive::SourceOptions {
             // Exports hold only the local platform's blobs: the Engine is asked for that one.
             platform: Some(platform.clone().unwrap_or_else(PlatformSpec::host)),
@@ -55,7 +64,12 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         },
     };
     let dest_ctx = OpenContext {
-        client: side(&args.dest_username, &args.dest_password, Some(&args.upload))?,
+        client: side(
+            &args.dest_cert_dir,
+            &args.dest_username,
+            &args.dest_password,
+            Some(&args.upload),
+        )?,
         archive: Default::default(),
     };
     // A registry or layout copy keeps the whole index unless a platform is asked for; an archive's index

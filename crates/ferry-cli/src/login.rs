@@ -88,6 +88,7 @@ pub async fn run_login(args: LoginArgs, quiet: bool) -> anyhow::Result<()> {
         args.connect.plain_http,
         args.connect.insecure_skip_tls_verify,
         &args.connect.ca_file,
+        args.connect.cert_dir.as_deref(),
         Some(credential),
         None,
     )?;

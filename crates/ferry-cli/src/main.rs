@@ -88,6 +88,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn report(e: &anyhow::Error, verbose: u8) {
     // Library errors often repeat their cause in their own message; each text is shown once.
+    // TODO: remove once no library error prints `{source}` in its message (ferry-registry's no longer do;
+    // StoreError::Remote/Io/Manifest, ArchiveError's path error and ZarfError's still do).
     let mut causes: Vec<String> = Vec::new();
     for cause in e.chain() {
         let text = cause.to_string();

@@ -1,7 +1,7 @@
 //! Registry flags → a registry client.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -43,11 +43,12 @@ pub fn options(args: &RegistryArgs, upload: Option<&UploadArgs>) -> anyhow::Resu
         args.plain_http,
         args.insecure_skip_tls_verify,
         &args.ca_file,
+        args.cert_dir.as_deref(),
         explicit,
         upload,
     )?;
     opts.registries = registries_conf(args.registries_conf.as_deref())?;
-    opts.limits = ferry_registry::HostLimits {
+    opts.host_limits = ferry_registry::HostLimits {
         requests_per_second: args.max_requests_per_second,
         concurrency: args.max_requests_per_host.map(|n| n as usize),
     };
@@ -79,12 +80,13 @@ fn registries_conf(
     Ok(ferry_registry::RegistriesConf::load(&path)?)
 }
 
-/// A client with these transport options; `explicit` credentials apply to every registry it talks to,
+/// A client with these transport options (`cert_dir`: `--cert-dir`, else certs.d per registry); `explicit` credentials apply to every registry it talks to,
 /// otherwise the credential files and helpers are consulted per registry.
 pub fn build(
     plain_http: bool,
     insecure_skip_tls_verify: bool,
     ca_files: &[PathBuf],
+    cert_dir: Option<&Path>,
     explicit: Option<Credential>,
     upload: Option<&UploadArgs>,
 ) -> anyhow::Result<Arc<RegistryClient>> {
@@ -92,6 +94,7 @@ pub fn build(
         plain_http,
         insecure_skip_tls_verify,
         ca_files,
+        cert_dir,
         explicit,
         upload,
     )?;
@@ -102,6 +105,7 @@ fn build_options(
     plain_http: bool,
     insecure_skip_tls_verify: bool,
     ca_files: &[PathBuf],
+    cert_dir: Option<&Path>,
     explicit: Option<Credential>,
     upload: Option<&UploadArgs>,
 ) -> anyhow::Result<ClientOptions> {
@@ -109,6 +113,7 @@ fn build_options(
         plain_http,
         insecure_skip_tls_verify,
         ca_files: ca_files.to_vec(),
+        cert_dir: cert_dir.map(Path::to_path_buf),
         credentials: CredentialStore::from_env(explicit),
         ..ClientOptions::default()
     };

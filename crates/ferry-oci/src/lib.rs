@@ -4,6 +4,8 @@
 //! Descriptors serialize the way Go's `encoding/json` and the image-spec types do, so `index.json` files
 //! written by ferry are byte-compatible with the ones Zarf and oras-go write.
 
+pub mod base64;
+pub mod date;
 pub mod descriptor;
 pub mod digest;
 pub mod gojson;

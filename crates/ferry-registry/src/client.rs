@@ -1,38 +1,54 @@
-//! The HTTP side: one reqwest client, per-host state (scheme, auth challenge, back-off), and `send`, the single
-//! path every registry request takes (auth, retries, error mapping).
+//! The HTTP side: HTTP clients (one per distinct TLS configuration, built in one place), per-host state
+//! (scheme, auth challenge, back-off), and `send`, the single path every registry request takes — API
+//! calls, token fetches and the HTTPS/HTTP probe alike (auth, retries, the 429 host pause, deadlines,
+//! error mapping).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use ferry_oci::Digest;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, Response, StatusCode, Url};
 
 use crate::auth::{Challenge, Token, TokenCache, parse_challenge, token_lifetime};
+use crate::body::{Body, EXCERPT_BYTES, Limits, TOKEN_BYTES, excerpt};
 use crate::credentials::{Credential, CredentialStore};
-use crate::error::{RegistryError, chain};
+use crate::error::RegistryError;
 use crate::retry::{Decision, Failure, RetryPolicy, jitter};
+use crate::tls::{CertificateRefused, TlsSettings};
 
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
-    /// Talk plain HTTP to every registry (no HTTPS probe).
+    /// Talk plain HTTP to every registry (no HTTPS probe); also the user's word that the network is
+    /// trusted with credentials.
     pub plain_http: bool,
     pub insecure_skip_tls_verify: bool,
-    /// Extra CA certificates (PEM) trusted besides the system roots.
+    /// Extra CA certificates (PEM) trusted besides the system roots, for every registry.
     pub ca_files: Vec<PathBuf>,
+    /// `--cert-dir`: CAs (`*.crt`) and a client certificate (`*.cert` + `*.key`) for every registry,
+    /// instead of the certs.d directories.
+    pub cert_dir: Option<PathBuf>,
+    /// Where per-registry `<host[:port]>/` certificate directories are looked up (Docker's and podman's
+    /// certs.d; see [`crate::tls::default_certs_d_roots`]).
+    pub certs_d_roots: Vec<PathBuf>,
     pub credentials: CredentialStore,
     pub retry: RetryPolicy,
+    /// Deadlines and the minimum throughput of every request.
+    pub limits: Limits,
     pub user_agent: String,
     /// Blobs up to this size are uploaded in one request; larger ones in chunks of `chunk_size`.
     pub chunk_threshold: u64,
     /// Bytes per upload chunk (`PATCH`), and the memory each large-blob upload buffers.
     pub chunk_size: u64,
     /// Requests per second and in flight, per registry host.
-    pub limits: crate::budget::HostLimits,
+    pub host_limits: crate::budget::HostLimits,
     /// Mirrors, insecure and blocked registries (`registries.conf`).
     pub registries: crate::mirrors::RegistriesConf,
 }
@@ -43,22 +59,37 @@ impl Default for ClientOptions {
             plain_http: false,
             insecure_skip_tls_verify: false,
             ca_files: Vec::new(),
+            cert_dir: None,
+            certs_d_roots: crate::tls::default_certs_d_roots(),
             credentials: CredentialStore::default(),
             retry: RetryPolicy::default(),
+            limits: Limits::default(),
             user_agent: concat!("ferry/", env!("CARGO_PKG_VERSION")).to_string(),
             chunk_threshold: 4 << 20,
             chunk_size: 4 << 20,
-            limits: crate::budget::HostLimits::default(),
+            host_limits: crate::budget::HostLimits::default(),
             registries: crate::mirrors::RegistriesConf::default(),
         }
     }
+}
+
+/// What a request authenticates with.
+#[derive(Clone)]
+pub(crate) enum Auth {
+    /// The registry's own scheme (Basic or a Bearer token for the call's scope), sent only to the
+    /// registry's API host; a 401 there is answered by authenticating.
+    Registry,
+    /// Nothing, and every status is the caller's to interpret (the scheme probe).
+    Anonymous,
+    /// This header (Basic credentials to a token service); statuses are the caller's to interpret.
+    Header(HeaderValue),
 }
 
 /// A request to a registry, rebuilt for every try.
 pub(crate) struct Call<'a> {
     pub method: Method,
     /// `/v2/...` path and query, appended to the host's base URL; or an absolute URL (an upload
-    /// `Location` resolved with [`RegistryClient::resolve`]).
+    /// `Location` resolved with [`RegistryClient::resolve`], a token realm, the probe).
     pub path: String,
     pub headers: HeaderMap,
     /// Sent with every try (cloning `Bytes` is cheap).
@@ -71,10 +102,11 @@ pub(crate) struct Call<'a> {
     /// recovers itself: a broken upload `PATCH` may have stored part of its body, so sending it again
     /// as is would be wrong.
     pub retry: bool,
+    pub auth: Auth,
 }
 
 impl<'a> Call<'a> {
-    /// A retried request without body or headers.
+    /// A retried request without body or headers, authenticated as the registry asks.
     pub fn new(method: Method, path: String, scope: &'a str, what: String) -> Call<'a> {
         Call {
             method,
@@ -84,15 +116,34 @@ impl<'a> Call<'a> {
             scope,
             what,
             retry: true,
+            auth: Auth::Registry,
         }
     }
 }
 
 pub struct RegistryClient {
-    http: reqwest::Client,
     opts: ClientOptions,
+    http: Mutex<HttpClients>,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
     tokens: TokenCache,
+}
+
+/// HTTP clients: one per distinct TLS configuration (CAs, client certificate), and which one each
+/// `host[:port]` uses (its certs.d directory decides).
+#[derive(Default)]
+struct HttpClients {
+    by_settings: HashMap<TlsSettings, HttpClient>,
+    by_authority: HashMap<String, HttpClient>,
+}
+
+#[derive(Clone)]
+struct HttpClient {
+    http: reqwest::Client,
+    /// Whether a server asked this client for a certificate during a handshake, and whether it has one:
+    /// a server that asks and gets none often just closes the connection (TLS 1.3 sends its alert after
+    /// the client believes the handshake done), and this is how that gets explained.
+    client_cert_asked: Arc<AtomicBool>,
+    has_client_cert: bool,
 }
 
 pub(crate) struct HostState {
@@ -149,51 +200,91 @@ impl RegistryClient {
     pub fn new(opts: ClientOptions) -> Result<Arc<RegistryClient>, RegistryError> {
         // ring, not aws-lc-rs: no cmake, half the build. Installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .user_agent(opts.user_agent.clone())
+        if opts.chunk_size == 0 || opts.chunk_size > usize::MAX as u64 {
+            return Err(RegistryError::Config {
+                why: format!("upload chunk size {} is out of range", opts.chunk_size),
+                source: None,
+            });
+        }
+        let client = RegistryClient {
+            opts,
+            http: Mutex::new(HttpClients::default()),
+            hosts: Mutex::new(HashMap::new()),
+            tokens: TokenCache::default(),
+        };
+        // Bad CA files and a bad --cert-dir are reported now, not at the first request.
+        let settings = TlsSettings::for_host(
+            &client.opts.ca_files,
+            client.opts.cert_dir.as_deref(),
+            &[],
+            "",
+        )?;
+        let http = client.build_http(&settings)?;
+        client
+            .http
+            .lock()
+            .expect("http clients lock")
+            .by_settings
+            .insert(settings, http);
+        Ok(Arc::new(client))
+    }
+
+    /// The one place a reqwest client for registries is built.
+    fn build_http(&self, settings: &TlsSettings) -> Result<HttpClient, RegistryError> {
+        let client_cert_asked = Arc::new(AtomicBool::new(false));
+        let tls = settings.client_config(
+            self.opts.insecure_skip_tls_verify,
+            client_cert_asked.clone(),
+        )?;
+        let http = reqwest::Client::builder()
+            .user_agent(self.opts.user_agent.clone())
             .connect_timeout(Duration::from_secs(30))
-            // A stalled body fails after a minute of silence, then resumes; no limit on total time.
+            // Silence ends a body after a minute; the minimum throughput (`body.rs`) ends a trickle.
             .read_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .http2_adaptive_window(true)
             // reqwest drops Authorization on redirects to another host; cap the chain.
-            .redirect(reqwest::redirect::Policy::limited(10));
-        for path in &opts.ca_files {
-            let pem = std::fs::read(path).map_err(|e| {
-                RegistryError::Config(format!("cannot read CA file {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                RegistryError::Config(format!(
-                    "{} is not a PEM certificate bundle: {e}",
-                    path.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(RegistryError::Config(format!(
-                    "{} contains no PEM certificate",
-                    path.display()
-                )));
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        if opts.insecure_skip_tls_verify {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        if opts.chunk_size == 0 || opts.chunk_size > usize::MAX as u64 {
-            return Err(RegistryError::Config(format!(
-                "upload chunk size {} is out of range",
-                opts.chunk_size
-            )));
-        }
-        let http = builder
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .tls_backend_preconfigured(tls)
             .build()
-            .map_err(|e| RegistryError::Config(chain(&e)))?;
-        Ok(Arc::new(RegistryClient {
+            .map_err(|e| RegistryError::Config {
+                why: "cannot build the HTTP client".into(),
+                source: Some(Box::new(e)),
+            })?;
+        Ok(HttpClient {
             http,
-            opts,
-            hosts: Mutex::new(HashMap::new()),
-            tokens: TokenCache::default(),
-        }))
+            client_cert_asked,
+            has_client_cert: settings.identity.is_some(),
+        })
+    }
+
+    /// The HTTP client for requests to `url`'s host and port.
+    fn http_for(&self, url: &Url) -> Result<HttpClient, RegistryError> {
+        let host = url.host_str().unwrap_or("");
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        let mut clients = self.http.lock().expect("http clients lock");
+        if let Some(client) = clients.by_authority.get(&authority) {
+            return Ok(client.clone());
+        }
+        let settings = TlsSettings::for_host(
+            &self.opts.ca_files,
+            self.opts.cert_dir.as_deref(),
+            &self.opts.certs_d_roots,
+            &authority,
+        )?;
+        let client = match clients.by_settings.get(&settings) {
+            Some(client) => client.clone(),
+            None => {
+                let client = self.build_http(&settings)?;
+                clients.by_settings.insert(settings, client.clone());
+                client
+            }
+        };
+        clients.by_authority.insert(authority, client.clone());
+        Ok(client)
     }
 
     pub(crate) fn host(&self, name: &str) -> Arc<HostState> {
@@ -213,7 +304,7 @@ impl RegistryClient {
                     credential: tokio::sync::OnceCell::new(),
                     paused_until: Mutex::new(None),
                     seen: Mutex::new(SeenBlobs::default()),
-                    budget: crate::budget::HostBudget::new(&self.opts.limits),
+                    budget: crate::budget::HostBudget::new(&self.opts.host_limits),
                 })
             })
             .clone()
@@ -251,38 +342,57 @@ impl RegistryClient {
                     return Ok(format!("http://{}", host.api_host));
                 }
                 let https = format!("https://{}", host.api_host);
-                let err = match self.http.get(format!("{https}/v2/")).send().await {
+                // Hosts registries.conf marks insecure may answer plain HTTP too.
+                let local = is_local_or_private(&host.api_host)
+                    || self.opts.registries.is_insecure_host(&host.name);
+                // Where plain HTTP is a possible answer, one try each way before the retry policy.
+                match self.probe(host, &https, !local).await {
                     Ok(_) => return Ok(https),
-                    Err(e) => e,
-                };
-                tracing::debug!(registry = %host.name, "HTTPS probe failed: {err:?}");
-                if let Some(detail) = certificate_problem(&err) {
-                    return Err(RegistryError::Certificate {
-                        registry: host.name.clone(),
-                        detail,
-                    });
+                    Err(e) if answered(&e) => return Ok(https),
+                    Err(e) if is_tls_refusal(&e) => return Err(e),
+                    Err(e) if !local => return Err(unreachable(host, e)),
+                    Err(e) => tracing::debug!(registry = %host.name, "HTTPS probe failed: {e:?}"),
                 }
                 let http = format!("http://{}", host.api_host);
-                if is_local_or_private(&host.api_host)
-                    || self.opts.registries.is_insecure_host(&host.name)
+                // Only a registry's answer counts: 200, or 401 asking for credentials. An HTTPS server
+                // answering a plain request with 400 is not proof.
+                if let Ok(resp) = self.probe(host, &http, false).await
+                    && matches!(resp.status().as_u16(), 200 | 401)
                 {
-                    let answered = self.http.get(format!("{http}/v2/")).send().await;
-                    // Only a registry's answer counts: 200, or 401 asking for credentials. An HTTPS server
-                    // answering a plain request with 400 is not proof.
-                    if let Ok(resp) = answered.as_ref().map_err(|_| ()).and_then(|r| {
-                        matches!(r.status().as_u16(), 200 | 401).then_some(r).ok_or(())
-                    }) {
-                        tracing::debug!(registry = %host.name, status = %resp.status(), "HTTPS failed ({}); the host answers plain HTTP", chain(&err));
-                        return Ok(http);
-                    }
+                    tracing::debug!(registry = %host.name, status = %resp.status(), "the host answers plain HTTP");
+                    return Ok(http);
                 }
-                Err(RegistryError::Unreachable {
-                    registry: host.name.clone(),
-                    detail: chain(&err),
-                })
+                match self.probe(host, &https, true).await {
+                    Ok(_) => Ok(https),
+                    Err(e) if answered(&e) => Ok(https),
+                    Err(e) if is_tls_refusal(&e) => Err(e),
+                    Err(e) => Err(unreachable(host, e)),
+                }
             })
             .await
             .cloned()
+    }
+
+    /// `GET <base>/v2/` without credentials, through `send`.
+    async fn probe(
+        &self,
+        host: &HostState,
+        base: &str,
+        retry: bool,
+    ) -> Result<Response, RegistryError> {
+        let call = Call {
+            retry,
+            auth: Auth::Anonymous,
+            ..Call::new(
+                Method::GET,
+                format!("{base}/v2/"),
+                "",
+                format!("the API root {base}/v2/"),
+            )
+        };
+        // Boxed: `send` resolves the base URL, which probes through `send` (with an absolute URL, so
+        // it never comes back here).
+        Box::pin(self.send(host, &call)).await
     }
 
     async fn credential(&self, host: &HostState) -> Result<Option<Credential>, RegistryError> {
@@ -299,6 +409,24 @@ impl RegistryClient {
             .map_err(RegistryError::from)
     }
 
+    /// Credentials (Basic, or a refresh token) go over plain HTTP only to loopback, or with `--plain-http`
+    /// (the user's word that the network is trusted).
+    fn may_send_credentials(&self, host: &HostState, url: &Url) -> Result<(), RegistryError> {
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if url.scheme() == "https" || loopback || self.opts.plain_http {
+            return Ok(());
+        }
+        Err(RegistryError::InsecureCredentials {
+            registry: host.name.clone(),
+            url: url.origin().ascii_serialization(),
+        })
+    }
+
     /// The Authorization header for a request to `host` with `scope`, based on what the host asked for.
     async fn authorization(
         &self,
@@ -308,12 +436,20 @@ impl RegistryClient {
         let challenge = host.challenge.lock().expect("challenge lock").clone();
         match challenge {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(match self.credential(host).await? {
+            Some(Challenge::Basic) => match self.credential(host).await? {
                 Some(Credential::Basic { username, password }) => {
-                    Some(basic_header(&username, &password))
+                    let base = Url::parse(&self.base_url(host).await?).map_err(|e| {
+                        RegistryError::Protocol {
+                            registry: host.name.clone(),
+                            what: "base URL".into(),
+                            why: e.to_string(),
+                        }
+                    })?;
+                    self.may_send_credentials(host, &base)?;
+                    Ok(Some(basic_header(&username, &password)))
                 }
-                _ => None,
-            }),
+                _ => Ok(None),
+            },
             Some(Challenge::Bearer {
                 realm,
                 service,
@@ -324,9 +460,9 @@ impl RegistryClient {
                 if let Some(t) = guard.as_ref().filter(|t| t.expires > Instant::now()) {
                     return Ok(Some(bearer_header(&t.value)));
                 }
-                let token = self
-                    .fetch_token(host, &realm, service.as_deref(), scope)
-                    .await?;
+                // Boxed: the token request goes through `send`, which comes here for registry calls.
+                let token =
+                    Box::pin(self.fetch_token(host, &realm, service.as_deref(), scope)).await?;
                 let header = bearer_header(&token.value);
                 *guard = Some(token);
                 Ok(Some(header))
@@ -347,16 +483,22 @@ impl RegistryClient {
         service: Option<&str>,
         scope: &str,
     ) -> Result<Token, RegistryError> {
-        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
+        let mut url = Url::parse(realm).map_err(|e| RegistryError::Protocol {
             registry: host.name.clone(),
             what: "token realm".into(),
             why: format!("{realm:?} is not a URL: {e}"),
         })?;
+        let what = format!("token request to {}", url.origin().ascii_serialization());
         let credential = self.credential(host).await?;
-        let req = match &credential {
+        let mut call = Call {
+            auth: Auth::Anonymous,
+            ..Call::new(Method::GET, String::new(), scope, what.clone())
+        };
+        match &credential {
             Some(Credential::IdentityToken { token, .. }) => {
+                self.may_send_credentials(host, &url)?;
                 // OAuth2 refresh-token grant, as Docker does for identity tokens.
-                let mut form = reqwest::Url::parse("http://form/").expect("static URL");
+                let mut form = Url::parse("http://form/").expect("static URL");
                 {
                     let mut q = form.query_pairs_mut();
                     q.append_pair("grant_type", "refresh_token")
@@ -369,10 +511,12 @@ impl RegistryClient {
                         q.append_pair("scope", s);
                     }
                 }
-                self.http
-                    .post(url.clone())
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form.query().unwrap_or("").to_string())
+                call.method = Method::POST;
+                call.headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+                call.body = Some(Bytes::from(form.query().unwrap_or("").to_string()));
             }
             _ => {
                 {
@@ -384,24 +528,15 @@ impl RegistryClient {
                         q.append_pair("scope", s);
                     }
                 }
-                let req = self.http.get(url.clone());
-                match &credential {
-                    Some(Credential::Basic { username, password }) => {
-                        req.header(AUTHORIZATION, basic_header(username, password))
-                    }
-                    _ => req,
+                if let Some(Credential::Basic { username, password }) = &credential {
+                    self.may_send_credentials(host, &url)?;
+                    call.auth = Auth::Header(basic_header(username, password));
                 }
             }
-        };
+        }
+        call.path = url.to_string();
         tracing::debug!(registry = %host.name, scope, "fetching token");
-        let resp = req.send().await.map_err(|e| RegistryError::Unreachable {
-            registry: host.name.clone(),
-            detail: format!(
-                "token service {}: {}",
-                url.host_str().unwrap_or(""),
-                chain(&e)
-            ),
-        })?;
+        let resp = self.send(host, &call).await?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::Unauthorized {
@@ -416,9 +551,9 @@ impl RegistryClient {
         if !status.is_success() {
             return Err(RegistryError::Status {
                 registry: host.name.clone(),
-                what: "token request".into(),
+                what,
                 status: status.as_u16(),
-                body: body_excerpt(resp).await,
+                body: self.body_excerpt(resp).await,
             });
         }
         #[derive(serde::Deserialize)]
@@ -427,15 +562,14 @@ impl RegistryClient {
             access_token: Option<String>,
             expires_in: Option<u64>,
         }
-        let body = resp.bytes().await.map_err(|e| RegistryError::Transport {
-            registry: host.name.clone(),
-            what: "token response".into(),
-            detail: chain(&e),
-        })?;
+        let body = self
+            .body(resp, &host.name, &what)
+            .read_capped(TOKEN_BYTES, "token responses")
+            .await?;
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                 registry: host.name.clone(),
-                what: "token response".into(),
+                what: what.clone(),
                 why: e.to_string(),
             })?;
         let value = parsed
@@ -444,13 +578,31 @@ impl RegistryClient {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| RegistryError::Protocol {
                 registry: host.name.clone(),
-                what: "token response".into(),
+                what,
                 why: "no token in the response".into(),
             })?;
         Ok(Token {
             value,
             expires: Instant::now() + token_lifetime(parsed.expires_in),
         })
+    }
+
+    /// A response body to read under this client's limits.
+    pub(crate) fn body(&self, resp: Response, registry: &str, what: &str) -> Body {
+        Body::new(resp, &self.opts.limits, registry, what)
+    }
+
+    /// The first bytes of an error body: registries explain themselves there.
+    pub(crate) async fn body_excerpt(&self, resp: Response) -> String {
+        excerpt(&self.error_body(resp).await)
+    }
+
+    /// At most [`EXCERPT_BYTES`] of an error body.
+    pub(crate) async fn error_body(&self, resp: Response) -> Bytes {
+        let origin = resp.url().origin().ascii_serialization();
+        self.body(resp, &origin, "error body")
+            .prefix(EXCERPT_BYTES)
+            .await
     }
 
     /// Wait out a host-wide pause (a 429 or Retry-After seen by any request to this host).
@@ -472,6 +624,36 @@ impl RegistryClient {
         }
     }
 
+    /// The absolute URL of `call`, and the registry's API origin when the call needs it (relative paths
+    /// and registry-authenticated calls).
+    async fn call_url(
+        &self,
+        host: &HostState,
+        call: &Call<'_>,
+    ) -> Result<(Url, Option<url::Origin>), RegistryError> {
+        let bad_url = |e: url::ParseError| RegistryError::Protocol {
+            registry: host.name.clone(),
+            what: call.what.clone(),
+            why: format!("invalid URL {:?}: {e}", call.path),
+        };
+        let relative = call.path.starts_with('/');
+        let base = if relative || matches!(call.auth, Auth::Registry) {
+            Some(Url::parse(&self.base_url(host).await?).map_err(bad_url)?)
+        } else {
+            None
+        };
+        let url = match &base {
+            Some(base) if relative => Url::parse(&format!(
+                "{}{}",
+                base.as_str().trim_end_matches('/'),
+                call.path
+            )),
+            _ => Url::parse(&call.path),
+        }
+        .map_err(bad_url)?;
+        Ok((url, base.map(|b| b.origin())))
+    }
+
     /// Send `call` to `host` with authentication and retries. Returns the final response for any status
     /// other than 401 and retryable ones; callers map 404 and friends to their own meaning.
     pub(crate) async fn send(
@@ -479,57 +661,121 @@ impl RegistryClient {
         host: &HostState,
         call: &Call<'_>,
     ) -> Result<Response, RegistryError> {
-        let base = self.base_url(host).await?;
-        let bad_url = |e: String| RegistryError::Protocol {
-            registry: host.name.clone(),
-            what: call.what.clone(),
-            why: format!("invalid URL {:?}: {e}", call.path),
-        };
-        let base = Url::parse(&base).map_err(|e| bad_url(e.to_string()))?;
-        let url = if call.path.starts_with('/') {
-            Url::parse(&format!(
-                "{}{}",
-                base.as_str().trim_end_matches('/'),
-                call.path
-            ))
-        } else {
-            Url::parse(&call.path)
-        }
-        .map_err(|e| bad_url(e.to_string()))?;
+        let (url, registry_origin) = self.call_url(host, call).await?;
+        let by_registry = matches!(call.auth, Auth::Registry);
         // Credentials are for the registry's API host only: an upload Location may point elsewhere (a
         // storage front end, or a hostile server), and a downgrade to plain HTTP would expose them.
-        let authenticate = url.origin() == base.origin();
+        let authenticate = by_registry && registry_origin.as_ref() == Some(&url.origin());
+        let http = self.http_for(&url)?;
+        let deadline = self
+            .opts
+            .limits
+            .headers_deadline(call.body.as_ref().map_or(0, |b| b.len() as u64));
         let mut attempt = 0u32;
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
         loop {
             self.wait_for_host(host).await;
             attempt += 1;
-            let mut req = self
+            let mut req = http
                 .http
                 .request(call.method.clone(), url.clone())
                 .headers(call.headers.clone());
             if let Some(body) = &call.body {
                 req = req.body(body.clone());
             }
-            if authenticate && let Some(h) = self.authorization(host, call.scope).await? {
-                req = req.header(AUTHORIZATION, h);
+            match &call.auth {
+                Auth::Registry if authenticate => {
+                    if let Some(h) = self.authorization(host, call.scope).await? {
+                        req = req.header(AUTHORIZATION, h);
+                    }
+                }
+                Auth::Header(h) => req = req.header(AUTHORIZATION, h.clone()),
+                _ => {}
             }
             let turn = host.budget.turn().await;
-            let result = req.send().await;
+            let result = tokio::time::timeout(deadline, req.send()).await;
             drop(turn);
             // One line per request at -vv: what `bench/run` counts, and what a user debugging a registry wants.
             match &result {
-                Ok(resp) => tracing::debug!(
+                Ok(Ok(resp)) => tracing::debug!(
                     "http {} {} -> {}",
                     call.method,
                     redact_query(resp.url().as_str()),
                     resp.status().as_u16()
                 ),
-                Err(e) => tracing::debug!("http {} {} -> error: {e}", call.method, call.what),
+                Ok(Err(e)) => tracing::debug!("http {} {} -> error: {e}", call.method, call.what),
+                Err(_) => tracing::debug!("http {} {} -> no response", call.method, call.what),
             }
-            let (failure_error, retry_after) = match result {
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authenticate => {
+            let resp = match result {
+                Err(_) => {
+                    let err = RegistryError::NoResponse {
+                        registry: host.name.clone(),
+                        what: call.what.clone(),
+                        after: deadline,
+                    };
+                    self.after_failure(host, call, attempt, &mut waited, err, None)
+                        .await?;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    match tls_problem(&e) {
+                        Some(TlsProblem::ServerCertificate(refused)) => {
+                            let trust_would_help =
+                                refused.as_ref().is_none_or(|r| r.trust_would_help);
+                            return Err(RegistryError::Certificate {
+                                registry: host.name.clone(),
+                                hint: if trust_would_help {
+                                    "; pass --ca-file with the CA's PEM (or put it in the registry's \
+                                     certs.d directory), or --insecure-skip-tls-verify if you accept \
+                                     the risk"
+                                } else {
+                                    ""
+                                },
+                                source: match refused {
+                                    Some(r) => Box::new(r),
+                                    None => Box::new(e),
+                                },
+                            });
+                        }
+                        Some(TlsProblem::ClientCertificate(alert)) => {
+                            return Err(RegistryError::ClientCertificate {
+                                registry: host.name.clone(),
+                                why: format!("it refused the TLS connection ({alert:?})"),
+                                source: e,
+                            });
+                        }
+                        None if !http.has_client_cert
+                            && http.client_cert_asked.load(Ordering::Relaxed) =>
+                        {
+                            return Err(RegistryError::ClientCertificate {
+                                registry: host.name.clone(),
+                                why:
+                                    "it asked for a client certificate, ferry has none for it, and \
+                                      the connection failed"
+                                        .into(),
+                                source: e,
+                            });
+                        }
+                        None => {}
+                    }
+                    if crate::budget::is_enhance_your_calm(&e) {
+                        host.budget.slow_down(&host.name);
+                    }
+                    let err = RegistryError::Transport {
+                        registry: host.name.clone(),
+                        what: call.what.clone(),
+                        source: e,
+                    };
+                    self.after_failure(host, call, attempt, &mut waited, err, None)
+                        .await?;
+                    continue;
+                }
+                Ok(Ok(resp)) => resp,
+            };
+            let status = resp.status();
+            if by_registry && status == StatusCode::UNAUTHORIZED {
+                if !authenticate {
                     // Another host's challenge says nothing about the registry's: never adopt it.
                     return Err(RegistryError::Protocol {
                         registry: host.name.clone(),
@@ -540,116 +786,137 @@ impl RegistryClient {
                         ),
                     });
                 }
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    let challenge = resp
-                        .headers()
-                        .get(WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_challenge);
-                    let known = host.challenge.lock().expect("challenge lock").clone();
-                    if reauthenticated || challenge.is_none() {
-                        return Err(RegistryError::Unauthorized {
-                            registry: host.name.clone(),
-                            detail: match (&known, self.credential(host).await?) {
-                                (_, None) => " (no credentials found for it)".into(),
-                                (Some(Challenge::Bearer { .. }), _) => {
-                                    " (the registry rejected the token)".into()
-                                }
-                                _ => String::new(),
-                            },
-                        });
-                    }
-                    if challenge == Some(Challenge::Basic) && self.credential(host).await?.is_none()
-                    {
-                        return Err(RegistryError::Unauthorized {
-                            registry: host.name.clone(),
-                            detail: " (it requires credentials and none were found)".into(),
-                        });
-                    }
-                    tracing::debug!(registry = %host.name, ?challenge, "authenticating");
-                    *host.challenge.lock().expect("challenge lock") = challenge;
-                    self.forget_token(host, call.scope);
-                    reauthenticated = true;
-                    attempt -= 1;
-                    continue;
-                }
-                Ok(resp) if resp.status() == StatusCode::FORBIDDEN => {
-                    return Err(RegistryError::Denied {
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_challenge);
+                let known = host.challenge.lock().expect("challenge lock").clone();
+                if reauthenticated || challenge.is_none() {
+                    return Err(RegistryError::Unauthorized {
                         registry: host.name.clone(),
-                        what: call.what.clone(),
+                        detail: match (&known, self.credential(host).await?) {
+                            (_, None) => " (no credentials found for it)".into(),
+                            (Some(Challenge::Bearer { .. }), _) => {
+                                " (the registry rejected the token)".into()
+                            }
+                            _ => String::new(),
+                        },
                     });
                 }
-                Ok(resp) if crate::retry::is_retryable_status(resp.status().as_u16()) => {
-                    let status = resp.status().as_u16();
-                    if status == 429 {
-                        host.budget.slow_down(&host.name);
-                    }
-                    let retry_after = resp
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    let err = RegistryError::Status {
+                if challenge == Some(Challenge::Basic) && self.credential(host).await?.is_none() {
+                    return Err(RegistryError::Unauthorized {
                         registry: host.name.clone(),
-                        what: call.what.clone(),
-                        status,
-                        body: body_excerpt(resp).await,
-                    };
-                    (err, Some((status, retry_after)))
-                }
-                Ok(resp) => return Ok(resp),
-                Err(e) => {
-                    if let Some(detail) = certificate_problem(&e) {
-                        return Err(RegistryError::Certificate {
-                            registry: host.name.clone(),
-                            detail,
-                        });
-                    }
-                    if crate::budget::is_enhance_your_calm(&e) {
-                        host.budget.slow_down(&host.name);
-                    }
-                    let err = RegistryError::Transport {
-                        registry: host.name.clone(),
-                        what: call.what.clone(),
-                        detail: chain(&e),
-                    };
-                    (err, None)
-                }
-            };
-            let failure = match &retry_after {
-                Some((code, ra)) => Failure::Status {
-                    code: *code,
-                    retry_after: ra.as_deref(),
-                },
-                None => Failure::Transport,
-            };
-            match self
-                .opts
-                .retry
-                .decide(attempt, &failure, SystemTime::now(), jitter())
-            {
-                Decision::Retry { wait, host_wide } => {
-                    if host_wide {
-                        // Even when this call is not retried here: the caller's next request waits.
-                        self.pause_host(host, wait);
-                    }
-                    if !call.retry {
-                        return Err(failure_error);
-                    }
-                    tracing::warn!(registry = %host.name, attempt, wait = ?wait, "{failure_error}; retrying");
-                    waited += wait;
-                    tokio::time::sleep(wait).await;
-                }
-                Decision::GiveUp if attempt > 1 => {
-                    return Err(RegistryError::RetriesExhausted {
-                        last: Box::new(failure_error),
-                        attempts: attempt,
-                        waited,
+                        detail: " (it requires credentials and none were found)".into(),
                     });
                 }
-                Decision::GiveUp => return Err(failure_error),
+                tracing::debug!(registry = %host.name, ?challenge, "authenticating");
+                *host.challenge.lock().expect("challenge lock") = challenge;
+                self.forget_token(host, call.scope);
+                reauthenticated = true;
+                attempt -= 1;
+                continue;
             }
+            if by_registry && status == StatusCode::FORBIDDEN {
+                return Err(RegistryError::Denied {
+                    registry: host.name.clone(),
+                    what: call.what.clone(),
+                });
+            }
+            if !crate::retry::is_retryable_status(status.as_u16()) {
+                return Ok(resp);
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                host.budget.slow_down(&host.name);
+            }
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let err = RegistryError::Status {
+                registry: host.name.clone(),
+                what: call.what.clone(),
+                status: status.as_u16(),
+                body: self.body_excerpt(resp).await,
+            };
+            self.after_failure(
+                host,
+                call,
+                attempt,
+                &mut waited,
+                err,
+                Some((status.as_u16(), retry_after.as_deref())),
+            )
+            .await?;
         }
+    }
+
+    /// The retry decision after a failed try: Ok after waiting when the call is to be sent again, the
+    /// error otherwise. A 429 or a Retry-After pauses every request to the host.
+    async fn after_failure(
+        &self,
+        host: &HostState,
+        call: &Call<'_>,
+        attempt: u32,
+        waited: &mut Duration,
+        err: RegistryError,
+        status: Option<(u16, Option<&str>)>,
+    ) -> Result<(), RegistryError> {
+        let failure = match status {
+            Some((code, retry_after)) => Failure::Status { code, retry_after },
+            None => Failure::Transport,
+        };
+        match self
+            .opts
+            .retry
+            .decide(attempt, &failure, SystemTime::now(), jitter())
+        {
+            Decision::Retry { wait, host_wide } => {
+                if host_wide {
+                    // Even when this call is not retried here: the caller's next request waits.
+                    self.pause_host(host, wait);
+                }
+                if !call.retry {
+                    return Err(err);
+                }
+                tracing::warn!(registry = %host.name, attempt, wait = ?wait, "{}; retrying", ferry_oci::error_chain(&err));
+                *waited += wait;
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Decision::GiveUp if attempt > 1 => Err(RegistryError::RetriesExhausted {
+                last: Box::new(err),
+                attempts: attempt,
+                waited: *waited,
+            }),
+            Decision::GiveUp => Err(err),
+        }
+    }
+}
+
+/// Whether a probe's error is still an HTTP answer (an error status, after retries or not): the scheme
+/// works.
+fn answered(e: &RegistryError) -> bool {
+    match e {
+        RegistryError::Status { .. } => true,
+        RegistryError::RetriesExhausted { last, .. } => answered(last),
+        _ => false,
+    }
+}
+
+/// The server's certificate refused, or ours: TLS works there, plain HTTP is no way around it.
+fn is_tls_refusal(e: &RegistryError) -> bool {
+    matches!(
+        e,
+        RegistryError::Certificate { .. } | RegistryError::ClientCertificate { .. }
+    )
+}
+
+fn unreachable(host: &HostState, e: RegistryError) -> RegistryError {
+    RegistryError::Unreachable {
+        registry: host.name.clone(),
+        source: Box::new(e),
     }
 }
 
@@ -661,7 +928,7 @@ fn redact_query(url: &str) -> &str {
 fn basic_header(username: &str, password: &str) -> HeaderValue {
     let mut v = HeaderValue::from_str(&format!(
         "Basic {}",
-        crate::credentials::base64_encode(format!("{username}:{password}").as_bytes())
+        ferry_oci::base64::encode(format!("{username}:{password}").as_bytes())
     ))
     .expect("base64 is a valid header value");
     v.set_sensitive(true);
@@ -675,27 +942,36 @@ fn bearer_header(token: &str) -> HeaderValue {
     v
 }
 
-/// The first few hundred bytes of an error body: registries explain themselves there.
-pub(crate) async fn body_excerpt(resp: Response) -> String {
-    excerpt(&resp.bytes().await.unwrap_or_default())
+/// A TLS failure ferry can explain: the server's certificate refused (with ferry's description of it
+/// when its verifier made one), or the server refusing ours.
+enum TlsProblem {
+    ServerCertificate(Option<CertificateRefused>),
+    ClientCertificate(rustls::AlertDescription),
 }
 
-/// [`body_excerpt`] of a body already read.
-pub(crate) fn excerpt(body: &[u8]) -> String {
-    if body.is_empty() {
-        return String::new();
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
-    format!(": {}", text.trim())
-}
-
-/// A description of the certificate problem if `err` was caused by one. rustls errors arrive wrapped in
-/// io::Errors inside hyper's error, and io::Error's `source()` skips the error it wraps, so each io::Error is
-/// unwrapped by hand.
-fn certificate_problem(err: &reqwest::Error) -> Option<String> {
-    fn find(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-        if let Some(rustls::Error::InvalidCertificate(c)) = e.downcast_ref::<rustls::Error>() {
-            return Some(format!("{c:?}"));
+/// The TLS problem behind `err`, if that is what it is. rustls errors arrive wrapped in io::Errors inside
+/// hyper's error, and io::Error's `source()` skips the error it wraps, so each io::Error is unwrapped by
+/// hand.
+fn tls_problem(err: &reqwest::Error) -> Option<TlsProblem> {
+    fn find(e: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+        use rustls::AlertDescription as Alert;
+        match e.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(c)) => {
+                return Some(TlsProblem::ServerCertificate(match c {
+                    rustls::CertificateError::Other(other) => {
+                        other.0.downcast_ref::<CertificateRefused>().cloned()
+                    }
+                    _ => None,
+                }));
+            }
+            // What servers answer a missing or untrusted client certificate with.
+            Some(rustls::Error::AlertReceived(
+                alert @ (Alert::CertificateRequired
+                | Alert::BadCertificate
+                | Alert::UnknownCA
+                | Alert::CertificateUnknown),
+            )) => return Some(TlsProblem::ClientCertificate(*alert)),
+            _ => {}
         }
         if let Some(inner) = e
             .downcast_ref::<std::io::Error>()
@@ -736,6 +1012,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn credentials_go_over_plain_http_only_to_loopback_or_with_plain_http() {
+        let check = |plain_http: bool, url: &str| {
+            let client = RegistryClient::new(ClientOptions {
+                plain_http,
+                certs_d_roots: Vec::new(),
+                ..ClientOptions::default()
+            })
+            .unwrap();
+            let url = Url::parse(url).unwrap();
+            let host = client.host(&format!(
+                "{}:{}",
+                url.host_str().unwrap(),
+                url.port_or_known_default().unwrap()
+            ));
+            client.may_send_credentials(&host, &url)
+        };
+        // A private range gets plain HTTP automatically, but not the credentials.
+        let err = check(false, "http://10.43.130.183:5000").unwrap_err();
+        assert!(
+            matches!(err, RegistryError::InsecureCredentials { .. })
+                && err.to_string().contains("--plain-http"),
+            "{err}"
+        );
+        assert!(check(false, "http://192.168.1.2/").is_err());
+        assert!(check(false, "http://zarf.local/").is_err());
+        for ok in [
+            "http://127.0.0.1:5000",
+            "http://[::1]:5000",
+            "http://localhost:5000",
+            "https://10.43.130.183:5000",
+        ] {
+            assert!(check(false, ok).is_ok(), "{ok}");
+        }
+        assert!(
+            check(true, "http://10.43.130.183:5000").is_ok(),
+            "--plain-http trusts the network"
+        );
+    }
+
+    #[test]
     fn local_hosts() {
         for h in [
             "127.0.0.1:5000",
@@ -750,15 +1066,5 @@ mod tests {
         for h in ["ghcr.io", "8.8.8.8", "registry.example.com:5000"] {
             assert!(!is_local_or_private(h), "{h}");
         }
-    }
-
-    #[test]
-    fn base64() {
-        assert_eq!(
-            crate::credentials::base64_encode(b"user:pass"),
-            "dXNlcjpwYXNz"
-        );
-        assert_eq!(crate::credentials::base64_encode(b"a"), "YQ==");
-        assert_eq!(crate::credentials::base64_encode(b"ab"), "YWI=");
     }
 }

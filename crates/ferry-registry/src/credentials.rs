@@ -34,11 +34,32 @@ impl fmt::Debug for Credential {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    #[error(
+        "cannot run docker-credential-{helper} for {host} (install it, or remove it from the Docker config)"
+    )]
+    HelperRun {
+        helper: String,
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("credential helper docker-credential-{helper} failed for {host}: {why}")]
     Helper {
         helper: String,
         host: String,
         why: String,
+    },
+    #[error("cannot access {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not valid JSON", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
     },
     #[error("{}: {why}", path.display())]
     Config { path: PathBuf, why: String },
@@ -142,22 +163,22 @@ fn lookup_file(path: &Path, host: &str) -> Result<Option<Credential>, Credential
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(CredentialError::Config {
+        Err(source) => {
+            return Err(CredentialError::Io {
                 path: path.to_path_buf(),
-                why: e.to_string(),
+                source,
             });
         }
     };
     let config: ConfigFile =
-        serde_json::from_slice(&bytes).map_err(|e| CredentialError::Config {
+        serde_json::from_slice(&bytes).map_err(|source| CredentialError::Json {
             path: path.to_path_buf(),
-            why: format!("invalid JSON: {e}"),
+            source,
         })?;
     let keys = candidate_keys(host);
     for key in &keys {
         if let Some(helper) = config.cred_helpers.get(key) {
-            return run_helper(helper, key);
+            return helper_get(helper, key);
         }
     }
     for (stored, entry) in &config.auths {
@@ -171,7 +192,7 @@ fn lookup_file(path: &Path, host: &str) -> Result<Option<Credential>, Credential
     }
     if let Some(helper) = &config.creds_store {
         // The store is asked under the same key Docker uses when logging in.
-        return run_helper(helper, &keys[0]);
+        return helper_get(helper, &keys[0]);
     }
     Ok(None)
 }
@@ -183,7 +204,7 @@ fn decode_entry(
 ) -> Result<Option<Credential>, CredentialError> {
     let (username, password) = match (&e.auth, &e.username, &e.password) {
         (Some(auth), _, _) if !auth.is_empty() => {
-            let decoded = base64_decode(auth)
+            let decoded = ferry_oci::base64::decode(auth)
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| CredentialError::Config {
                     path: path.to_path_buf(),
@@ -213,41 +234,14 @@ fn decode_entry(
 }
 
 /// `docker-credential-<helper> get`, host on stdin, JSON `{"Username","Secret"}` on stdout.
-fn run_helper(helper: &str, key: &str) -> Result<Option<Credential>, CredentialError> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let program = format!("docker-credential-{helper}");
-    let fail = |why: String| CredentialError::Helper {
-        helper: helper.to_string(),
-        host: key.to_string(),
-        why,
-    };
-    let mut child = Command::new(&program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            fail(format!(
-                "cannot run {program}: {e}; install it or remove it from the Docker config"
-            ))
-        })?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(key.as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stdout).trim().to_string()
-            + String::from_utf8_lossy(&out.stderr).trim();
-        if msg.contains("credentials not found") {
+fn helper_get(helper: &str, key: &str) -> Result<Option<Credential>, CredentialError> {
+    let out = match run_helper(helper, "get", key, key.as_bytes()) {
+        Ok(out) => out,
+        Err(CredentialError::Helper { why, .. }) if why.contains("credentials not found") => {
             return Ok(None);
         }
-        return Err(fail(format!("exit status {}: {msg}", out.status)));
-    }
+        Err(e) => return Err(e),
+    };
     #[derive(Deserialize)]
     struct HelperOut {
         #[serde(rename = "Username", default)]
@@ -255,10 +249,10 @@ fn run_helper(helper: &str, key: &str) -> Result<Option<Credential>, CredentialE
         #[serde(rename = "Secret", default)]
         secret: String,
     }
-    let parsed: HelperOut = serde_json::from_slice(&out.stdout).map_err(|e| {
-        fail(format!(
-            "invalid output (expected JSON with Username and Secret): {e}"
-        ))
+    let parsed: HelperOut = serde_json::from_slice(&out).map_err(|e| CredentialError::Helper {
+        helper: helper.to_string(),
+        host: key.to_string(),
+        why: format!("invalid output (expected JSON with Username and Secret): {e}"),
     })?;
     Ok(Some(if parsed.username == "<token>" {
         Credential::IdentityToken {
@@ -273,58 +267,56 @@ fn run_helper(helper: &str, key: &str) -> Result<Option<Credential>, CredentialE
     }))
 }
 
-/// Standard base64 with padding: Basic credentials and the Docker config's `auth` field.
-pub(crate) fn base64_encode(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = u32::from_be_bytes([0, c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)]);
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                T[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
+/// `docker-credential-<helper> <action>` with `input` on stdin (the credential-helper protocol): its
+/// standard output when it succeeds. What a failed `store` printed is never shown: a helper may echo
+/// what it was given.
+pub(crate) fn run_helper(
+    helper: &str,
+    action: &str,
+    key: &str,
+    input: &[u8],
+) -> Result<Vec<u8>, CredentialError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let run_failed = |source| CredentialError::HelperRun {
+        helper: helper.to_string(),
+        host: key.to_string(),
+        source,
+    };
+    let mut child = Command::new(format!("docker-credential-{helper}"))
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(run_failed)?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input)
+        .map_err(run_failed)?;
+    let out = child.wait_with_output().map_err(run_failed)?;
+    if out.status.success() {
+        return Ok(out.stdout);
     }
-    out
-}
-
-/// Standard base64 (padding optional); the Docker config's `auth` field.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    let said = if action == "store" {
+        String::new()
+    } else {
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + String::from_utf8_lossy(&out.stderr).trim();
+        format!(": {text}")
+    };
+    Err(CredentialError::Helper {
+        helper: helper.to_string(),
+        host: key.to_string(),
+        why: format!("{action} failed ({}){said}", out.status),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_base64() {
-        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert!(base64_decode("!!").is_none());
-    }
 
     #[test]
     fn reads_auths_with_url_keys_and_hub_aliases() {

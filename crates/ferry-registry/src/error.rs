@@ -21,14 +21,32 @@ pub enum RegistryError {
     )]
     Denied { registry: String, what: String },
 
-    #[error(
-        "the TLS certificate of registry {registry} is not trusted ({detail}); pass --ca-file with the \
-         CA's PEM, or --insecure-skip-tls-verify if you accept the risk"
-    )]
-    Certificate { registry: String, detail: String },
+    /// The server's certificate was refused; the source names the certificate and why.
+    #[error("the TLS certificate of registry {registry} is not trusted{hint}")]
+    Certificate {
+        registry: String,
+        hint: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
-    #[error("cannot reach registry {registry}: {detail}")]
-    Unreachable { registry: String, detail: String },
+    #[error(
+        "registry {registry} wants a client certificate it trusts: {why}; put NAME.cert and NAME.key in \
+         its certs.d directory (/etc/containers/certs.d/HOST:PORT/) or give a directory with --cert-dir"
+    )]
+    ClientCertificate {
+        registry: String,
+        why: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    #[error("cannot reach registry {registry}")]
+    Unreachable {
+        registry: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
 
     #[error("registry {registry} answered HTTP {status} for {what}{body}")]
     Status {
@@ -38,15 +56,62 @@ pub enum RegistryError {
         body: String,
     },
 
-    #[error("{what} on registry {registry}: {detail}")]
+    #[error("{what} on registry {registry} failed")]
     Transport {
         registry: String,
         what: String,
-        detail: String,
+        #[source]
+        source: reqwest::Error,
     },
 
-    #[error("{last} (gave up after {attempts} attempts, {waited:.1?} waiting)")]
+    /// Broken off for a reason ferry found itself (an upload session lost); worth another attempt.
+    #[error("{what} on registry {registry}: {why}")]
+    Interrupted {
+        registry: String,
+        what: String,
+        why: String,
+    },
+
+    #[error(
+        "registry {registry} sent no response headers for {what} within {after:?}; it is too slow or \
+         not answering"
+    )]
+    NoResponse {
+        registry: String,
+        what: String,
+        after: Duration,
+    },
+
+    #[error(
+        "{what} from registry {registry} stalled: {received} bytes in {window:?}, under the minimum \
+         of {minimum} bytes per {window:?}"
+    )]
+    Stalled {
+        registry: String,
+        what: String,
+        received: u64,
+        minimum: u64,
+        window: Duration,
+    },
+
+    #[error("{what} from registry {registry} is larger than the {limit}-byte limit for {kind}")]
+    TooLarge {
+        registry: String,
+        what: String,
+        kind: &'static str,
+        limit: u64,
+    },
+
+    #[error(
+        "refusing to send the credentials for registry {registry} to {url} over plain HTTP, where \
+         anyone on the network can read them: only loopback addresses get credentials over plain HTTP, \
+         unless --plain-http says the network is trusted"
+    )]
+    InsecureCredentials { registry: String, url: String },
+
+    #[error("gave up after {attempts} attempts ({waited:.1?} waiting)")]
     RetriesExhausted {
+        #[source]
         last: Box<RegistryError>,
         attempts: u32,
         waited: Duration,
@@ -75,15 +140,23 @@ pub enum RegistryError {
     #[error(transparent)]
     Credentials(#[from] CredentialError),
 
-    #[error("invalid client configuration: {0}")]
-    Config(String),
+    #[error("invalid client configuration: {why}")]
+    Config {
+        why: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl RegistryError {
     /// Broken connections and overloaded servers; used by callers that resume (a broken blob body).
     pub fn is_transient(&self) -> bool {
         match self {
-            RegistryError::Transport { .. } | RegistryError::Unreachable { .. } => true,
+            RegistryError::Transport { .. }
+            | RegistryError::Unreachable { .. }
+            | RegistryError::Interrupted { .. }
+            | RegistryError::NoResponse { .. }
+            | RegistryError::Stalled { .. } => true,
             // The registry lost (or has not yet committed) a blob the manifest needs: walking the image
             // again uploads it (self-heal), so another attempt is worth it.
             RegistryError::MissingReferences { .. } => true,
@@ -134,19 +207,4 @@ impl From<RegistryError> for StoreError {
             },
         }
     }
-}
-
-/// The error and its causes on one line: reqwest's own message hides the useful part ("connection refused").
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
 }

@@ -4,7 +4,9 @@
 //! from and to push to (chunked, resumable uploads and cross-repository mounts).
 
 pub mod auth;
+mod body;
 pub mod budget;
+mod cert_info;
 mod client;
 pub mod credentials;
 mod error;
@@ -16,9 +18,12 @@ mod referrers;
 mod repository;
 pub mod retry;
 mod tags;
+pub mod tls;
 mod upload;
 
+pub use body::Limits;
 pub use budget::HostLimits;
+pub use cert_info::CertInfo;
 pub use client::{ClientOptions, RegistryClient};
 pub use credentials::{Credential, CredentialStore};
 pub use error::RegistryError;

@@ -1,16 +1,106 @@
-//! Paginated listings with a caller-chosen page size: a registry's catalog (`/v2/_catalog`) and a
-//! repository's tags. Both follow the `Link: <…>; rel="next"` header until the registry stops sending it.
+//! Paginated listings: a registry's catalog (`/v2/_catalog`), a repository's tags, and (through [`Pages`])
+//! the referrers API. All follow the `Link: <…>; rel="next"` header until the registry stops sending it;
+//! a link back to any page already seen is a cycle and ends the listing with an error.
 
-use reqwest::Method;
-use reqwest::header::LINK;
+use std::collections::HashSet;
 
-use crate::client::{Call, HostState, RegistryClient, body_excerpt};
-use crate::error::{RegistryError, chain};
+use reqwest::header::{HeaderMap, LINK};
+use reqwest::{Method, Response, Url};
+
+use crate::body::PAGE_BYTES;
+use crate::client::{Call, HostState, RegistryClient};
+use crate::error::RegistryError;
 use crate::repository::Repository;
 use crate::tags::next_link;
 
 /// A registry that keeps linking to further pages past this many is looping, not listing.
 const MAX_PAGES: usize = 100_000;
+
+/// The pages of one listing, fetched one at a time.
+pub(crate) struct Pages<'a> {
+    client: &'a RegistryClient,
+    host: &'a HostState,
+    scope: &'a str,
+    what: &'a str,
+    headers: HeaderMap,
+    next: Option<String>,
+    /// The page fetched last: relative links are relative to it.
+    current: Option<Url>,
+    seen: HashSet<Url>,
+}
+
+impl<'a> Pages<'a> {
+    pub fn new(
+        client: &'a RegistryClient,
+        host: &'a HostState,
+        first: String,
+        scope: &'a str,
+        what: &'a str,
+        headers: HeaderMap,
+    ) -> Pages<'a> {
+        Pages {
+            client,
+            host,
+            scope,
+            what,
+            headers,
+            next: Some(first),
+            current: None,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The next page's response, whatever its status (the caller decides); None after the last page.
+    pub async fn next(&mut self) -> Result<Option<Response>, RegistryError> {
+        let Some(link) = self.next.take() else {
+            return Ok(None);
+        };
+        let url = match &self.current {
+            Some(current) => current
+                .join(&link)
+                .map_err(|e| self.protocol(format!("invalid next link {link:?}: {e}")))?,
+            None => self.client.resolve(self.host, &link, self.what).await?,
+        };
+        if self.seen.len() >= MAX_PAGES {
+            return Err(self.protocol(format!(
+                "more than {MAX_PAGES} pages; the registry's next links do not end"
+            )));
+        }
+        if !self.seen.insert(url.clone()) {
+            return Err(self.protocol(format!(
+                "the registry's next links loop back to {}, a page already listed",
+                url.as_str()
+            )));
+        }
+        let call = Call {
+            headers: self.headers.clone(),
+            ..Call::new(
+                Method::GET,
+                url.to_string(),
+                self.scope,
+                self.what.to_string(),
+            )
+        };
+        let resp = self.client.send(self.host, &call).await?;
+        if resp.status().is_success() {
+            self.next = resp
+                .headers()
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+        }
+        self.current = Some(url);
+        Ok(Some(resp))
+    }
+
+    fn protocol(&self, why: String) -> RegistryError {
+        RegistryError::Protocol {
+            registry: self.host.name.clone(),
+            what: self.what.to_string(),
+            why,
+        }
+    }
+}
 
 impl RegistryClient {
     /// Every repository of `registry` (`GET /v2/_catalog`), `page_size` at a time (`n=`; None: the
@@ -73,19 +163,8 @@ async fn list_pages(
     key: &str,
 ) -> Result<Vec<String>, RegistryError> {
     let mut out = Vec::new();
-    let mut next = Some(first);
-    let mut pages = 0usize;
-    while let Some(path) = next.take() {
-        pages += 1;
-        if pages > MAX_PAGES {
-            return Err(RegistryError::Protocol {
-                registry: host.name.clone(),
-                what: what.to_string(),
-                why: format!("more than {MAX_PAGES} pages; the registry's next links loop"),
-            });
-        }
-        let call = Call::new(Method::GET, path.clone(), scope, what.to_string());
-        let resp = client.send(host, &call).await?;
+    let mut pages = Pages::new(client, host, first, scope, what, HeaderMap::new());
+    while let Some(resp) = pages.next().await? {
         let status = resp.status();
         if status.as_u16() == 404 {
             return Err(RegistryError::NotFound {
@@ -98,20 +177,13 @@ async fn list_pages(
                 registry: host.name.clone(),
                 what: what.to_string(),
                 status: status.as_u16(),
-                body: body_excerpt(resp).await,
+                body: client.body_excerpt(resp).await,
             });
         }
-        next = resp
-            .headers()
-            .get(LINK)
-            .and_then(|v| v.to_str().ok())
-            .and_then(next_link)
-            .filter(|n| *n != path);
-        let body = resp.bytes().await.map_err(|e| RegistryError::Transport {
-            registry: host.name.clone(),
-            what: what.to_string(),
-            detail: chain(&e),
-        })?;
+        let body = client
+            .body(resp, &host.name, what)
+            .read_capped(PAGE_BYTES, "a page of a listing")
+            .await?;
         out.extend(
             page_items(&body, key).map_err(|why| RegistryError::Protocol {
                 registry: host.name.clone(),

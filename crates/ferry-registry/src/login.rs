@@ -2,15 +2,15 @@
 //! where the Docker tools (and ferry's own lookup, [`crate::credentials`]) find them: the Docker config's
 //! `auths`, or the credential helper the config names for the host.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use reqwest::Method;
+use std::io::Write;
+
 use serde_json::{Map, Value};
 
-use crate::client::{Call, RegistryClient, body_excerpt};
-use crate::credentials::{CredentialError, base64_decode};
+use crate::client::{Call, RegistryClient};
+use crate::credentials::{CredentialError, run_helper};
 use crate::error::RegistryError;
 
 impl RegistryClient {
@@ -28,7 +28,7 @@ impl RegistryClient {
             registry: registry.to_string(),
             what,
             status: resp.status().as_u16(),
-            body: body_excerpt(resp).await,
+            body: self.body_excerpt(resp).await,
         })
     }
 }
@@ -104,7 +104,7 @@ pub fn store_credentials(
     let auths = object_at(&mut config, "auths", path)?;
     // Older spellings of the same host would shadow the new entry on lookup.
     auths.retain(|k, _| !key_names_host(k, host));
-    let auth = crate::credentials::base64_encode(format!("{username}:{password}").as_bytes());
+    let auth = ferry_oci::base64::encode(format!("{username}:{password}").as_bytes());
     auths.insert(key, serde_json::json!({ "auth": auth }));
     write_config(path, &config)?;
     Ok(CredentialLocation::File(path.to_path_buf()))
@@ -121,7 +121,7 @@ pub fn erase_credentials(
     let mut erased = None;
     if let Some(helper) = helper_for(&config, host) {
         match run_helper(&helper, "erase", &key, key.as_bytes()) {
-            Ok(()) => erased = Some(CredentialLocation::Helper(helper)),
+            Ok(_) => erased = Some(CredentialLocation::Helper(helper)),
             Err(CredentialError::Helper { why, .. }) if why.contains("not found") => {}
             Err(e) => return Err(e),
         }
@@ -147,7 +147,7 @@ pub fn stored_username(path: &Path, host: &str) -> Option<String> {
         .filter(|(k, _)| key_names_host(k, host))
         .find_map(|(_, v)| {
             let auth = v.get("auth")?.as_str()?;
-            let decoded = String::from_utf8(base64_decode(auth)?).ok()?;
+            let decoded = String::from_utf8(ferry_oci::base64::decode(auth)?).ok()?;
             Some(decoded.split_once(':')?.0.to_string())
         })
 }
@@ -170,19 +170,19 @@ fn helper_for(config: &Map<String, Value>, host: &str) -> Option<String> {
 }
 
 fn read_config(path: &Path) -> Result<Map<String, Value>, CredentialError> {
-    let bad = |why: String| CredentialError::Config {
-        path: path.to_path_buf(),
-        why,
-    };
-    match std::fs::read(path) {
+    let path = path.to_path_buf();
+    match std::fs::read(&path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Map::new()),
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(bad("not a JSON object".into())),
-            Err(e) => Err(bad(format!("invalid JSON: {e}"))),
+            Ok(_) => Err(CredentialError::Config {
+                path,
+                why: "not a JSON object".into(),
+            }),
+            Err(source) => Err(CredentialError::Json { path, source }),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
-        Err(e) => Err(bad(e.to_string())),
+        Err(source) => Err(CredentialError::Io { path, source }),
     }
 }
 
@@ -208,9 +208,9 @@ fn object_at<'a>(
 /// Write the config as Docker does (tab-indented), to a 0600 temp file beside it, then rename. A symlinked
 /// config (dotfile managers) is written through the link.
 fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), CredentialError> {
-    let fail = |p: &Path, e: std::io::Error| CredentialError::Config {
+    let fail = |p: &Path, source: std::io::Error| CredentialError::Io {
         path: p.to_path_buf(),
-        why: e.to_string(),
+        source,
     };
     let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = target.parent().unwrap_or(Path::new("."));
@@ -252,46 +252,6 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
-}
-
-/// `docker-credential-<helper> <action>` with `input` on stdin (the credential-helper protocol). Its
-/// output is never shown for `store`: a helper may echo what it was given.
-fn run_helper(helper: &str, action: &str, key: &str, input: &[u8]) -> Result<(), CredentialError> {
-    let program = format!("docker-credential-{helper}");
-    let fail = |why: String| CredentialError::Helper {
-        helper: helper.to_string(),
-        host: key.to_string(),
-        why,
-    };
-    let mut child = Command::new(&program)
-        .arg(action)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            fail(format!(
-                "cannot run {program}: {e}; install it or remove it from the Docker config"
-            ))
-        })?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(input)
-        .map_err(|e| fail(e.to_string()))?;
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let msg = if action == "store" {
-        String::new()
-    } else {
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string()
-            + String::from_utf8_lossy(&out.stderr).trim();
-        format!(": {text}")
-    };
-    Err(fail(format!("{action} failed ({}){msg}", out.status)))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use ferry_oci::{Descriptor, Digest, media_type};
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode};
 
-use crate::client::{Call, body_excerpt};
+use crate::client::Call;
 use crate::error::RegistryError;
 use crate::repository::Repository;
 
@@ -86,7 +86,7 @@ impl Repository {
                 what,
             });
         }
-        let mut body = body_excerpt(resp).await;
+        let mut body = self.client.body_excerpt(resp).await;
         if status == StatusCode::METHOD_NOT_ALLOWED {
             body.push_str(
                 " (the registry does not allow deleting; distribution needs storage.delete.enabled)",

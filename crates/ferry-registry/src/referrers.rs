@@ -4,14 +4,13 @@
 
 use bytes::Bytes;
 use ferry_oci::descriptor::Descriptor;
-use ferry_oci::{Digest, Manifest, gojson, media_type};
+use ferry_oci::{Digest, MAX_MANIFEST_BYTES, Manifest, gojson, media_type};
 use ferry_store::{COSIGN_SUFFIXES, Referrer};
-use reqwest::Method;
-use reqwest::header::{ACCEPT, HeaderValue, LINK};
+use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use serde::Serialize;
 
-use crate::client::{Call, body_excerpt};
-use crate::error::{RegistryError, chain};
+use crate::error::RegistryError;
+use crate::listing::Pages;
 use crate::repository::Repository;
 
 /// How often a fallback-index update is retried when another client's update replaced ours.
@@ -63,36 +62,39 @@ impl Repository {
             "referrers of {}/{}@{subject}",
             self.host.name, self.repository
         );
-        let mut next = Some(format!("/v2/{}/referrers/{subject}", self.repository));
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(media_type::OCI_INDEX));
+        let first = format!("/v2/{}/referrers/{subject}", self.repository);
+        let mut pages = Pages::new(
+            &self.client,
+            &self.host,
+            first,
+            &self.pull_scope,
+            &what,
+            headers,
+        );
         let mut out = Vec::new();
-        while let Some(path) = next.take() {
-            let mut call = Call::new(Method::GET, path, &self.pull_scope, what.clone());
-            call.headers
-                .insert(ACCEPT, HeaderValue::from_static(media_type::OCI_INDEX));
-            let resp = self.client.send(&self.host, &call).await?;
+        let mut first_page = true;
+        while let Some(resp) = pages.next().await? {
             let status = resp.status().as_u16();
             // Registries without the API answer 404 (or 400/405 for an unknown route).
-            if matches!(status, 404 | 400 | 405) && out.is_empty() {
+            if matches!(status, 404 | 400 | 405) && first_page {
                 return Ok(None);
             }
+            first_page = false;
             if !resp.status().is_success() {
                 return Err(RegistryError::Status {
                     registry: self.host.name.clone(),
                     what,
                     status,
-                    body: body_excerpt(resp).await,
+                    body: self.client.body_excerpt(resp).await,
                 });
             }
-            next = resp
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(crate::tags::next_link);
-            let body = resp.bytes().await.map_err(|e| RegistryError::Transport {
-                registry: self.host.name.clone(),
-                what: what.clone(),
-                detail: chain(&e),
-            })?;
+            let body = self
+                .client
+                .body(resp, &self.host.name, &what)
+                .read_capped(MAX_MANIFEST_BYTES, "a referrers index")
+                .await?;
             let index = Manifest::parse(media_type::OCI_INDEX, &body).map_err(|e| {
                 RegistryError::Protocol {
                     registry: self.host.name.clone(),

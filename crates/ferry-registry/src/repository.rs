@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, MAX_MANIFEST_BYTES, Manifest, media_type};
 use ferry_store::transfer::verify_bytes;
 use ferry_store::{BlobWriter, BoxFuture, ByteSource, ReadStore, Store, StoreError, WriteStore};
@@ -12,8 +12,9 @@ use reqwest::header::{
 };
 use reqwest::{Method, Response, StatusCode};
 
-use crate::client::{Call, HostState, RegistryClient, body_excerpt, excerpt};
-use crate::error::{RegistryError, chain};
+use crate::body::{Body, excerpt};
+use crate::client::{Call, HostState, RegistryClient};
+use crate::error::RegistryError;
 use crate::upload::Upload;
 
 #[derive(Clone)]
@@ -67,7 +68,7 @@ impl Repository {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = read_capped(resp, &self.host.name, &what).await?;
+        let bytes = self.read_manifest(resp, &what).await?;
         let digest = Digest::of(&bytes);
         let expected = reference
             .parse::<Digest>()
@@ -137,12 +138,14 @@ impl Repository {
             self.host.name, self.repository
         )
         .replace(":sha256:", "@sha256:");
-        let content_type = HeaderValue::from_str(&desc.media_type).map_err(|_| {
-            RegistryError::Config(format!(
-                "manifest {} has an invalid media type {:?}",
-                desc.digest, desc.media_type
-            ))
-        })?;
+        let content_type =
+            HeaderValue::from_str(&desc.media_type).map_err(|_| RegistryError::Config {
+                why: format!(
+                    "manifest {} has an invalid media type {:?}",
+                    desc.digest, desc.media_type
+                ),
+                source: None,
+            })?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, content_type);
         let pushed = bytes.clone();
@@ -159,7 +162,7 @@ impl Repository {
         let resp = self.client.send(&self.host, &call).await?;
         let status = resp.status();
         if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = self.client.error_body(resp).await;
             let errors = error_codes(&body);
             if errors
                 .iter()
@@ -291,10 +294,21 @@ impl Repository {
                 Ok(false)
             }
             status => {
-                tracing::debug!("{what}: HTTP {status}{}", body_excerpt(resp).await);
+                tracing::debug!(
+                    "{what}: HTTP {status}{}",
+                    self.client.body_excerpt(resp).await
+                );
                 Ok(false)
             }
         }
+    }
+
+    /// A manifest body, refused past [`MAX_MANIFEST_BYTES`].
+    async fn read_manifest(&self, resp: Response, what: &str) -> Result<Bytes, RegistryError> {
+        self.client
+            .body(resp, &self.host.name, what)
+            .read_capped(MAX_MANIFEST_BYTES, "manifests")
+            .await
     }
 
     async fn expect_success(&self, resp: Response, what: &str) -> Result<Response, RegistryError> {
@@ -312,37 +326,9 @@ impl Repository {
             registry: self.host.name.clone(),
             what: what.to_string(),
             status: status.as_u16(),
-            body: body_excerpt(resp).await,
+            body: self.client.body_excerpt(resp).await,
         })
     }
-}
-
-/// Read a manifest body, refusing more than [`MAX_MANIFEST_BYTES`] before reading it all.
-async fn read_capped(
-    mut resp: Response,
-    registry: &str,
-    what: &str,
-) -> Result<Bytes, RegistryError> {
-    let too_large = |size: u64| RegistryError::Protocol {
-        registry: registry.to_string(),
-        what: what.to_string(),
-        why: format!("manifest is {size} bytes or more, over the {MAX_MANIFEST_BYTES}-byte limit"),
-    };
-    if let Some(len) = resp.content_length().filter(|l| *l > MAX_MANIFEST_BYTES) {
-        return Err(too_large(len));
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| RegistryError::Transport {
-        registry: registry.to_string(),
-        what: what.to_string(),
-        detail: chain(&e),
-    })? {
-        buf.extend_from_slice(&chunk);
-        if buf.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(too_large(buf.len() as u64));
-        }
-    }
-    Ok(buf.freeze())
 }
 
 impl Store for Repository {
@@ -376,7 +362,7 @@ impl ReadStore for Repository {
                 self.host.name, self.repository, desc.digest
             );
             let resp = self.get_manifest(&desc.digest.to_string(), &what).await?;
-            let bytes = read_capped(resp, &self.host.name, &what).await?;
+            let bytes = self.read_manifest(resp, &what).await?;
             verify_bytes(&self.describe(), desc, &bytes)?;
             Ok(bytes)
         })
@@ -439,11 +425,8 @@ impl ReadStore for Repository {
                 0
             };
             Ok((
-                Box::new(ResponseBody {
-                    resp,
-                    registry: self.host.name.clone(),
-                    what,
-                }) as Box<dyn ByteSource>,
+                Box::new(ResponseBody(self.client.body(resp, &self.host.name, &what)))
+                    as Box<dyn ByteSource>,
                 start,
             ))
         })
@@ -547,23 +530,12 @@ fn parse_content_range_start(v: &str) -> Option<u64> {
         .ok()
 }
 
-struct ResponseBody {
-    resp: Response,
-    registry: String,
-    what: String,
-}
+/// A blob's body, read under the client's throughput rule.
+struct ResponseBody(Body);
 
 impl ByteSource for ResponseBody {
     fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, StoreError>> {
-        Box::pin(async move {
-            self.resp.chunk().await.map_err(|e| {
-                StoreError::from(RegistryError::Transport {
-                    registry: self.registry.clone(),
-                    what: self.what.clone(),
-                    detail: chain(&e),
-                })
-            })
-        })
+        Box::pin(async move { Ok(self.0.chunk().await?) })
     }
 }
 

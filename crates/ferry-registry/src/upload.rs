@@ -12,7 +12,7 @@ use ferry_store::{BlobWriter, BoxFuture, StoreError};
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode, Url};
 
-use crate::client::{Call, body_excerpt};
+use crate::client::Call;
 use crate::error::RegistryError;
 use crate::repository::{Repository, check_digest_header};
 use crate::retry::{Decision, Failure, jitter};
@@ -135,7 +135,7 @@ impl Upload {
             let policy = &self.repo.client.options().retry;
             match policy.decide(failures, &Failure::Transport, SystemTime::now(), jitter()) {
                 Decision::Retry { wait, .. } => {
-                    tracing::warn!("{err}; resuming the upload");
+                    tracing::warn!("{}; resuming the upload", ferry_oci::error_chain(&err));
                     if !session_problem {
                         tokio::time::sleep(wait).await;
                         waited += wait;
@@ -283,7 +283,7 @@ impl Upload {
             registry: self.repo.host.name.clone(),
             what: self.what.clone(),
             status: resp.status().as_u16(),
-            body: body_excerpt(resp).await,
+            body: self.repo.client.body_excerpt(resp).await,
         }
     }
 
@@ -297,10 +297,10 @@ impl Upload {
 
     /// A transient error: the caller starts the blob over, which is all that is left to do.
     fn interrupted(&self, detail: String) -> RegistryError {
-        RegistryError::Transport {
+        RegistryError::Interrupted {
             registry: self.repo.host.name.clone(),
             what: self.what.clone(),
-            detail: format!("{detail}; the blob has to be uploaded again"),
+            why: format!("{detail}; the blob has to be uploaded again"),
         }
     }
 

@@ -2,62 +2,11 @@
 
 use sha2::{Digest as _, Sha256};
 
-const B64_STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const B64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+pub use ferry_oci::base64::{decode as base64_decode, encode as base64, encode_url as base64url};
 
-fn b64_encode(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk.len();
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= n {
-                out.push(alphabet[(v >> (18 - 6 * i)) as usize & 63] as char);
-            } else if pad {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64 with padding (Basic auth, x5c, JSON `data` fields).
-pub fn base64(data: &[u8]) -> String {
-    b64_encode(data, B64_STD, true)
-}
-
-/// Unpadded URL-safe base64, as JWS requires.
-pub fn base64url(data: &[u8]) -> String {
-    b64_encode(data, B64_URL, false)
-}
-
-/// Decodes standard or URL-safe base64, padded or not. None on any invalid character.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+/// RFC 3339 UTC timestamp (`2024-01-02T03:04:05Z`) for Unix seconds.
+pub fn rfc3339(unix: u64) -> String {
+    ferry_oci::date::rfc3339(unix as i64)
 }
 
 /// Lowercase hex.
@@ -196,47 +145,9 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
-/// RFC 3339 UTC timestamp (`2024-01-02T03:04:05Z`) for Unix seconds, without a date crate.
-pub fn rfc3339(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trips_and_matches_known_values() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"ferry:s3cret-pass"), "ZmVycnk6czNjcmV0LXBhc3M=");
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
-        for len in 0..40 {
-            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            assert_eq!(base64_decode(&base64(&data)).unwrap(), data);
-            assert_eq!(base64_decode(&base64url(&data)).unwrap(), data);
-        }
-        assert!(base64_decode("a*b").is_none());
-    }
 
     #[test]
     fn digest_and_crc_match_known_values() {
@@ -280,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn percent_coding_and_time() {
+    fn percent_coding() {
         assert_eq!(
             percent_decode("repository%3Afoo%2Fbar%3Apull+x"),
             "repository:foo/bar:pull x"
@@ -290,8 +201,5 @@ mod tests {
             percent_encode("repository:a/b:pull,push"),
             "repository%3Aa%2Fb%3Apull%2Cpush"
         );
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_704_067_199), "2023-12-31T23:59:59Z");
     }
 }

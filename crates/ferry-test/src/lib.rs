@@ -8,6 +8,7 @@ mod artifact;
 pub mod encode;
 pub mod faults;
 pub mod fixtures;
+pub mod hostile;
 mod pki;
 mod registry;
 mod server;
@@ -30,6 +31,12 @@ pub enum Mode {
     Plain,
     /// HTTPS with a certificate from a per-process test CA ([`Registry::ca_file`]), no auth.
     Tls,
+    /// HTTPS like [`Mode::Tls`] that also demands a client certificate signed by the test CA
+    /// ([`Registry::client_identity`]).
+    Mtls,
+    /// HTTPS with a self-signed `CA:TRUE` certificate for `localhost` only, made the way Docker's guide
+    /// makes one; [`Registry::ca_file`] is that certificate. Reach it as `localhost:PORT`.
+    SelfSigned,
     /// Plain HTTP with htpasswd (bcrypt) Basic auth for [`USER`]/[`PASSWORD`].
     Basic,
     /// Plain HTTP with distribution token auth; the realm is this crate's token server, which wants

@@ -10,11 +10,19 @@ use std::sync::OnceLock;
 
 pub const INSTALL_HINT: &str = "apt-get install -y docker-registry apache2-utils";
 
-/// PEM material for the TLS listener.
+/// PEM material for the TLS listeners and their clients.
 pub struct TlsMaterial {
     pub ca_pem: Vec<u8>,
+    /// A CA-signed leaf for `127.0.0.1` and `localhost`.
     pub server_cert_pem: Vec<u8>,
     pub server_key_pem: Vec<u8>,
+    /// A CA-signed client certificate (`clientAuth`), for registries that demand one.
+    pub client_cert_pem: Vec<u8>,
+    pub client_key_pem: Vec<u8>,
+    /// Self-signed the way Docker's registry guide makes one (`openssl req -x509`, so `CA:TRUE`), for
+    /// `localhost` only.
+    pub self_signed_cert_pem: Vec<u8>,
+    pub self_signed_key_pem: Vec<u8>,
 }
 
 /// The token signer: a self-signed certificate (the registry's `rootcertbundle`, and the token's
@@ -82,7 +90,37 @@ pub fn tls() -> &'static TlsMaterial {
             ],
             d,
         );
-        TlsMaterial { ca_pem: read(d, "ca.pem"), server_cert_pem: read(d, "server.pem"), server_key_pem: read(d, "server.key") }
+        let mut csr = vec!["req", "-new", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=ferry-test client"];
+        csr.extend(EC_KEY);
+        run("openssl", &csr, d);
+        std::fs::write(
+            d.join("client.ext"),
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("write ext file");
+        run(
+            "openssl",
+            &[
+                "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "3", "-days",
+                "3650", "-extfile", "client.ext", "-out", "client.pem",
+            ],
+            d,
+        );
+        let mut self_signed = vec![
+            "req", "-x509", "-nodes", "-days", "3650", "-keyout", "self.key", "-out", "self.pem", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost",
+        ];
+        self_signed.extend(EC_KEY);
+        run("openssl", &self_signed, d);
+        TlsMaterial {
+            ca_pem: read(d, "ca.pem"),
+            server_cert_pem: read(d, "server.pem"),
+            server_key_pem: read(d, "server.key"),
+            client_cert_pem: read(d, "client.pem"),
+            client_key_pem: read(d, "client.key"),
+            self_signed_cert_pem: read(d, "self.pem"),
+            self_signed_key_pem: read(d, "self.key"),
+        }
     })
 }
 

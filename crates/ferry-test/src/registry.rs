@@ -35,6 +35,7 @@ pub struct Registry {
     storage: PathBuf,
     log_file: PathBuf,
     ca_file: Option<PathBuf>,
+    client_identity: Option<(PathBuf, PathBuf)>,
     token_server: Option<TokenServer>,
     // Last: removed after the process is gone.
     dir: tempfile::TempDir,
@@ -78,6 +79,10 @@ fn block_on<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
 /// The reqwest client tests should use for a registry: trusts the test CA (when `ca_pem` is set),
 /// no proxies (a CI `HTTP_PROXY` must not intercept 127.0.0.1).
 pub fn client(ca_pem: Option<&[u8]>) -> reqwest::Client {
+    client_builder(ca_pem).build().expect("reqwest client")
+}
+
+fn client_builder(ca_pem: Option<&[u8]>) -> reqwest::ClientBuilder {
     // reqwest is built without a default crypto provider; installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder().no_proxy();
@@ -85,7 +90,30 @@ pub fn client(ca_pem: Option<&[u8]>) -> reqwest::Client {
         builder =
             builder.tls_certs_only([reqwest::Certificate::from_pem(pem).expect("test CA PEM")]);
     }
-    builder.build().expect("reqwest client")
+    builder
+}
+
+/// The harness's own client for a registry in `mode` (seeding, readiness): the test CA, the client
+/// certificate for [`Mode::Mtls`]; the self-signed certificate is accepted as is (webpki would not take it
+/// as a trust anchor for itself, and the harness is not what is under test).
+fn mode_client(mode: Mode) -> reqwest::Client {
+    let material = pki::tls();
+    match mode {
+        Mode::Tls => client(Some(&material.ca_pem)),
+        Mode::Mtls => {
+            let mut pem = material.client_cert_pem.clone();
+            pem.extend_from_slice(&material.client_key_pem);
+            client_builder(Some(&material.ca_pem))
+                .identity(reqwest::Identity::from_pem(&pem).expect("test client identity"))
+                .build()
+                .expect("reqwest client")
+        }
+        Mode::SelfSigned => client_builder(None)
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .expect("reqwest client"),
+        Mode::Plain | Mode::Basic | Mode::Token => client(None),
+    }
 }
 
 impl Registry {
@@ -102,24 +130,48 @@ impl Registry {
         let mut auth = String::new();
         let mut tls = String::new();
         let mut ca_file = None;
+        let mut client_identity = None;
         let mut token_server = None;
         match mode {
             Mode::Plain => {}
-            Mode::Tls => {
+            Mode::Tls | Mode::Mtls | Mode::SelfSigned => {
                 let material = pki::tls();
                 let (ca, cert, key) = (
                     dir.path().join("ca.pem"),
                     dir.path().join("server.pem"),
                     dir.path().join("server.key"),
                 );
-                std::fs::write(&ca, &material.ca_pem).expect("write CA");
-                std::fs::write(&cert, &material.server_cert_pem).expect("write server cert");
-                std::fs::write(&key, &material.server_key_pem).expect("write server key");
+                let (served_cert, served_key, trusted) = if mode == Mode::SelfSigned {
+                    let c = &material.self_signed_cert_pem;
+                    (c, &material.self_signed_key_pem, c)
+                } else {
+                    (
+                        &material.server_cert_pem,
+                        &material.server_key_pem,
+                        &material.ca_pem,
+                    )
+                };
+                std::fs::write(&ca, trusted).expect("write CA");
+                std::fs::write(&cert, served_cert).expect("write server cert");
+                std::fs::write(&key, served_key).expect("write server key");
                 tls = format!(
                     "  tls:\n    certificate: {}\n    key: {}\n",
                     yaml_str(&cert),
                     yaml_str(&key)
                 );
+                if mode == Mode::Mtls {
+                    // Distribution then requires and verifies a client certificate from these CAs.
+                    tls.push_str(&format!("    clientcas:\n      - {}\n", yaml_str(&ca)));
+                    let (client_cert, client_key) = (
+                        dir.path().join("client.cert"),
+                        dir.path().join("client.key"),
+                    );
+                    std::fs::write(&client_cert, &material.client_cert_pem)
+                        .expect("write client cert");
+                    std::fs::write(&client_key, &material.client_key_pem)
+                        .expect("write client key");
+                    client_identity = Some((client_cert, client_key));
+                }
                 ca_file = Some(ca);
             }
             Mode::Basic => {
@@ -150,8 +202,8 @@ impl Registry {
         let config_file = dir.path().join("config.yml");
         // Without a `validation.manifests.urls.allow` list, 2.8 refuses every manifest with `urls`
         // (foreign layers); allowing any http(s) URL matches what public registries accept.
-        let ca_pem = ca_file.as_ref().map(|_| pki::tls().ca_pem.clone());
-        let scheme = if ca_pem.is_some() { "https" } else { "http" };
+        let harness = mode_client(mode);
+        let scheme = if ca_file.is_some() { "https" } else { "http" };
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
             let config = format!(
@@ -161,7 +213,7 @@ impl Registry {
             std::fs::write(&config_file, config).expect("write registry config");
             let mut child = spawn_registry(&config_file, &log_file);
             let base = format!("{scheme}://127.0.0.1:{port}");
-            match wait_ready(&mut child, &base, ca_pem.as_deref(), &log_file) {
+            match wait_ready(&mut child, &base, &harness, &log_file) {
                 Ok(()) => {
                     return Registry {
                         mode,
@@ -170,6 +222,7 @@ impl Registry {
                         storage,
                         log_file,
                         ca_file,
+                        client_identity,
                         token_server,
                         dir,
                     };
@@ -202,10 +255,9 @@ impl Registry {
         let _ = self.child.wait();
         std::thread::sleep(down);
         let config_file = self.dir.path().join("config.yml");
-        let ca_pem = self.ca_file.as_ref().map(|_| pki::tls().ca_pem.clone());
         let base = self.base_url();
         let mut child = spawn_registry(&config_file, &self.log_file);
-        match wait_ready(&mut child, &base, ca_pem.as_deref(), &self.log_file) {
+        match wait_ready(&mut child, &base, &mode_client(self.mode), &self.log_file) {
             Ok(()) => self.child = child,
             Err(_) => {
                 let _ = child.kill();
@@ -230,10 +282,18 @@ impl Registry {
         self.mode
     }
 
-    /// PEM of the self-signed test CA that signed the registry's certificate ([`Mode::Tls`] only).
-    /// The CA is shared by every registry in the process.
+    /// PEM of the self-signed test CA that signed the registry's certificate ([`Mode::Tls`],
+    /// [`Mode::Mtls`]; shared by every registry in the process), or for [`Mode::SelfSigned`] the
+    /// registry's own certificate.
     pub fn ca_file(&self) -> Option<&Path> {
         self.ca_file.as_deref()
+    }
+
+    /// The client certificate and key files [`Mode::Mtls`] accepts.
+    pub fn client_identity(&self) -> Option<(&Path, &Path)> {
+        self.client_identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()))
     }
 
     /// `"https"` for [`Mode::Tls`], `"http"` otherwise.
@@ -304,16 +364,17 @@ impl Registry {
         token::mint(USER, access)
     }
 
-    /// A reqwest client that trusts this registry's CA and ignores proxies.
+    /// A reqwest client that can talk to this registry (its CA, its client certificate) and ignores
+    /// proxies.
     pub fn client(&self) -> reqwest::Client {
-        client(self.ca_file.as_ref().map(|_| pki::tls().ca_pem.as_slice()))
+        mode_client(self.mode)
     }
 
     /// An `Authorization` value with full access to `repo` (Basic, or a freshly minted Bearer token),
     /// None when the mode has no auth.
     pub fn authorization(&self, repo: &str) -> Option<String> {
         match self.mode {
-            Mode::Plain | Mode::Tls => None,
+            Mode::Plain | Mode::Tls | Mode::Mtls | Mode::SelfSigned => None,
             Mode::Basic => Some(format!(
                 "Basic {}",
                 base64(format!("{USER}:{PASSWORD}").as_bytes())
@@ -544,10 +605,9 @@ fn spawn_registry(config: &Path, log_file: &Path) -> Child {
 fn wait_ready(
     child: &mut Child,
     base: &str,
-    ca_pem: Option<&[u8]>,
+    client: &reqwest::Client,
     log_file: &Path,
 ) -> Result<(), StartError> {
-    let client = client(ca_pem);
     let url = format!("{base}/v2/");
     let deadline = Instant::now() + START_TIMEOUT;
     block_on(async {

@@ -298,3 +298,127 @@ async fn plain_http_is_negotiated_for_loopback_and_forced_by_flag() {
     .await;
     assert_has_all(&out, &image);
 }
+
+#[tokio::test]
+async fn self_signed_ca_true_certificate_passed_with_ca_file() {
+    // `openssl req -x509` as Docker's guide does it: CA:TRUE, a DNS name only.
+    let reg = Registry::start(Mode::SelfSigned);
+    let image = fixtures::oci_image(101, 2, "amd64");
+    reg.seed("secure/app", Some("1"), &image).await;
+    let env = Env::new();
+    let ca = reg.ca_file().unwrap().to_str().unwrap().to_string();
+    let out = env.path("out");
+    let by_name = format!("localhost:{}/secure/app:1", reg.port());
+    env.ok(&[
+        "pull",
+        &by_name,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "--ca-file",
+        &ca,
+    ])
+    .await;
+    assert_has_all(&out, &image);
+    // Host names are still checked: the certificate does not name 127.0.0.1.
+    let err = env
+        .fails(&[
+            "pull",
+            &format!("{}/secure/app:1", reg.host()),
+            "-o",
+            env.path("by-ip").to_str().unwrap(),
+            "--no-cache",
+            "--ca-file",
+            &ca,
+        ])
+        .await;
+    assert!(
+        err.contains("CN=localhost") && err.contains("not valid for the host name 127.0.0.1"),
+        "{err}"
+    );
+}
+
+/// `dir` as a skopeo/Docker certificate directory for `reg`: the CA and the client pair.
+fn write_cert_dir(dir: &std::path::Path, reg: &Registry) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(reg.ca_file().unwrap(), dir.join("ca.crt")).unwrap();
+    let (cert, key) = reg.client_identity().unwrap();
+    std::fs::copy(cert, dir.join("me.cert")).unwrap();
+    std::fs::copy(key, dir.join("me.key")).unwrap();
+}
+
+#[tokio::test]
+async fn client_certificates_from_certs_d_and_cert_dir() {
+    let (reg, image, reference) = seeded(Mode::Mtls).await;
+    let env = Env::new();
+    let err = env
+        .fails(&["pull", &reference, "-o", env.path("none").to_str().unwrap()])
+        .await;
+    assert!(err.contains("not trusted"), "no CA anywhere yet: {err}");
+
+    let dir = env.path("certs");
+    write_cert_dir(&dir, &reg);
+    let out = env.path("cert-dir");
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "--cert-dir",
+        dir.to_str().unwrap(),
+    ])
+    .await;
+    assert_has_all(&out, &image);
+
+    write_cert_dir(&env.certs_d().join(reg.host()), &reg);
+    let out = env.path("certs-d");
+    env.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+        "--no-cache",
+    ])
+    .await;
+    assert_has_all(&out, &image);
+    env.ok(&["ls", &format!("{}/secure/app", reg.host())]).await;
+}
+
+#[tokio::test]
+async fn copy_takes_certificates_per_side() {
+    let (src, image, reference) = seeded(Mode::Mtls).await;
+    let dest = Registry::start(Mode::Mtls);
+    let env = Env::new();
+    let (src_dir, dest_dir) = (env.path("src-certs"), env.path("dest-certs"));
+    write_cert_dir(&src_dir, &src);
+    write_cert_dir(&dest_dir, &dest);
+    let target = format!("{}/copied/app:1", dest.host());
+    let err = env
+        .fails(&[
+            "copy",
+            &reference,
+            &target,
+            "--src-cert-dir",
+            src_dir.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        err.contains(&dest.host()),
+        "the destination has no certificates: {err}"
+    );
+    env.ok(&[
+        "copy",
+        &reference,
+        &target,
+        "-q",
+        "--src-cert-dir",
+        src_dir.to_str().unwrap(),
+        "--dest-cert-dir",
+        dest_dir.to_str().unwrap(),
+    ])
+    .await;
+    let (_, bytes) = dest.get_manifest("copied/app", "1").await.expect("copied");
+    assert_eq!(ferry_test::encode::sha256_digest(&bytes), image.digest());
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use ferry_test::faults::{Fault, FaultProxy, Rule};
+use ferry_test::hostile::{HostileServer, Hostility};
 use ferry_test::{Artifact, Mode, Registry, fixtures};
 
 use crate::support::{Env, assert_has_all, entries, json};
@@ -388,23 +389,7 @@ async fn cross_repository_mount_sends_no_bytes() {
 /// IMF-fixdate for a time.
 fn http_date(t: SystemTime) -> String {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-    let days = secs / 86_400;
-    let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
-    // Civil from days (Howard Hinnant).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(mo - 1) as usize];
-    format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
+    ferry_oci::date::http_date(secs as i64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,4 +542,103 @@ async fn a_server_that_ignores_ranges_gets_one_stream_per_blob() {
         "completed; each large blob fetched in one stream",
         &proxy,
     );
+}
+
+/// A hostile registry, not a faulty proxy: ferry ends with a clear error, its peak RSS measured with
+/// `/usr/bin/time -v` (reported, and held under 64 MiB; the time it takes is not asserted).
+async fn against_hostile(hostility: Hostility, fault: &str, args: &[&str], expect: &str) {
+    let server = HostileServer::start(hostility);
+    let env = Env::new();
+    let reference = format!("{}/app:1", server.host());
+    let repository = format!("{}/app", server.host());
+    let out = env.path("out");
+    let mut argv: Vec<&str> = args
+        .iter()
+        .map(|a| match *a {
+            "REF" => reference.as_str(),
+            "REPO" => repository.as_str(),
+            "OUT" => out.to_str().unwrap(),
+            a => a,
+        })
+        .collect();
+    argv.push("--plain-http");
+    let started = std::time::Instant::now();
+    let (output, rss_kib) = env.measured(&argv).await;
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "ferry {argv:?}: {stderr}");
+    assert!(stderr.contains(expect), "{expect:?} missing in: {stderr}");
+    eprintln!("{fault}: peak RSS {} KiB, {took:.1?}", rss_kib);
+    assert!(rss_kib < 64 << 10, "{fault}: peak RSS {rss_kib} KiB");
+    let Some(file) = std::env::var_os("FERRY_FAULT_MATRIX") else {
+        return;
+    };
+    let row = format!(
+        "| hostile server: {fault} | failed: {expect}; peak RSS {} MiB | every response | {} | 0 |\n",
+        rss_kib.div_ceil(1024),
+        server.requests()
+    );
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap()
+        .write_all(row.as_bytes())
+        .unwrap();
+}
+
+#[tokio::test]
+async fn hostile_endless_error_bodies() {
+    against_hostile(
+        Hostility::EndlessError,
+        "HTTP 500 with an endless body",
+        &["pull", "REF", "-o", "OUT", "--no-cache"],
+        "answered HTTP 500",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_endless_token() {
+    against_hostile(
+        Hostility::EndlessToken,
+        "endless token response",
+        &["pull", "REF", "-o", "OUT", "--no-cache"],
+        "262144-byte limit for token responses",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_endless_manifest() {
+    against_hostile(
+        Hostility::EndlessManifest,
+        "endless manifest",
+        &["pull", "REF", "-o", "OUT", "--no-cache"],
+        "byte limit for manifests",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_endless_tags_page() {
+    against_hostile(
+        Hostility::EndlessPage,
+        "endless tags page",
+        &["ls", "REPO"],
+        "8388608-byte limit for a page of a listing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_link_cycle() {
+    against_hostile(
+        Hostility::LinkCycle,
+        "tags Link cycle over two pages",
+        &["ls", "REPO"],
+        "loop back",
+    )
+    .await;
 }

@@ -24,15 +24,47 @@ impl Env {
         self.dir.path().join(rel)
     }
 
+    /// The certs.d root ferry reads (`<root>/<host:port>/{*.crt,*.cert,*.key}`).
+    pub fn certs_d(&self) -> PathBuf {
+        self.path("certs.d")
+    }
+
     pub fn cache(&self) -> PathBuf {
         self.path("cache")
     }
 
     pub fn command(&self) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+        self.command_with(tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry")))
+    }
+
+    /// Run ferry under `/usr/bin/time -v`: its output, and its peak resident set size in KiB.
+    pub async fn measured(&self, args: &[&str]) -> (Output, u64) {
+        let mut cmd = tokio::process::Command::new("/usr/bin/time");
+        cmd.arg("-v").arg(env!("CARGO_BIN_EXE_ferry"));
+        let out = self
+            .command_with(cmd)
+            .args(args)
+            .output()
+            .await
+            .expect("run /usr/bin/time -v ferry (apt-get install -y time)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let rss = stderr
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Maximum resident set size (kbytes): ")
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time -v:\n{stderr}"));
+        (out, rss)
+    }
+
+    fn command_with(&self, mut cmd: tokio::process::Command) -> tokio::process::Command {
         cmd.env("HOME", self.path("home"))
             .env("FERRY_CACHE", self.cache())
             .env("DOCKER_CONFIG", self.path("home/.docker"))
+            // Per-registry certificate directories live in the test, never in this machine's /etc.
+            .env("FERRY_CERTS_D_ROOTS", self.certs_d())
             .env_remove("REGISTRY_AUTH_FILE")
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("XDG_CACHE_HOME")
