@@ -206,3 +206,69 @@ pub fn tree_digest(dir: &Path) -> String {
     }
     h.finish().to_string()
 }
+
+/// Rename the (only) image of a layout: both name annotations of its `index.json` entry.
+fn rename_only_image(layout: &Path, name: &str) {
+    let path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let entries = index["manifests"].as_array_mut().unwrap();
+    assert_eq!(entries.len(), 1);
+    for key in [
+        "org.opencontainers.image.ref.name",
+        "org.opencontainers.image.base.name",
+    ] {
+        entries[0]["annotations"][key] = name.into();
+    }
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// Issue 12 item 8: Zarf's "already transformed" test is a raw string prefix, so an image on
+/// `127.0.0.1:5099` counts as inside `127.0.0.1:50991` and `localhost/x` as inside `localhost:50991`.
+/// ferry compares whole hosts: both go to the registry given (zarf-compat §2).
+#[tokio::test]
+async fn push_compares_registry_hosts_at_boundaries() {
+    let reg = Registry::start(Mode::Plain);
+    let host = reg.host();
+    let port = host.rsplit_once(':').unwrap().1.to_string();
+    let image = ferry_test::fixtures::oci_image(310, 1, "amd64");
+    reg.seed("app/web", Some("1"), &image).await;
+    let env = Env::new();
+    // Another registry whose host:port is a string prefix of the target's.
+    let shorter = format!("127.0.0.1:{}", &port[..port.len() - 1]);
+    for (name, target) in [
+        (format!("{shorter}/app/web:1"), host.clone()),
+        (
+            "localhost/myapp:dev".to_string(),
+            format!("localhost:{port}"),
+        ),
+    ] {
+        let layout = env.path(&format!("layout-{}", name.replace(['/', ':'], "_")));
+        env.ok(&[
+            "pull",
+            &format!("{host}/app/web:1"),
+            "-o",
+            layout.to_str().unwrap(),
+            "-q",
+        ])
+        .await;
+        rename_only_image(&layout, &name);
+        env.ok(&[
+            "push",
+            layout.to_str().unwrap(),
+            "--registry",
+            &target,
+            "-q",
+        ])
+        .await;
+        for pushed in ferry_zarf::push_names(&name.parse().unwrap(), &target, false) {
+            let r: ferry_oci::Reference = pushed.parse().unwrap();
+            assert_eq!(r.registry, target, "{name} goes to {target}");
+            let (_, bytes) = reg
+                .get_manifest(&r.repository, &r.target())
+                .await
+                .unwrap_or_else(|| panic!("{pushed} is not in {target}"));
+            assert_eq!(bytes, image.manifest.bytes.as_ref());
+        }
+    }
+}
