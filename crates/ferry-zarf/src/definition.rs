@@ -614,4 +614,114 @@ components:
         assert_eq!(rfc1123z_to_rfc3339("2024-01-01T00:00:00Z"), None);
         assert_eq!(rfc1123z_to_rfc3339(""), None);
     }
+
+    /// A v1beta1-authored package as Zarf writes it: v1alpha1, `---`, v1beta1.
+    const TWO_DOCS: &str = "apiVersion: zarf.dev/v1alpha1
+kind: ZarfPackageConfig
+metadata:
+  name: two
+  architecture: amd64
+components:
+- name: base
+  required: true
+  images: [only-in-alpha:1]
+---
+apiVersion: zarf.dev/v1beta1
+kind: ZarfPackageConfig
+metadata:
+  name: two
+  architecture: amd64
+build:
+  aggregateChecksum: beta-sum
+components:
+- name: base
+  images:
+  - name: base:1
+  - name: local/app:dev
+    source: daemon
+- name: up
+  optional: true
+  selector: {flavor: upstream}
+  images: [{name: up:1}]
+- name: ib
+  selector: {flavor: ironbank}
+  images: [{name: ib:1, source: registry}]
+- name: arm
+  selector: {architecture: arm64}
+  images: [{name: arm:1}]
+- name: archived
+  optional: true
+  imageArchives:
+  - path: archives/app.tar
+    images: [x:1, base:1]
+";
+
+    #[test]
+    fn v1beta1_document_is_the_one_read_with_flavors_and_architectures() {
+        let d = Definition::parse("two", TWO_DOCS.as_bytes()).unwrap();
+        assert!(d.v1beta1.is_some());
+        assert_eq!(d.metadata.aggregate_checksum, "beta-sum");
+        let names = |arch: &str, flavor: &str| -> Vec<String> {
+            d.images_for(arch, flavor)
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
+        };
+        assert_eq!(
+            names("amd64", "upstream"),
+            vec!["base:1", "local/app:dev", "up:1", "x:1"]
+        );
+        assert_eq!(
+            names("arm64", "ironbank"),
+            vec!["base:1", "local/app:dev", "ib:1", "arm:1", "x:1"]
+        );
+        assert_eq!(names("amd64", ""), vec!["base:1", "local/app:dev", "x:1"]);
+        let base = d.component("base").unwrap();
+        assert!(base.required && !d.component("up").unwrap().required);
+        assert_eq!(base.sources[1].origin, Origin::Daemon);
+        assert_eq!(
+            d.component("archived").unwrap().sources[0].origin,
+            Origin::Archive("archives/app.tar".into())
+        );
+        assert_eq!(d.create_architecture(None), "amd64");
+        assert_eq!(d.create_architecture(Some("aarch64")), "arm64");
+
+        // A v1alpha1 file: `only.flavor` and `only.cluster.architecture`.
+        let alpha = "components:
+- name: a
+  only: {flavor: upstream, cluster: {architecture: arm64}}
+  images: [a:1]
+- name: b
+  images: [b:1]
+";
+        let d = Definition::parse("one", alpha.as_bytes()).unwrap();
+        let names: Vec<String> = d
+            .images_for("arm64", "upstream")
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, vec!["a:1", "b:1"]);
+        assert_eq!(d.images_for("amd64", "upstream").len(), 1);
+    }
+
+    #[test]
+    fn documents_are_checked() {
+        let err = |y: &str| {
+            Definition::parse("p", y.as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("apiVersion: zarf.dev/v9\nkind: X\n").contains("no document of a supported"));
+        assert!(
+            err("kind: A\n---\napiVersion: zarf.dev/v1alpha1\n").contains("two zarf.dev/v1alpha1")
+        );
+        assert!(err("components: 3\n").contains("v1alpha1 document"));
+        // Unknown versions beside a known one are skipped; empty documents too.
+        let d = Definition::parse(
+            "p",
+            b"---\nmetadata: {name: a}\n---\napiVersion: zarf.dev/v2\nx: 1\n---\n",
+        )
+        .unwrap();
+        assert_eq!(d.metadata.name, "a");
+    }
 }
