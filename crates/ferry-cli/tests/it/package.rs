@@ -812,3 +812,79 @@ async fn crane_era_packages_work_like_oras_era_ones() {
     assert!(!got.contains("components/tools.tar"));
     env.ok(&["package", "verify", s(&out), "--partial"]).await;
 }
+
+/// Issue 13 item 1: the config is `json.Marshal` of Zarf's v1alpha1 structs after migrations, so the
+/// manifest digest is the one `zarf package publish` gives. The config bytes below are written by hand from
+/// Zarf's Go source (struct order, `omitempty`, never-omitted structs, `build.migrations`), the manifest
+/// from oras-go's packing; publishing twice gives exactly that digest both times.
+#[tokio::test]
+async fn publish_twice_gives_the_manifest_digest_zarf_would() {
+    let reg = Registry::start(Mode::Plain);
+    let env = Env::new();
+    let pkg = sample(&env, "out", "amd64");
+    let spec = &pkg.spec;
+    let images = |c: usize| {
+        spec.components[c]
+            .images
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let empty_actions = r#""actions":{"onCreate":{"defaults":{"shell":{}}},"onDeploy":{"defaults":{"shell":{}}},"onRemove":{"defaults":{"shell":{}}}}"#;
+    let config = format!(
+        concat!(
+            r#"{{"kind":"ZarfPackageConfig","metadata":{{"name":"demo","description":"{desc}","version":"1.0.0","authors":"ferry","aggregateChecksum":"{agg}"}},"#,
+            r#""build":{{"terminal":"ferry-test","user":"ferry","architecture":"amd64","timestamp":"Mon, 01 Jan 2024 12:00:00 +0100","version":"v0.51.0","migrations":["scripts-to-actions","pluralize-set-variable"]}},"#,
+            r#""components":[{{"name":"web","required":true,"only":{{"cluster":{{}}}},"import":{{}},"images":[{web}],"scripts":{{}},{actions}}},"#,
+            r#"{{"name":"tools","only":{{"cluster":{{}}}},"import":{{}},"images":[{tools}],"scripts":{{}},{actions}}}],"#,
+            r#""values":{{}}}}"#
+        ),
+        desc = spec.description,
+        agg = pkg.aggregate,
+        web = images(0),
+        tools = images(1),
+        actions = empty_actions,
+    );
+    let sha = |b: &[u8]| ferry_test::encode::sha256_digest(b);
+    let mut layers: Vec<(String, usize, &String)> = pkg
+        .files
+        .iter()
+        .map(|(title, data)| (sha(data), data.len(), title))
+        .collect();
+    layers.sort();
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|(d, n, t)| {
+            format!(r#"{{"mediaType":"{ZARF_LAYER}","digest":"{d}","size":{n},"annotations":{{"{TITLE}":"{t}"}}}}"#)
+        })
+        .collect();
+    let manifest = format!(
+        concat!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","#,
+            r#""config":{{"mediaType":"{ct}","digest":"{cd}","size":{cn}}},"layers":[{layers}],"#,
+            r#""annotations":{{"org.opencontainers.image.authors":"ferry","org.opencontainers.image.created":"2024-01-01T11:00:00Z","org.opencontainers.image.description":"{desc}","{title}":"demo"}}}}"#
+        ),
+        ct = ZARF_CONFIG,
+        cd = sha(config.as_bytes()),
+        cn = config.len(),
+        layers = layers.join(","),
+        desc = spec.description,
+        title = TITLE,
+    );
+    let predicted = sha(manifest.as_bytes());
+    let dest = format!("oci://{}/packages", reg.host());
+    for _ in 0..2 {
+        let v = json(
+            &env.ok(&["package", "publish", s(&pkg.dir), &dest, "--json"])
+                .await,
+        );
+        assert_eq!(v["digest"], predicted);
+    }
+    let (_, bytes) = reg.get_manifest("packages/demo", &predicted).await.unwrap();
+    assert_eq!(String::from_utf8(bytes).unwrap(), manifest);
+    assert_eq!(
+        get_blob(&reg, "packages/demo", &sha(config.as_bytes())).await,
+        config.as_bytes()
+    );
+}

@@ -663,3 +663,230 @@ impl ZarfComponentActionSet {
             .chain(self.on_failure.iter_mut())
     }
 }
+
+/// Test vectors written by hand from Zarf's Go source (v0.84, `src/api/v1alpha1`,
+/// `internal/api/v1alpha1/migrate.go` and `convert.go`, `pkgcfg`): struct order, `omitempty`, migrations,
+/// conversions, Go's escaping.
+#[cfg(test)]
+mod vectors {
+    use crate::definition::Definition;
+
+    fn config(yaml: &str) -> String {
+        let d = Definition::parse("vector", yaml.as_bytes()).unwrap();
+        String::from_utf8(d.config_json().unwrap()).unwrap()
+    }
+
+    /// Structs are never omitted: every component has `only.cluster`, `import`, `scripts` and the three
+    /// action sets with `defaults.shell`; the package has `values`; `build` has its three always-written
+    /// fields and the migrations Zarf records on reading.
+    #[test]
+    fn minimal() {
+        assert_eq!(
+            config("kind: ZarfPackageConfig\nmetadata:\n  name: demo\ncomponents:\n- name: web\n"),
+            concat!(
+                r#"{"kind":"ZarfPackageConfig","metadata":{"name":"demo"},"#,
+                r#""build":{"architecture":"","timestamp":"","version":"","migrations":["scripts-to-actions","pluralize-set-variable"]},"#,
+                r#""components":[{"name":"web","only":{"cluster":{}},"import":{},"scripts":{},"#,
+                r#""actions":{"onCreate":{"defaults":{"shell":{}}},"onDeploy":{"defaults":{"shell":{}}},"onRemove":{"defaults":{"shell":{}}}}}],"#,
+                r#""values":{}}"#
+            )
+        );
+        // No components: a nil slice, `null` (the field has no omitempty); no kind: ZarfPackageConfig.
+        assert_eq!(
+            config("metadata:\n  name: none\ncomponents: []\n"),
+            concat!(
+                r#"{"kind":"ZarfPackageConfig","metadata":{"name":"none"},"#,
+                r#""build":{"architecture":"","timestamp":"","version":"","migrations":["scripts-to-actions","pluralize-set-variable"]},"#,
+                r#""components":null,"values":{}}"#
+            )
+        );
+    }
+
+    /// Every optional section: metadata in struct order with `metadata.url` restored from the annotations,
+    /// maps sorted, unknown fields dropped, HTML-safe escaping, variables with the embedded `Variable`'s
+    /// fields first, charts, manifests, an image archive without images (`null`), scripts migrated into
+    /// `onDeploy` (and kept), `setVariable` migrated to `setVariables` (and kept), a wait action.
+    #[test]
+    fn everything() {
+        let yaml = r#"apiVersion: zarf.dev/v1alpha1
+kind: ZarfPackageConfig
+metadata:
+  name: full
+  description: A <full> & "quoted" one
+  version: 1.0.0
+  annotations:
+    metadata.url: https://example.com
+    z-key: last
+    a-key: first
+  aggregateChecksum: abc123
+  uncompressed: true
+build:
+  terminal: host
+  user: me
+  architecture: amd64
+  timestamp: Tue, 02 Jan 2024 15:04:05 -0700
+  version: v0.84.0
+  flavor: upstream
+  signed: false
+  registryOverrides:
+    docker.io: mirror:5000
+  unknownField: dropped
+variables:
+- name: DOMAIN
+  default: example.com
+  prompt: true
+  sensitive: true
+constants:
+- name: VERSION
+  value: "1"
+components:
+- name: web
+  required: true
+  only:
+    flavor: upstream
+    cluster:
+      architecture: amd64
+  charts:
+  - name: podinfo
+    version: 6.4.0
+    url: oci://ghcr.io/stefanprodan/charts/podinfo
+    namespace: podinfo
+    valuesFiles: [values.yaml]
+    schemaValidation: false
+  manifests:
+  - name: extra
+    files: [a.yaml]
+    noWait: true
+  images:
+  - ghcr.io/stefanprodan/podinfo:6.4.0
+  imageArchives:
+  - path: app.tar
+  scripts:
+    retry: true
+    timeoutSeconds: 60
+    before: [echo hi]
+  actions:
+    onDeploy:
+      after:
+      - cmd: echo done
+        setVariable: OUT
+      - wait:
+          cluster:
+            kind: Pod
+            name: app=web
+documentation:
+  readme: README.md
+  license: LICENSE
+"#;
+        assert_eq!(
+            config(yaml),
+            concat!(
+                r#"{"apiVersion":"zarf.dev/v1alpha1","kind":"ZarfPackageConfig","#,
+                r#""metadata":{"name":"full","description":"A \u003cfull\u003e \u0026 \"quoted\" one","version":"1.0.0","url":"https://example.com","uncompressed":true,"aggregateChecksum":"abc123","annotations":{"a-key":"first","z-key":"last"}},"#,
+                r#""build":{"terminal":"host","user":"me","architecture":"amd64","timestamp":"Tue, 02 Jan 2024 15:04:05 -0700","version":"v0.84.0","migrations":["scripts-to-actions","pluralize-set-variable"],"registryOverrides":{"docker.io":"mirror:5000"},"flavor":"upstream","signed":false},"#,
+                r#""components":[{"name":"web","required":true,"only":{"cluster":{"architecture":"amd64"},"flavor":"upstream"},"import":{},"#,
+                r#""manifests":[{"name":"extra","files":["a.yaml"],"noWait":true}],"#,
+                r#""charts":[{"name":"podinfo","version":"6.4.0","url":"oci://ghcr.io/stefanprodan/charts/podinfo","namespace":"podinfo","valuesFiles":["values.yaml"],"schemaValidation":false}],"#,
+                r#""images":["ghcr.io/stefanprodan/podinfo:6.4.0"],"imageArchives":[{"path":"app.tar","images":null}],"#,
+                r#""scripts":{"timeoutSeconds":60,"retry":true,"before":["echo hi"]},"#,
+                r#""actions":{"onCreate":{"defaults":{"shell":{}}},"#,
+                r#""onDeploy":{"defaults":{"mute":true,"maxTotalSeconds":60,"maxRetries":10000,"shell":{}},"before":[{"cmd":"echo hi"}],"after":[{"cmd":"echo done","setVariable":"OUT","setVariables":[{"name":"OUT"}]},{"wait":{"cluster":{"kind":"Pod","name":"app=web"}}}]},"#,
+                r#""onRemove":{"defaults":{"shell":{}}}}}],"#,
+                r#""constants":[{"name":"VERSION","value":"1"}],"#,
+                r#""variables":[{"name":"DOMAIN","sensitive":true,"default":"example.com","prompt":true}],"#,
+                r#""values":{},"documentation":{"license":"LICENSE","readme":"README.md"}}"#
+            )
+        );
+    }
+
+    /// Migrations already recorded: the scripts and `setVariable` are cleared instead of migrated.
+    #[test]
+    fn already_migrated() {
+        let yaml = "kind: ZarfInitConfig
+metadata:
+  name: init
+build:
+  architecture: amd64
+  timestamp: x
+  version: v0.84.0
+  migrations: [scripts-to-actions, pluralize-set-variable]
+components:
+- name: legacy
+  repos: [https://github.com/x/y.git]
+  scripts:
+    before: [echo old]
+  actions:
+    onRemove:
+      onFailure:
+      - cmd: echo f
+        setVariable: GONE
+        setVariables: [{name: KEPT}]
+";
+        assert_eq!(
+            config(yaml),
+            concat!(
+                r#"{"kind":"ZarfInitConfig","metadata":{"name":"init"},"#,
+                r#""build":{"architecture":"amd64","timestamp":"x","version":"v0.84.0","migrations":["scripts-to-actions","pluralize-set-variable"]},"#,
+                r#""components":[{"name":"legacy","only":{"cluster":{}},"import":{},"repos":["https://github.com/x/y.git"],"scripts":{},"#,
+                r#""actions":{"onCreate":{"defaults":{"shell":{}}},"onDeploy":{"defaults":{"shell":{}}},"#,
+                r#""onRemove":{"defaults":{"shell":{}},"onFailure":[{"cmd":"echo f","setVariables":[{"name":"KEPT"}]}]}}}],"#,
+                r#""values":{}}"#
+            )
+        );
+    }
+
+    /// A v1beta1-authored package: Zarf decodes the v1beta1 document, which it does not migrate, and
+    /// publishes its v1alpha1 form, which is the v1alpha1 document it wrote beside it — so no migrations
+    /// are added and `setVariable` stays as written.
+    #[test]
+    fn two_documents() {
+        let yaml = "apiVersion: zarf.dev/v1alpha1
+kind: ZarfPackageConfig
+metadata:
+  name: beta-authored
+  version: 0.1.0
+build:
+  architecture: arm64
+  timestamp: Mon, 01 Jan 2024 12:00:00 +0100
+  version: v0.84.0
+components:
+- name: app
+  required: true
+  images:
+  - nginx:1.25
+  actions:
+    onDeploy:
+      before:
+      - cmd: echo x
+        setVariable: LEGACY
+---
+apiVersion: zarf.dev/v1beta1
+kind: ZarfPackageConfig
+metadata:
+  name: beta-authored
+  version: 0.1.0
+build:
+  architecture: arm64
+  timestamp: Mon, 01 Jan 2024 12:00:00 +0100
+  version: v0.84.0
+components:
+- name: app
+  images:
+  - name: nginx:1.25
+";
+        assert_eq!(
+            config(yaml),
+            concat!(
+                r#"{"apiVersion":"zarf.dev/v1alpha1","kind":"ZarfPackageConfig","metadata":{"name":"beta-authored","version":"0.1.0"},"#,
+                r#""build":{"architecture":"arm64","timestamp":"Mon, 01 Jan 2024 12:00:00 +0100","version":"v0.84.0"},"#,
+                r#""components":[{"name":"app","required":true,"only":{"cluster":{}},"import":{},"images":["nginx:1.25"],"scripts":{},"#,
+                r#""actions":{"onCreate":{"defaults":{"shell":{}}},"onDeploy":{"defaults":{"shell":{}},"before":[{"cmd":"echo x","setVariable":"LEGACY"}]},"onRemove":{"defaults":{"shell":{}}}}}],"#,
+                r#""values":{}}"#
+            )
+        );
+        // A file with only a v1beta1 document is a source definition, not a built package: no config.
+        let beta_only = yaml.split("---\n").nth(1).unwrap();
+        let d = Definition::parse("vector", beta_only.as_bytes()).unwrap();
+        assert!(d.config_json().is_err());
+    }
+}
