@@ -13,6 +13,7 @@ pub mod local;
 pub mod naming;
 pub mod overrides;
 pub mod package;
+pub mod partial;
 pub mod publish;
 pub mod pull;
 pub mod push_plan;

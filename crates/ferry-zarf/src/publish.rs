@@ -112,14 +112,14 @@ pub fn manifest_bytes(
 /// Zarf's read-modify-write drops them.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Index {
+pub(crate) struct Index {
     schema_version: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     media_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     artifact_type: Option<String>,
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    pub(crate) manifests: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
