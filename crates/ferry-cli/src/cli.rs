@@ -852,12 +852,13 @@ pub struct PackagePullArgs {
     /// oci://REGISTRY/REPOSITORY:TAG (or @sha256:…).
     pub reference: String,
 
-    /// Where to write the package: a directory (created; must not exist or be empty), or FILE.tar.zst / FILE.tar.
+    /// Where to write the package: a new directory, FILE.tar.zst / FILE.tar, or an existing directory, which
+    /// receives zarf-package-<name>-<arch>-<version>[-<flavor>].tar.zst as Zarf names it.
     #[arg(short, long, value_name = "DIR|FILE.tar.zst")]
     pub output: PathBuf,
 
-    /// Only these components (comma-separated or repeated): their files and their images' blobs, plus the
-    /// files every package needs.
+    /// Only these components (comma-separated or repeated) and the required ones: a whole package of its
+    /// own (zarf.yaml, images/index.json, checksums.txt rewritten; a signature that no longer matches dropped).
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub components: Vec<String>,
 

@@ -246,6 +246,64 @@ impl Definition {
         }
     }
 
+    /// The architecture a publish files the package under in the tag's index: `metadata.architecture`, as
+    /// Zarf's `pushToRemote` takes it (ferry falls back to `build.architecture` where Zarf would use "").
+    pub fn publish_architecture(&self) -> &str {
+        if self.metadata.architecture.is_empty() {
+            &self.build.architecture
+        } else {
+            &self.metadata.architecture
+        }
+    }
+
+    /// Files `checksums.txt` does not list beyond the definition, the list and the signatures: a signed
+    /// package's `build.provenanceFiles` (signed: `build.signed`, else a `zarf.yaml.sig` is present), as in
+    /// Zarf's `validatePackageIntegrity`.
+    pub fn provenance_files(&self, has_legacy_signature: bool) -> Vec<String> {
+        if self.build.signed.unwrap_or(has_legacy_signature) {
+            self.build.provenance_files.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The file name Zarf gives the package (`PackageLayout.FileName`): `zarf-package-<name>-<arch>`
+    /// (`zarf-init-<arch>` for an init package), `-<version>` (or `-<base>-differential-<version>`),
+    /// `-<flavor>`, then `.tar` when `metadata.uncompressed`, else `.tar.zst`. `None` without
+    /// `build.architecture`, or when a part would make it a path.
+    pub fn file_name(&self) -> Option<String> {
+        let arch = &self.build.architecture;
+        if arch.is_empty() {
+            return None;
+        }
+        let b = &self.package.build;
+        let mut name = match self.kind.as_str() {
+            "ZarfInitConfig" => format!("zarf-init-{arch}"),
+            "ZarfPackageConfig" => format!("zarf-package-{}-{arch}", self.metadata.name),
+            other => format!("zarf-{}-{arch}", other.to_lowercase()),
+        };
+        if b.differential {
+            name = format!(
+                "{name}-{}-differential-{}",
+                b.differential_package_version, self.metadata.version
+            );
+        } else if !self.metadata.version.is_empty() {
+            name = format!("{name}-{}", self.metadata.version);
+        }
+        if !self.build.flavor.is_empty() {
+            name = format!("{name}-{}", self.build.flavor);
+        }
+        if name.contains(['/', '\\']) || name == ".." {
+            return None;
+        }
+        let ext = if self.metadata.uncompressed {
+            "tar"
+        } else {
+            "tar.zst"
+        };
+        Some(format!("{name}.{ext}"))
+    }
+
     /// The architecture `zarf package create` builds for (`config.GetArch`): `-a` when given, else
     /// `metadata.architecture`, else this machine's.
     pub fn create_architecture(&self, cli: Option<&str>) -> String {
@@ -723,5 +781,43 @@ components:
         )
         .unwrap();
         assert_eq!(d.metadata.name, "a");
+    }
+
+    #[test]
+    fn file_names_and_architectures_as_zarf_gives_them() {
+        let d = Definition::parse("pkg", YAML.as_bytes()).unwrap();
+        assert_eq!(
+            d.file_name().as_deref(),
+            Some("zarf-package-demo-amd64-1.0-upstream.tar.zst")
+        );
+        let init = "kind: ZarfInitConfig
+metadata: {name: init, version: v0.84.0, uncompressed: true, architecture: arm64}
+build: {architecture: amd64, signed: true, provenanceFiles: [zarf.bundle.sig, extra.json]}
+components: []
+";
+        let d = Definition::parse("init", init.as_bytes()).unwrap();
+        assert_eq!(
+            d.file_name().as_deref(),
+            Some("zarf-init-amd64-v0.84.0.tar")
+        );
+        assert_eq!(
+            d.publish_architecture(),
+            "arm64",
+            "metadata.architecture, as Zarf publishes"
+        );
+        assert_eq!(
+            d.provenance_files(false),
+            vec!["zarf.bundle.sig", "extra.json"]
+        );
+        let unsigned =
+            Definition::parse("u", b"metadata: {name: u}\nbuild: {provenanceFiles: [x]}\n")
+                .unwrap();
+        assert!(unsigned.provenance_files(false).is_empty());
+        assert_eq!(
+            unsigned.provenance_files(true),
+            vec!["x"],
+            "a legacy signature means signed"
+        );
+        assert_eq!(unsigned.file_name(), None, "no build.architecture");
     }
 }

@@ -33,12 +33,12 @@ pub struct PublishPlan {
 /// read files kept in memory.
 pub fn plan(pkg: &LocalPackage, def: &Definition) -> Result<PublishPlan> {
     let label = pkg.label();
-    let architecture = def.architecture().to_string();
+    let architecture = def.publish_architecture().to_string();
     if architecture.is_empty() {
         return Err(PackageError::file(
             &label,
             crate::ZARF_YAML,
-            "has no build.architecture (nor metadata.architecture): cannot publish",
+            "has no metadata.architecture (nor build.architecture): cannot publish",
         ));
     }
     let mut store = FileStore::new(format!("package {label}"));

@@ -167,6 +167,7 @@ fn check(
         &digests,
         checksums.as_deref(),
         &definition.metadata.aggregate_checksum,
+        &definition.provenance_files(files.contains_key(crate::SIGNATURES[1])),
         partial,
     )
 }

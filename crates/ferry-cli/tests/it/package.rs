@@ -416,11 +416,16 @@ async fn publish_writes_zarfs_oci_format_and_pulls_back_byte_identical() {
     env.ok(&["package", "verify", s(&zst)]).await;
     let v = json(&env.ok(&["package", "inspect", s(&zst), "--json"]).await);
     assert_eq!(v["name"], "demo");
-    // The output directory is never overwritten.
-    let err = env
-        .fails(&["package", "pull", &reference, "-o", s(&out)])
+    // An existing directory is never overwritten: it receives the package file, named as Zarf names it.
+    env.ok(&["package", "pull", &reference, "-o", s(&out), "-q"])
         .await;
-    assert!(err.contains("exists"), "{err}");
+    let mut files = tree(&out);
+    assert!(
+        files
+            .remove("zarf-package-demo-amd64-1.0.0.tar.zst")
+            .is_some()
+    );
+    assert_eq!(files, pkg.files);
 
     // A second architecture adds an entry; publishing the first again replaces its own.
     let arm = sample(&env, "out-arm", "arm64");
@@ -1068,5 +1073,43 @@ async fn publish_twice_gives_the_manifest_digest_zarf_would() {
     assert_eq!(
         get_blob(&reg, "packages/demo", &sha(config.as_bytes())).await,
         config.as_bytes()
+    );
+}
+
+/// Issue 13 item 4: `package pull -o DIR` into an existing directory writes the package file there, named
+/// as Zarf names it.
+#[tokio::test]
+async fn pull_into_an_existing_directory_writes_zarfs_file_name() {
+    let reg = Registry::start(Mode::Plain);
+    let env = Env::new();
+    let pkg = sample(&env, "out", "amd64");
+    env.ok(&[
+        "package",
+        "publish",
+        s(&pkg.dir),
+        &format!("oci://{}", reg.host()),
+        "-q",
+    ])
+    .await;
+    let dir = env.path("downloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("other.txt"), b"already here").unwrap();
+    let reference = format!("oci://{}/demo:1.0.0", reg.host());
+    env.ok(&["package", "pull", &reference, "-o", s(&dir), "-q"])
+        .await;
+    let file = dir.join("zarf-package-demo-amd64-1.0.0.tar.zst");
+    assert!(file.is_file());
+    env.ok(&["package", "verify", s(&file)]).await;
+    assert_eq!(
+        std::fs::read(dir.join("other.txt")).unwrap(),
+        b"already here"
+    );
+    // Again: the file is there, nothing is overwritten.
+    let err = env
+        .fails(&["package", "pull", &reference, "-o", s(&dir), "-q"])
+        .await;
+    assert!(
+        err.contains("zarf-package-demo-amd64-1.0.0.tar.zst"),
+        "{err}"
     );
 }
