@@ -407,76 +407,79 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
-fn push_unique(
-    images: &mut Vec<String>,
-    sources: &mut Vec<ImageSource>,
-    name: &str,
-    origin: Origin,
-) {
-    if !images.iter().any(|i| i == name) {
-        images.push(name.to_string());
-        sources.push(ImageSource {
+impl Component {
+    /// A component whose images are `all` in order, each name once (the first source wins).
+    fn new(
+        name: &Text,
+        description: &Text,
+        required: bool,
+        only: (&Text, &Text),
+        all: impl IntoIterator<Item = ImageSource>,
+    ) -> Component {
+        let mut sources: Vec<ImageSource> = Vec::new();
+        for s in all {
+            if !sources.iter().any(|o| o.name == s.name) {
+                sources.push(s);
+            }
+        }
+        Component {
             name: name.to_string(),
-            origin,
-        });
+            description: description.to_string(),
+            required,
+            only_flavor: only.0.to_string(),
+            only_architecture: only.1.to_string(),
+            images: sources.iter().map(|s| s.name.clone()).collect(),
+            sources,
+        }
+    }
+}
+
+fn source(name: &Text, origin: Origin) -> ImageSource {
+    ImageSource {
+        name: name.to_string(),
+        origin,
     }
 }
 
 fn component_v1alpha1(c: &v1alpha1::ZarfComponent) -> Component {
-    let (mut images, mut sources) = (Vec::new(), Vec::new());
-    for i in &c.images {
-        push_unique(&mut images, &mut sources, i, Origin::Registry);
-    }
-    for a in &c.image_archives {
-        for i in a.images.iter().flatten() {
-            push_unique(
-                &mut images,
-                &mut sources,
-                i,
-                Origin::Archive(a.path.to_string()),
-            );
-        }
-    }
-    Component {
-        name: c.name.to_string(),
-        description: c.description.to_string(),
-        required: c.required == Some(true),
-        only_flavor: c.only.flavor.to_string(),
-        only_architecture: c.only.cluster.architecture.to_string(),
-        images,
-        sources,
-    }
+    let archived = c.image_archives.iter().flat_map(|a| {
+        a.images
+            .iter()
+            .flatten()
+            .map(|i| source(i, Origin::Archive(a.path.to_string())))
+    });
+    Component::new(
+        &c.name,
+        &c.description,
+        c.required == Some(true),
+        (&c.only.flavor, &c.only.cluster.architecture),
+        c.images
+            .iter()
+            .map(|i| source(i, Origin::Registry))
+            .chain(archived),
+    )
 }
 
 fn component_v1beta1(c: &v1beta1::Component) -> Component {
-    let (mut images, mut sources) = (Vec::new(), Vec::new());
-    for i in &c.images {
-        let origin = if i.source.as_str() == "daemon" {
-            Origin::Daemon
-        } else {
-            Origin::Registry
+    let pulled = c.images.iter().map(|i| {
+        let origin = match i.source.as_str() {
+            "daemon" => Origin::Daemon,
+            _ => Origin::Registry,
         };
-        push_unique(&mut images, &mut sources, &i.name, origin);
-    }
-    for a in &c.image_archives {
-        for i in &a.images {
-            push_unique(
-                &mut images,
-                &mut sources,
-                i,
-                Origin::Archive(a.path.to_string()),
-            );
-        }
-    }
-    Component {
-        name: c.name.to_string(),
-        description: c.description.to_string(),
-        required: !c.optional,
-        only_flavor: c.selector.flavor.to_string(),
-        only_architecture: c.selector.architecture.to_string(),
-        images,
-        sources,
-    }
+        source(&i.name, origin)
+    });
+    let archived = c.image_archives.iter().flat_map(|a| {
+        a.images
+            .iter()
+            .map(|i| source(i, Origin::Archive(a.path.to_string())))
+    });
+    Component::new(
+        &c.name,
+        &c.description,
+        !c.optional,
+        (&c.selector.flavor, &c.selector.architecture),
+        pulled.chain(archived),
+    )
 }
 
 /// The v1alpha1 fields a v1beta1-only file gives (for names and summaries; not a publishable config).
