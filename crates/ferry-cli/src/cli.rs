@@ -624,10 +624,16 @@ pub struct PullArgs {
     /// sources: `docker-daemon:IMAGE[:TAG]`, `docker-archive:FILE.tar[:REF]`, `oci-archive:FILE.tar[.zst][:REF]`.
     pub references: Vec<String>,
 
-    /// Read references from FILE: one per line (`#` comments and blank lines ignored), or every
-    /// `components[].images` entry when FILE is a zarf.yaml.
+    /// Read references from FILE: one per line (`#` comments and blank lines ignored), or, when FILE is a
+    /// zarf.yaml (v1alpha1 and/or v1beta1), the images `zarf package create` would take: those of the
+    /// components for the architecture (-a, else metadata.architecture) and --flavor, `imageArchives`
+    /// images from their archives, v1beta1 `source: daemon` images from the Docker Engine.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+
+    /// With -f zarf.yaml: the flavor to build for (components with another `only.flavor` are left out).
+    #[arg(long, value_name = "FLAVOR", default_value = "")]
+    pub flavor: String,
 
     /// The OCI layout directory to write (created if missing, added to if it exists), or
     /// `oci-archive:FILE.tar[.zst]` to write one archive file.
@@ -867,12 +873,13 @@ pub struct PackagePullArgs {
     /// oci://REGISTRY/REPOSITORY:TAG (or @sha256:…).
     pub reference: String,
 
-    /// Where to write the package: a directory (created; must not exist or be empty), or FILE.tar.zst / FILE.tar.
+    /// Where to write the package: a new directory, FILE.tar.zst / FILE.tar, or an existing directory, which
+    /// receives zarf-package-<name>-<arch>-<version>[-<flavor>].tar.zst as Zarf names it.
     #[arg(short, long, value_name = "DIR|FILE.tar.zst")]
     pub output: PathBuf,
 
-    /// Only these components (comma-separated or repeated): their files and their images' blobs, plus the
-    /// files every package needs.
+    /// Only these components (comma-separated or repeated) and the required ones: a whole package of its
+    /// own (zarf.yaml, images/index.json, checksums.txt rewritten; a signature that no longer matches dropped).
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub components: Vec<String>,
 

@@ -435,14 +435,10 @@ async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
     let reference = remote_reference(&args.reference)?
         .or_else(|| args.reference.parse().ok())
         .with_context(|| format!("invalid package reference {:?}", args.reference))?;
+    // An existing directory receives the package as Zarf names it (`zarf-package-….tar.zst`).
+    let into_dir = args.output.is_dir();
     let tarball = TarKind::for_path(&args.output);
     let out = &args.output;
-    if tarball.is_none() && out.exists() && !is_empty_dir(out) {
-        bail!(
-            "{} exists and is not an empty directory; choose a new directory, or FILE.tar.zst",
-            out.display()
-        );
-    }
     let cache = crate::pull::open_cache(&args.transfer)?;
     let remote = resolve_remote(reference, args.architecture.as_deref(), &args.registry).await?;
     let label = format!("oci://{}", remote.reference);
@@ -484,6 +480,19 @@ async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
             out.display(),
             pulled.integrity.summary()
         );
+    }
+    let named;
+    let (tarball, out) = if into_dir {
+        let name = pulled.definition.file_name().with_context(|| {
+            format!("{label}: zarf.yaml has no build.architecture to name the package file with; give -o FILE.tar.zst")
+        })?;
+        named = out.join(&name);
+        (TarKind::for_path(&named), &named)
+    } else {
+        (tarball, out)
+    };
+    if tarball.is_some() && out.exists() {
+        bail!("{} exists; nothing was written", out.display());
     }
     match tarball {
         Some(kind) => {
@@ -537,8 +546,4 @@ async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn is_empty_dir(p: &Path) -> bool {
-    std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use ferry_copy::{CopyOptions, PlatformChoice, Selection, select_root};
-use ferry_oci::{PlatformSpec, Reference};
+use ferry_oci::PlatformSpec;
 use ferry_registry::RegistryClient;
 use ferry_store::{BlobCache, OciLayout, ReadStore, ReadTarget, WriteTarget};
 use serde::Serialize;
@@ -83,11 +83,11 @@ impl Output {
 }
 
 pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
-    let wanted = collect_references(&args.references, &args.files)?;
+    let wanted = collect_references(&args)?;
     if wanted.is_empty() {
         bail!("nothing to pull: give image references or -f FILE");
     }
-    let overrides = parse_overrides(&args.registry_overrides)?;
+    let overrides = ferry_zarf::overrides::parse_overrides(&args.registry_overrides)?;
     let choice = platform_choice(&args)?;
     let client = registry_opts::client(&args.registry, None)?;
     let cache = Caching::from_args(&args.transfer)?;
@@ -160,7 +160,7 @@ async fn resolve_all(
             continue;
         };
         // The bytes may come from a mirror; the recorded name never changes.
-        let from = Location::Registry(apply_override(reference, overrides)?);
+        let from = Location::Registry(ferry_zarf::overrides::apply_override(reference, overrides)?);
         let (ctx, slots, choice, cache) =
             (ctx.clone(), slots.clone(), choice.clone(), cache.cloned());
         let reference = reference.clone();
@@ -313,30 +313,32 @@ fn print_summary(pulled: &[PulledImage], json: bool, quiet: bool) -> anyhow::Res
 }
 
 /// References from arguments and `-f` files, normalized, in order, without duplicates.
-fn collect_references(
-    args: &[String],
-    files: &[std::path::PathBuf],
-) -> anyhow::Result<Vec<Location>> {
-    let mut raw: Vec<String> = args.to_vec();
-    for file in files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading references from {}", file.display()))?;
+fn collect_references(args: &PullArgs) -> anyhow::Result<Vec<Location>> {
+    let mut raw: Vec<String> = args.references.to_vec();
+    for file in &args.files {
         let is_zarf = file
             .file_name()
             .is_some_and(|n| n == "zarf.yaml" || n == "zarf.yml");
         if is_zarf {
-            raw.extend(ferry_zarf::images_in_zarf_yaml(
-                &file.display().to_string(),
-                &text,
-            )?);
-        } else {
-            raw.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_string),
-            );
+            let arch = match &args.platform {
+                Some(p) => Some(
+                    p.parse::<PlatformSpec>()
+                        .map_err(anyhow::Error::msg)?
+                        .architecture,
+                ),
+                None => args.architecture.clone(),
+            };
+            raw.extend(ferry_zarf::pull_list(file, arch.as_deref(), &args.flavor)?);
+            continue;
         }
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading references from {}", file.display()))?;
+        raw.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
     }
     let mut out: Vec<Location> = Vec::new();
     for r in raw {
@@ -346,35 +348,6 @@ fn collect_references(
         }
     }
     Ok(out)
-}
-
-fn parse_overrides(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    raw.iter()
-        .map(|o| match o.split_once('=') {
-            Some((src, dst)) if !src.is_empty() && !dst.is_empty() => {
-                Ok((src.to_string(), dst.trim_end_matches('/').to_string()))
-            }
-            _ => bail!("invalid --registry-override {o:?}: expected SRC=DST, e.g. docker.io=mirror.local:5000"),
-        })
-        .collect()
-}
-
-/// The first override whose SRC is a string prefix of the normalized reference rewrites where it is
-/// fetched from (Zarf's rule).
-fn apply_override(
-    reference: &Reference,
-    overrides: &[(String, String)],
-) -> anyhow::Result<Reference> {
-    let full = reference.to_string();
-    for (src, dst) in overrides {
-        if let Some(rest) = full.strip_prefix(src.as_str()) {
-            let rewritten = format!("{dst}{rest}");
-            return rewritten.parse::<Reference>().with_context(|| {
-                format!("--registry-override {src}={dst} turns {full} into an invalid reference")
-            });
-        }
-    }
-    Ok(reference.clone())
 }
 
 fn platform_choice(args: &PullArgs) -> anyhow::Result<PlatformChoice> {
@@ -405,29 +378,4 @@ pub fn open_cache(args: &TransferArgs) -> anyhow::Result<Option<BlobCache>> {
     Ok(Some(BlobCache::open(&root).with_context(|| {
         format!("opening the blob cache {}", root.display())
     })?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overrides_use_the_first_prefix_match() {
-        let o = parse_overrides(&[
-            "docker.io/library=mirror:5000/lib".into(),
-            "docker.io=mirror:5000".into(),
-        ])
-        .unwrap();
-        let r: Reference = "nginx:1.25".parse().unwrap();
-        assert_eq!(
-            apply_override(&r, &o).unwrap().to_string(),
-            "mirror:5000/lib/nginx:1.25"
-        );
-        let r: Reference = "zarf-dev/agent:1".parse().unwrap();
-        assert_eq!(
-            apply_override(&r, &o).unwrap().to_string(),
-            "mirror:5000/zarf-dev/agent:1"
-        );
-        assert!(parse_overrides(&["nonsense".into()]).is_err());
-    }
 }

@@ -5,29 +5,16 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Selection};
-use ferry_oci::{Descriptor, Reference};
 use ferry_registry::Repository;
 use ferry_store::{OciLayout, ReadStore, WriteTarget};
 use ferry_zarf::PackageImages;
+use ferry_zarf::push_plan::PushItem;
 use serde::Serialize;
 
 use crate::cli::PushArgs;
 use crate::progress::Mode;
 use crate::registry_opts;
 use crate::run_copy::{copy_with_progress, options, referrers};
-
-/// One image to push: where it goes and under which tags.
-struct PushItem {
-    /// The name it has in the layout (normalized).
-    source: String,
-    desc: Descriptor,
-    registry: String,
-    repository: String,
-    /// Tags to write after the content is in place; empty for digest references.
-    tags: Vec<String>,
-    /// Every name it ends up under, for the summary.
-    names: Vec<String>,
-}
 
 #[derive(Serialize)]
 struct PushedImage {
@@ -61,11 +48,21 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
         Some(images) => images,
         None => PackageImages::from_layout(OciLayout::open(&dir)?),
     };
+    let (entries, root) = (layout.entries()?, layout.root().display().to_string());
     let plan = match &args.registry {
-        Some(target) => zarf_plan(&layout, target, &args.images, args.no_checksum)?,
-        None if args.images.len() == 2 => {
-            vec![explicit_plan(&layout, &args.images[0], &args.images[1])?]
-        }
+        Some(target) => ferry_zarf::push_plan::zarf_plan(
+            &entries,
+            &root,
+            target,
+            &args.images,
+            args.no_checksum,
+        )?,
+        None if args.images.len() == 2 => vec![ferry_zarf::push_plan::explicit_plan(
+            &entries,
+            &root,
+            &args.images[0],
+            &args.images[1],
+        )?],
         None => bail!(
             "push needs --registry HOST[:PORT][/NAMESPACE] (Zarf naming), or REF-IN-LAYOUT DEST-REF (one image)"
         ),
@@ -177,113 +174,6 @@ pub fn layout_dir(source: &Path) -> anyhow::Result<PathBuf> {
         "{} is neither an OCI layout (no oci-layout file) nor a Zarf package directory (no images/oci-layout)",
         source.display()
     )
-}
-
-/// Every named image in the layout (or those in `only`), under Zarf's names for `target`. Names come from
-/// `ref.name`, or `base.name` in Crane-era layouts; both spellings of Docker Hub names match.
-fn zarf_plan(
-    layout: &PackageImages,
-    target: &str,
-    only: &[String],
-    no_checksum: bool,
-) -> anyhow::Result<Vec<PushItem>> {
-    let target = target.trim_end_matches('/');
-    if target.is_empty() || target.contains("://") {
-        bail!("invalid --registry {target:?}: expected HOST[:PORT][/NAMESPACE]");
-    }
-    let wanted: Vec<Reference> = only.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
-    let mut seen: Vec<Reference> = Vec::new();
-    let mut plan = Vec::new();
-    for entry in layout.entries()? {
-        let Some(name) = entry.image_name() else {
-            continue; // an index's children: pushed with their index
-        };
-        let reference: Reference = name
-            .parse()
-            .with_context(|| format!("image name {name:?} in {}", layout.root().display()))?;
-        if seen.contains(&reference) {
-            continue;
-        }
-        seen.push(reference.clone());
-        if !wanted.is_empty() && !wanted.contains(&reference) {
-            continue;
-        }
-        let names = ferry_zarf::push_names(&reference, target, no_checksum);
-        let mut parsed: Vec<Reference> =
-            names.iter().map(|n| n.parse()).collect::<Result<_, _>>()?;
-        let first = parsed.remove(0);
-        if parsed
-            .iter()
-            .any(|p| p.registry != first.registry || p.repository != first.repository)
-        {
-            bail!("internal error: Zarf names for {reference} point at different repositories");
-        }
-        let tags = std::iter::once(&first)
-            .chain(parsed.iter())
-            .filter(|r| r.digest.is_none())
-            .filter_map(|r| r.tag.clone())
-            .collect();
-        plan.push(PushItem {
-            source: reference.to_string(),
-            desc: strip_names(&entry),
-            registry: first.registry.clone(),
-            repository: first.repository.clone(),
-            tags,
-            names,
-        });
-    }
-    let missing: Vec<String> = wanted
-        .iter()
-        .filter(|w| !seen.contains(w))
-        .map(|w| w.to_string())
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "not in {}: {}; it has: {}",
-            layout.root().display(),
-            missing.join(", "),
-            seen.iter()
-                .map(|r| r.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(plan)
-}
-
-fn explicit_plan(layout: &PackageImages, name: &str, dest: &str) -> anyhow::Result<PushItem> {
-    let wanted: Reference = name.parse()?;
-    let entry = layout
-        .entries()?
-        .into_iter()
-        .find(|e| {
-            e.image_name()
-                .and_then(|n| n.parse::<Reference>().ok())
-                .is_some_and(|r| r == wanted)
-        })
-        .with_context(|| format!("{wanted} is not in {}", layout.root().display()))?;
-    let dest_ref: Reference = dest.parse()?;
-    if let Some(d) = &dest_ref.digest
-        && *d != entry.digest
-    {
-        bail!("{dest} names digest {d}, but {wanted} is {}", entry.digest);
-    }
-    Ok(PushItem {
-        source: wanted.to_string(),
-        desc: strip_names(&entry),
-        registry: dest_ref.registry.clone(),
-        repository: dest_ref.repository.clone(),
-        tags: match &dest_ref.digest {
-            Some(_) => Vec::new(),
-            None => dest_ref.tag.iter().cloned().collect(),
-        },
-        names: vec![dest_ref.to_string()],
-    })
-}
-
-/// The manifest's own descriptor: the layout's naming annotations are not part of the image.
-fn strip_names(entry: &Descriptor) -> Descriptor {
-    Descriptor::new(entry.media_type.clone(), entry.digest.clone(), entry.size)
 }
 
 fn print_summary(results: &[PushedImage], json: bool, quiet: bool) -> anyhow::Result<()> {

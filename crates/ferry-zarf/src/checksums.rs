@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{CHECKSUMS, SIGNATURES, ZARF_YAML};
 
-/// Files that `checksums.txt` does not list: the definition, the list itself, signatures.
+/// Files that `checksums.txt` never lists: the definition, the list itself, signatures.
 pub fn is_unlisted(rel: &str) -> bool {
     rel == ZARF_YAML || rel == CHECKSUMS || SIGNATURES.contains(&rel)
 }
@@ -126,12 +126,13 @@ impl Integrity {
 
 /// Check `files` (every file of the package: relative path → digest, `None` when not hashed) against
 /// `checksums` (the bytes of `checksums.txt`, if present) and `aggregate` (`metadata.aggregateChecksum`).
-/// In Zarf's order: the aggregate first, then every line; then files no line lists. With `partial`, listed
-/// files may be absent.
+/// In Zarf's order: the aggregate first, then every line; then files no line lists, apart from
+/// `provenance` (a signed package's `build.provenanceFiles`). With `partial`, listed files may be absent.
 pub fn verify(
     files: &BTreeMap<String, Option<Digest>>,
     checksums: Option<&[u8]>,
     aggregate: &str,
+    provenance: &[String],
     partial: bool,
 ) -> Integrity {
     let mut out = Integrity {
@@ -184,7 +185,7 @@ pub fn verify(
         }
     }
     for rel in files.keys() {
-        if !is_unlisted(rel) && !listed.contains(rel.as_str()) {
+        if !is_unlisted(rel) && !listed.contains(rel.as_str()) && !provenance.contains(rel) {
             out.problems.push(Problem::Unexpected { path: rel.clone() });
         }
     }
@@ -233,14 +234,14 @@ mod tests {
                 .map(|(k, v)| (k.clone(), Some(v.clone())))
                 .collect::<BTreeMap<_, _>>()
         };
-        let ok = verify(&as_opt(&good), Some(text.as_bytes()), &agg, false);
+        let ok = verify(&as_opt(&good), Some(text.as_bytes()), &agg, &[], false);
         assert!(ok.ok && ok.checked == 2, "{ok:?}");
 
         let mut bad = as_opt(&good);
         bad.insert("a".into(), Some(Digest::of(b"edited")));
         bad.remove("b");
         bad.insert("extra".into(), Some(Digest::of(b"x")));
-        let r = verify(&bad, Some(text.as_bytes()), "0000", false);
+        let r = verify(&bad, Some(text.as_bytes()), "0000", &[], false);
         assert!(!r.ok);
         let kinds: Vec<String> = r.problems.iter().map(|p| p.to_string()).collect();
         assert!(kinds[0].contains("aggregateChecksum"), "{kinds:?}");
@@ -261,12 +262,26 @@ mod tests {
         // Partial: absent files are fine, present ones still checked.
         let mut part = as_opt(&good);
         part.remove("b");
-        assert!(verify(&part, Some(text.as_bytes()), &agg, true).ok);
+        assert!(verify(&part, Some(text.as_bytes()), &agg, &[], true).ok);
         assert_eq!(
-            verify(&part, None, &agg, true).problems,
+            verify(&part, None, &agg, &[], true).problems,
             vec![Problem::MissingChecksums]
         );
-        let r = verify(&as_opt(&good), Some(b"nonsense\n"), "", false);
+        // A signed package's provenance files are not expected in the list.
+        let mut signed = as_opt(&good);
+        signed.insert("extra.json".into(), Some(Digest::of(b"p")));
+        assert!(!verify(&signed, Some(text.as_bytes()), &agg, &[], false).ok);
+        assert!(
+            verify(
+                &signed,
+                Some(text.as_bytes()),
+                &agg,
+                &["extra.json".into()],
+                false
+            )
+            .ok
+        );
+        let r = verify(&as_opt(&good), Some(b"nonsense\n"), "", &[], false);
         assert!(r.problems.contains(&Problem::NoAggregate));
         assert!(matches!(
             r.problems[1],

@@ -79,7 +79,7 @@ impl Summary {
                 .iter()
                 .map(|c| ComponentSummary {
                     name: c.name.clone(),
-                    required: c.required == Some(true),
+                    required: c.required,
                     description: c.description.clone(),
                     images: c.images.clone(),
                 })

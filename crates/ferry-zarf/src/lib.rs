@@ -1,4 +1,5 @@
-//! Zarf compatibility: the CRC-suffixed push names (zarf-compat §2), the image lists of `zarf.yaml`, and
+//! Zarf compatibility: the CRC-suffixed push names and the push plan (zarf-compat §2), registry overrides
+//! (§5), one typed model of `zarf.yaml` (v1alpha1 and v1beta1) and the images it selects, and
 //! Zarf packages themselves (§7): reading and verifying them on disk (directory, `.tar`, `.tar.zst`),
 //! serving their `images/` to a push, publishing them to a registry in Zarf's OCI format, and pulling
 //! them back — all or some components — through the shared blob cache.
@@ -10,9 +11,12 @@ pub mod images;
 pub mod inspect;
 pub mod local;
 pub mod naming;
+pub mod overrides;
 pub mod package;
+pub mod partial;
 pub mod publish;
 pub mod pull;
+pub mod push_plan;
 pub mod remote;
 pub mod store;
 pub mod tarball;
@@ -23,7 +27,7 @@ pub use error::{PackageError, Result};
 pub use images::PackageImages;
 pub use local::{Extract, Format, LocalPackage, OpenOptions};
 pub use naming::{crc32, push_names};
-pub use package::images_in_zarf_yaml;
+pub use package::pull_list;
 pub use remote::RemotePackage;
 
 /// The package definition.

@@ -224,6 +224,7 @@ impl LocalPackage {
             &listed,
             checksums.as_deref(),
             &definition.metadata.aggregate_checksum,
+            &definition.provenance_files(self.files.contains_key(crate::SIGNATURES[1])),
             partial,
         ))
     }

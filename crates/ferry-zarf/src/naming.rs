@@ -20,10 +20,9 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 }
 
 /// The names Zarf pushes `image` under for `target` (`host[:port][/namespace]`): the with-checksum name
-/// (unless `no_checksum`) and the plain one. An image whose host is a prefix of `target` is already
-/// transformed and keeps its own name.
+/// (unless `no_checksum`) and the plain one. An image already in `target`'s registry keeps its own name.
 pub fn push_names(image: &Reference, target: &str, no_checksum: bool) -> Vec<String> {
-    if target.starts_with(&image.registry) {
+    if is_transformed(&image.registry, target) {
         return vec![image.to_string()];
     }
     let base = format!("{}/{}", target.trim_end_matches('/'), image.repository);
@@ -48,6 +47,16 @@ pub fn push_names(image: &Reference, target: &str, no_checksum: bool) -> Vec<Str
     } else {
         vec![checksummed, plain]
     }
+}
+
+/// Whether an image on `host` is already in `target` (`host[:port][/namespace]`): `target` is that host, or
+/// that host followed by `/`. Zarf's `ImageTransformHost` tests a raw string prefix, so `127.0.0.1:5099`
+/// would count as inside `127.0.0.1:50991` and `localhost` inside `localhost:5000`, and such images
+/// would be pushed to the wrong registry; ferry compares whole hosts (zarf-compat §2).
+pub fn is_transformed(host: &str, target: &str) -> bool {
+    target
+        .strip_prefix(host)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -96,9 +105,45 @@ mod tests {
         );
         let done = "gitlab.com/project/gitea/gitea:1.19.3-rootless-zarf-3431384023";
         assert_eq!(first(done), done);
+        let same_host = "127.0.0.1:50991/library/nginx:1.25";
+        assert_eq!(
+            push_names(&same_host.parse().unwrap(), "127.0.0.1:50991", false),
+            vec![same_host.to_string()]
+        );
         assert_eq!(
             push_names(&"nginx:1.25".parse().unwrap(), "reg.example:5000", true),
             vec!["reg.example:5000/library/nginx:1.25".to_string()]
         );
+    }
+
+    #[test]
+    fn hosts_compare_at_boundaries() {
+        // A host that is a string prefix of the target's host is another registry.
+        let names = push_names(
+            &"127.0.0.1:5099/app/web:1".parse().unwrap(),
+            "127.0.0.1:50991",
+            true,
+        );
+        assert_eq!(names, vec!["127.0.0.1:50991/app/web:1".to_string()]);
+        let names = push_names(
+            &"localhost/myapp:dev".parse().unwrap(),
+            "localhost:50991",
+            false,
+        );
+        assert_eq!(
+            names,
+            vec![
+                format!(
+                    "localhost:50991/myapp:dev-zarf-{}",
+                    crc32(b"localhost/myapp")
+                ),
+                "localhost:50991/myapp:dev".to_string()
+            ]
+        );
+        assert!(is_transformed("reg.example:5000", "reg.example:5000"));
+        assert!(is_transformed("reg.example:5000", "reg.example:5000/ns"));
+        assert!(!is_transformed("reg.example", "reg.example:5000"));
+        assert!(!is_transformed("reg.example:50", "reg.example:5000/ns"));
+        assert!(!is_transformed("reg.ex", "reg.example"));
     }
 }

@@ -33,12 +33,12 @@ pub struct PublishPlan {
 /// read files kept in memory.
 pub fn plan(pkg: &LocalPackage, def: &Definition) -> Result<PublishPlan> {
     let label = pkg.label();
-    let architecture = def.architecture().to_string();
+    let architecture = def.publish_architecture().to_string();
     if architecture.is_empty() {
         return Err(PackageError::file(
             &label,
             crate::ZARF_YAML,
-            "has no build.architecture (nor metadata.architecture): cannot publish",
+            "has no metadata.architecture (nor build.architecture): cannot publish",
         ));
     }
     let mut store = FileStore::new(format!("package {label}"));
@@ -112,14 +112,14 @@ pub fn manifest_bytes(
 /// Zarf's read-modify-write drops them.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Index {
+pub(crate) struct Index {
     schema_version: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     media_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     artifact_type: Option<String>,
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    pub(crate) manifests: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

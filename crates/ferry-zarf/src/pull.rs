@@ -57,9 +57,19 @@ pub async fn pull(
     cache: Option<BlobCache>,
     events: EventSink,
 ) -> Result<Pulled> {
-    let wanted = match components {
-        None => pkg.layers.values().cloned().collect(),
-        Some(names) => chosen_layers(pkg, names).await?,
+    let all = || pkg.layers.values().cloned().collect();
+    // With components: those and the required ones, unless that is all of them.
+    let (wanted, keep) = match components {
+        None => (all(), None),
+        Some(names) => {
+            let def = pkg.definition().await?;
+            let keep = chosen_components(pkg, &def, names)?;
+            if keep.len() < def.components.len() {
+                (chosen_layers(pkg, &def, &keep).await?, Some(keep))
+            } else {
+                (all(), None)
+            }
+        }
     };
     let done: HashSet<Digest> = wanted.iter().map(|d| d.digest.clone()).collect();
     let dest = Arc::new(PackageDir::new(root, ingest, &pkg.layers, &pkg.label()));
@@ -79,24 +89,87 @@ pub async fn pull(
             source: Box::new(e),
         })?;
     let definition = read_definition(pkg, root)?;
-    let files = dest.written(&done);
+    let mut files = dest.written(&done);
+    // What was pulled is checked against the package's own list first (some files absent)...
+    let mut integrity = check(root, &files, &definition, keep.is_some());
+    if let (Some(keep), true) = (&keep, integrity.ok) {
+        // ...then made a whole package of its own.
+        let mut digests: BTreeMap<String, Digest> = files
+            .iter()
+            .map(|(k, v)| (k.clone(), v.digest.clone()))
+            .collect();
+        let dropped = crate::partial::make_whole(root, &pkg.label(), keep, &mut digests)?;
+        if !dropped.is_empty() {
+            tracing::warn!(
+                "{}: removed {} from the partial package: the signature was made over the whole package's zarf.yaml and no longer matches",
+                pkg.label(),
+                dropped.join(" and ")
+            );
+        }
+        files = digests
+            .into_iter()
+            .map(|(rel, d)| {
+                let size = std::fs::metadata(root.join(&rel)).map_or(0, |m| m.len());
+                (rel, Descriptor::new("", d, size))
+            })
+            .collect();
+        let definition = read_definition(pkg, root)?;
+        integrity = check(root, &files, &definition, false);
+    }
+    Ok(Pulled {
+        definition: read_definition(pkg, root)?,
+        files,
+        stats,
+        integrity,
+    })
+}
+
+/// `wanted` (each must exist) and every required component, in the definition's order.
+fn chosen_components(
+    pkg: &RemotePackage,
+    def: &Definition,
+    wanted: &[String],
+) -> Result<Vec<String>> {
+    if let Some(name) = wanted.iter().find(|n| def.component(n).is_none()) {
+        return Err(PackageError::invalid(
+            pkg.label(),
+            format!(
+                "has no component {name:?}; it has: {}",
+                def.components
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(def
+        .components
+        .iter()
+        .filter(|c| c.required || wanted.contains(&c.name))
+        .map(|c| c.name.clone())
+        .collect())
+}
+
+/// The files written in `root` against its `checksums.txt` and aggregate.
+fn check(
+    root: &Path,
+    files: &BTreeMap<String, Descriptor>,
+    definition: &Definition,
+    partial: bool,
+) -> Integrity {
     let digests = files
         .iter()
         .map(|(k, v)| (k.clone(), Some(v.digest.clone())))
         .collect();
     let checksums = std::fs::read(root.join(CHECKSUMS)).ok();
-    let integrity = checksums::verify(
+    checksums::verify(
         &digests,
         checksums.as_deref(),
         &definition.metadata.aggregate_checksum,
-        components.is_some(),
-    );
-    Ok(Pulled {
-        definition,
-        files,
-        stats,
-        integrity,
-    })
+        &definition.provenance_files(files.contains_key(crate::SIGNATURES[1])),
+        partial,
+    )
 }
 
 /// The package manifest's successors are the layers chosen for this pull, nothing else.
@@ -124,28 +197,18 @@ fn read_definition(pkg: &RemotePackage, root: &Path) -> Result<Definition> {
     Definition::parse(&pkg.label(), &bytes)
 }
 
-/// The layers a pull of `names` needs: the files every package needs, the components' tarballs, and the
+/// The layers a pull of the components `names` needs: the files every package needs, the components' tarballs, and the
 /// images they list with everything below them (found through `images/index.json` and the manifests, read
 /// from the registry: a manifest's children are known only once it is read).
-async fn chosen_layers(pkg: &RemotePackage, names: &[String]) -> Result<Vec<Descriptor>> {
-    let def = pkg.definition().await?;
+async fn chosen_layers(
+    pkg: &RemotePackage,
+    def: &Definition,
+    names: &[String],
+) -> Result<Vec<Descriptor>> {
     let mut titles: Vec<String> = ALWAYS.iter().map(|s| s.to_string()).collect();
     let mut images: Vec<String> = Vec::new();
-    for name in names {
-        let c = def.component(name).ok_or_else(|| {
-            PackageError::invalid(
-                pkg.label(),
-                format!(
-                    "has no component {name:?}; it has: {}",
-                    def.components
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?;
-        titles.push(format!("components/{name}.tar"));
+    for c in def.components.iter().filter(|c| names.contains(&c.name)) {
+        titles.push(format!("components/{}.tar", c.name));
         for i in &c.images {
             if !images.contains(i) {
                 images.push(i.clone());

@@ -170,6 +170,7 @@ impl RemotePackage {
             &files,
             checksums.as_deref(),
             &def.metadata.aggregate_checksum,
+            &def.provenance_files(self.layers.contains_key(crate::SIGNATURES[1])),
             false,
         ))
     }

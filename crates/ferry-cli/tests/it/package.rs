@@ -416,11 +416,16 @@ async fn publish_writes_zarfs_oci_format_and_pulls_back_byte_identical() {
     env.ok(&["package", "verify", s(&zst)]).await;
     let v = json(&env.ok(&["package", "inspect", s(&zst), "--json"]).await);
     assert_eq!(v["name"], "demo");
-    // The output directory is never overwritten.
-    let err = env
-        .fails(&["package", "pull", &reference, "-o", s(&out)])
+    // An existing directory is never overwritten: it receives the package file, named as Zarf names it.
+    env.ok(&["package", "pull", &reference, "-o", s(&out), "-q"])
         .await;
-    assert!(err.contains("exists"), "{err}");
+    let mut files = tree(&out);
+    assert!(
+        files
+            .remove("zarf-package-demo-amd64-1.0.0.tar.zst")
+            .is_some()
+    );
+    assert_eq!(files, pkg.files);
 
     // A second architecture adds an entry; publishing the first again replaces its own.
     let arm = sample(&env, "out-arm", "arm64");
@@ -514,6 +519,12 @@ async fn partial_pull_fetches_only_the_chosen_components() {
     let reg = Registry::start(Mode::Plain);
     let env = Env::new();
     let pkg = sample(&env, "out", "amd64");
+    // A signature (over the whole package's zarf.yaml): not listed in checksums.txt.
+    std::fs::write(
+        pkg.dir.join("zarf.bundle.sig"),
+        b"{\"signature\":\"over the original\"}",
+    )
+    .unwrap();
     env.ok(&[
         "package",
         "publish",
@@ -523,28 +534,36 @@ async fn partial_pull_fetches_only_the_chosen_components() {
     ])
     .await;
     let reference = format!("oci://{}/demo:1.0.0", reg.host());
-    let out = env.path("tools");
-    let v = json(
-        &env.ok(&[
+    let out = env.path("web");
+    let pulled = env
+        .ok(&[
             "package",
             "pull",
             &reference,
             "--components",
-            "tools",
+            "web",
             "-o",
             s(&out),
             "--json",
         ])
-        .await,
+        .await;
+    let v = json(&pulled);
+    let stderr = String::from_utf8_lossy(&pulled.stderr);
+    assert!(
+        stderr.contains("zarf.bundle.sig") && stderr.contains("no longer matches"),
+        "{stderr}"
     );
     assert_eq!(v["integrity"]["ok"], true, "{v:#}");
-    assert_eq!(v["integrity"]["partial"], true);
+    assert_eq!(
+        v["integrity"]["partial"], false,
+        "a whole package of its own"
+    );
     let got: BTreeSet<String> = tree(&out).keys().cloned().collect();
-    let tools = pkg.images_of("tools");
+    let web = pkg.images_of("web");
     let mut want: BTreeSet<String> = [
         "zarf.yaml",
         "checksums.txt",
-        "components/tools.tar",
+        "components/web.tar",
         "images/index.json",
         "images/oci-layout",
         "sboms.tar",
@@ -552,19 +571,86 @@ async fn partial_pull_fetches_only_the_chosen_components() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    want.extend(blob_files(&tools));
+    want.extend(blob_files(&web));
     assert_eq!(got, want);
-    // The base layer web shares with tools is there; web's own blobs are not.
-    let web_only: BTreeSet<String> = blob_files(&pkg.images_of("web"))
-        .difference(&blob_files(&tools))
+    // The base layer tools shares with web is there; tools' own blobs are not.
+    let tools_only: BTreeSet<String> = blob_files(&pkg.images_of("tools"))
+        .difference(&blob_files(&web))
         .cloned()
         .collect();
-    assert!(!web_only.is_empty() && web_only.is_disjoint(&got));
+    assert!(!tools_only.is_empty() && tools_only.is_disjoint(&got));
+    let rewritten = ["zarf.yaml", "checksums.txt", "images/index.json"];
     for (rel, data) in tree(&out) {
-        assert_eq!(&data, &pkg.files[&rel], "{rel}");
+        if !rewritten.contains(&rel.as_str()) {
+            assert_eq!(&data, &pkg.files[&rel], "{rel}");
+        }
     }
-    env.ok(&["package", "verify", s(&out), "--partial"]).await;
-    env.fails(&["package", "verify", s(&out)]).await;
+    // The definition keeps the chosen (and required) components; the index its images.
+    let def = ferry_zarf::Definition::parse("web", &std::fs::read(out.join("zarf.yaml")).unwrap())
+        .unwrap();
+    assert_eq!(
+        def.components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["web"]
+    );
+    assert_eq!(def.build.signed, Some(false));
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("images/index.json")).unwrap()).unwrap();
+    let names: BTreeSet<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        names,
+        web.iter()
+            .map(|i| normalize_name(&i.name))
+            .collect::<BTreeSet<_>>()
+    );
+
+    // Zarf accepts it as a whole package; so do ferry's verify and push, without flags.
+    zarf_validate_package_integrity(&out, false).unwrap();
+    env.ok(&["package", "verify", s(&out)]).await;
+    let dst = Registry::start(Mode::Plain);
+    env.ok(&["push", s(&out), "--registry", &dst.host(), "-q"])
+        .await;
+    for image in &web {
+        let name = normalize_name(&image.name);
+        for pushed in ferry_zarf::push_names(&name.parse().unwrap(), &dst.host(), false) {
+            let r: ferry_oci::Reference = pushed.parse().unwrap();
+            assert!(
+                dst.get_manifest(&r.repository, &r.target()).await.is_some(),
+                "{pushed}"
+            );
+        }
+    }
+    // The original (unchanged) package fails Zarf's check when files are missing, as before.
+    std::fs::remove_file(pkg.dir.join("sboms.tar")).unwrap();
+    assert!(zarf_validate_package_integrity(&pkg.dir, false).is_err());
+    assert!(zarf_validate_package_integrity(&pkg.dir, true).is_ok());
+
+    // Choosing every optional component is the whole package, signature and all.
+    let all = env.path("all");
+    env.ok(&[
+        "package",
+        "pull",
+        &reference,
+        "--components",
+        "tools",
+        "-o",
+        s(&all),
+        "-q",
+    ])
+    .await;
+    assert!(all.join("zarf.bundle.sig").is_file());
+    env.ok(&["package", "verify", s(&all)]).await;
 
     let err = env
         .fails(&[
@@ -582,6 +668,107 @@ async fn partial_pull_fetches_only_the_chosen_components() {
         "{err}"
     );
     assert!(!env.path("n").exists());
+}
+
+/// A port of Zarf's `validatePackageIntegrity` (v0.84, `src/pkg/packager/layout/package.go`), run on what
+/// ferry writes: the aggregate over `checksums.txt`, every line (`<sha> <path>`, split on single spaces)
+/// present and matching unless partial, no file left unlisted except the definition, the list, the two
+/// signature names and, when signed, `build.provenanceFiles`; then the path checks on names.
+fn zarf_validate_package_integrity(dir: &Path, is_partial: bool) -> Result<(), String> {
+    let sha = |p: &Path| ferry_test::encode::sha256_digest(&std::fs::read(p).unwrap());
+    let yaml = std::fs::read(dir.join("zarf.yaml")).map_err(|e| e.to_string())?;
+    let checksums_path = dir.join("checksums.txt");
+    let checksums = std::fs::read_to_string(&checksums_path).map_err(|e| e.to_string())?;
+    // AsV1alpha1 of the document Zarf decodes: v1beta1 when present.
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_slice(&yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &serde_yaml::Value| !v.is_null())
+        .collect();
+    let beta = docs
+        .iter()
+        .find(|d| d["apiVersion"].as_str() == Some("zarf.dev/v1beta1"));
+    let alpha = docs.iter().find(|d| {
+        d.get("apiVersion")
+            .is_none_or(|v| v.as_str() == Some("zarf.dev/v1alpha1"))
+    });
+    let pkg = beta.or(alpha).ok_or("no package definition")?;
+    let aggregate = match beta {
+        Some(b) => b["build"]["aggregateChecksum"].as_str(),
+        None => pkg["metadata"]["aggregateChecksum"].as_str(),
+    }
+    .unwrap_or("");
+    if hex(&sha(&checksums_path)) != aggregate {
+        return Err(format!(
+            "checksums.txt does not match the aggregate {aggregate}"
+        ));
+    }
+    let mut files: BTreeSet<String> = tree(dir).keys().cloned().collect();
+    for f in [
+        "zarf.yaml",
+        "checksums.txt",
+        "zarf.yaml.sig",
+        "zarf.bundle.sig",
+    ] {
+        files.remove(f);
+    }
+    let signed = match pkg["build"]["signed"].as_bool() {
+        Some(s) => s,
+        None => dir.join("zarf.yaml.sig").exists(),
+    };
+    if signed {
+        for f in pkg["build"]["provenanceFiles"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            files.remove(f.as_str().unwrap_or(""));
+        }
+    }
+    for line in checksums.split('\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let split: Vec<&str> = line.split(' ').collect();
+        if split.len() != 2 || split[0].is_empty() || split[1].is_empty() {
+            return Err(format!("invalid checksum line: {line}"));
+        }
+        let (want, rel) = (split[0], split[1]);
+        if !files.contains(rel) {
+            if is_partial {
+                continue;
+            }
+            return Err(format!("file {rel} from checksum missing in layout"));
+        }
+        if hex(&sha(&dir.join(rel))) != want {
+            return Err(format!("{rel}: sha mismatch"));
+        }
+        files.remove(rel);
+    }
+    if !files.is_empty() {
+        return Err(format!(
+            "package contains additional files not present in the checksum {files:?}"
+        ));
+    }
+    let clean = |s: &str| s != ".." && !s.contains(['/', '\\']);
+    let text = |v: &serde_yaml::Value| v.as_str().map(str::to_string).unwrap_or_default();
+    for name in [
+        &pkg["metadata"]["name"],
+        &pkg["metadata"]["version"],
+        &pkg["build"]["flavor"],
+    ] {
+        if !clean(&text(name)) {
+            return Err(format!("{name:?} would result in an invalid path"));
+        }
+    }
+    for c in pkg["components"].as_sequence().into_iter().flatten() {
+        if !clean(&text(&c["name"])) {
+            return Err(format!(
+                "component name {:?} would result in an invalid path",
+                c["name"]
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// GETs of blobs (not manifests) since request `from` whose digest is in `digests`.
@@ -811,4 +998,118 @@ async fn crane_era_packages_work_like_oras_era_ones() {
     assert!(got.is_superset(&blob_files(&pkg.images_of("web"))));
     assert!(!got.contains("components/tools.tar"));
     env.ok(&["package", "verify", s(&out), "--partial"]).await;
+}
+
+/// Issue 13 item 1: the config is `json.Marshal` of Zarf's v1alpha1 structs after migrations, so the
+/// manifest digest is the one `zarf package publish` gives. The config bytes below are written by hand from
+/// Zarf's Go source (struct order, `omitempty`, never-omitted structs, `build.migrations`), the manifest
+/// from oras-go's packing; publishing twice gives exactly that digest both times.
+#[tokio::test]
+async fn publish_twice_gives_the_manifest_digest_zarf_would() {
+    let reg = Registry::start(Mode::Plain);
+    let env = Env::new();
+    let pkg = sample(&env, "out", "amd64");
+    let spec = &pkg.spec;
+    let images = |c: usize| {
+        spec.components[c]
+            .images
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let empty_actions = r#""actions":{"onCreate":{"defaults":{"shell":{}}},"onDeploy":{"defaults":{"shell":{}}},"onRemove":{"defaults":{"shell":{}}}}"#;
+    let config = format!(
+        concat!(
+            r#"{{"kind":"ZarfPackageConfig","metadata":{{"name":"demo","description":"{desc}","version":"1.0.0","authors":"ferry","aggregateChecksum":"{agg}"}},"#,
+            r#""build":{{"terminal":"ferry-test","user":"ferry","architecture":"amd64","timestamp":"Mon, 01 Jan 2024 12:00:00 +0100","version":"v0.51.0","migrations":["scripts-to-actions","pluralize-set-variable"]}},"#,
+            r#""components":[{{"name":"web","required":true,"only":{{"cluster":{{}}}},"import":{{}},"images":[{web}],"scripts":{{}},{actions}}},"#,
+            r#"{{"name":"tools","only":{{"cluster":{{}}}},"import":{{}},"images":[{tools}],"scripts":{{}},{actions}}}],"#,
+            r#""values":{{}}}}"#
+        ),
+        desc = spec.description,
+        agg = pkg.aggregate,
+        web = images(0),
+        tools = images(1),
+        actions = empty_actions,
+    );
+    let sha = |b: &[u8]| ferry_test::encode::sha256_digest(b);
+    let mut layers: Vec<(String, usize, &String)> = pkg
+        .files
+        .iter()
+        .map(|(title, data)| (sha(data), data.len(), title))
+        .collect();
+    layers.sort();
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|(d, n, t)| {
+            format!(r#"{{"mediaType":"{ZARF_LAYER}","digest":"{d}","size":{n},"annotations":{{"{TITLE}":"{t}"}}}}"#)
+        })
+        .collect();
+    let manifest = format!(
+        concat!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","#,
+            r#""config":{{"mediaType":"{ct}","digest":"{cd}","size":{cn}}},"layers":[{layers}],"#,
+            r#""annotations":{{"org.opencontainers.image.authors":"ferry","org.opencontainers.image.created":"2024-01-01T11:00:00Z","org.opencontainers.image.description":"{desc}","{title}":"demo"}}}}"#
+        ),
+        ct = ZARF_CONFIG,
+        cd = sha(config.as_bytes()),
+        cn = config.len(),
+        layers = layers.join(","),
+        desc = spec.description,
+        title = TITLE,
+    );
+    let predicted = sha(manifest.as_bytes());
+    let dest = format!("oci://{}/packages", reg.host());
+    for _ in 0..2 {
+        let v = json(
+            &env.ok(&["package", "publish", s(&pkg.dir), &dest, "--json"])
+                .await,
+        );
+        assert_eq!(v["digest"], predicted);
+    }
+    let (_, bytes) = reg.get_manifest("packages/demo", &predicted).await.unwrap();
+    assert_eq!(String::from_utf8(bytes).unwrap(), manifest);
+    assert_eq!(
+        get_blob(&reg, "packages/demo", &sha(config.as_bytes())).await,
+        config.as_bytes()
+    );
+}
+
+/// Issue 13 item 4: `package pull -o DIR` into an existing directory writes the package file there, named
+/// as Zarf names it.
+#[tokio::test]
+async fn pull_into_an_existing_directory_writes_zarfs_file_name() {
+    let reg = Registry::start(Mode::Plain);
+    let env = Env::new();
+    let pkg = sample(&env, "out", "amd64");
+    env.ok(&[
+        "package",
+        "publish",
+        s(&pkg.dir),
+        &format!("oci://{}", reg.host()),
+        "-q",
+    ])
+    .await;
+    let dir = env.path("downloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("other.txt"), b"already here").unwrap();
+    let reference = format!("oci://{}/demo:1.0.0", reg.host());
+    env.ok(&["package", "pull", &reference, "-o", s(&dir), "-q"])
+        .await;
+    let file = dir.join("zarf-package-demo-amd64-1.0.0.tar.zst");
+    assert!(file.is_file());
+    env.ok(&["package", "verify", s(&file)]).await;
+    assert_eq!(
+        std::fs::read(dir.join("other.txt")).unwrap(),
+        b"already here"
+    );
+    // Again: the file is there, nothing is overwritten.
+    let err = env
+        .fails(&["package", "pull", &reference, "-o", s(&dir), "-q"])
+        .await;
+    assert!(
+        err.contains("zarf-package-demo-amd64-1.0.0.tar.zst"),
+        "{err}"
+    );
 }

@@ -206,3 +206,201 @@ pub fn tree_digest(dir: &Path) -> String {
     }
     h.finish().to_string()
 }
+
+/// Rename the (only) image of a layout: both name annotations of its `index.json` entry.
+fn rename_only_image(layout: &Path, name: &str) {
+    let path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let entries = index["manifests"].as_array_mut().unwrap();
+    assert_eq!(entries.len(), 1);
+    for key in [
+        "org.opencontainers.image.ref.name",
+        "org.opencontainers.image.base.name",
+    ] {
+        entries[0]["annotations"][key] = name.into();
+    }
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// Issue 12 item 8: Zarf's "already transformed" test is a raw string prefix, so an image on
+/// `127.0.0.1:5099` counts as inside `127.0.0.1:50991` and `localhost/x` as inside `localhost:50991`.
+/// ferry compares whole hosts: both go to the registry given (zarf-compat §2).
+#[tokio::test]
+async fn push_compares_registry_hosts_at_boundaries() {
+    let reg = Registry::start(Mode::Plain);
+    let host = reg.host();
+    let port = host.rsplit_once(':').unwrap().1.to_string();
+    let image = ferry_test::fixtures::oci_image(310, 1, "amd64");
+    reg.seed("app/web", Some("1"), &image).await;
+    let env = Env::new();
+    // Another registry whose host:port is a string prefix of the target's.
+    let shorter = format!("127.0.0.1:{}", &port[..port.len() - 1]);
+    for (name, target) in [
+        (format!("{shorter}/app/web:1"), host.clone()),
+        (
+            "localhost/myapp:dev".to_string(),
+            format!("localhost:{port}"),
+        ),
+    ] {
+        let layout = env.path(&format!("layout-{}", name.replace(['/', ':'], "_")));
+        env.ok(&[
+            "pull",
+            &format!("{host}/app/web:1"),
+            "-o",
+            layout.to_str().unwrap(),
+            "-q",
+        ])
+        .await;
+        rename_only_image(&layout, &name);
+        env.ok(&[
+            "push",
+            layout.to_str().unwrap(),
+            "--registry",
+            &target,
+            "-q",
+        ])
+        .await;
+        for pushed in ferry_zarf::push_names(&name.parse().unwrap(), &target, false) {
+            let r: ferry_oci::Reference = pushed.parse().unwrap();
+            assert_eq!(r.registry, target, "{name} goes to {target}");
+            let (_, bytes) = reg
+                .get_manifest(&r.repository, &r.target())
+                .await
+                .unwrap_or_else(|| panic!("{pushed} is not in {target}"));
+            assert_eq!(bytes, image.manifest.bytes.as_ref());
+        }
+    }
+}
+
+/// Issue 13 item 3: a two-document zarf.yaml (v1alpha1, `---`, v1beta1) is read as Zarf reads it — the
+/// v1beta1 document — with `selector.flavor` (`--flavor`) and `selector.architecture` (`-a`, else
+/// `metadata.architecture`) choosing components, and `imageArchives` images taken from their archive.
+#[tokio::test]
+async fn pull_from_a_two_document_zarf_yaml_selects_what_zarf_would() {
+    let reg = Registry::start(Mode::Plain);
+    let host = reg.host();
+    for (i, repo) in ["base", "up", "ib", "arm", "alpha-only"].iter().enumerate() {
+        reg.seed(
+            repo,
+            Some("1"),
+            &ferry_test::fixtures::helm_chart(320 + i as u64),
+        )
+        .await;
+    }
+    let env = Env::new();
+    let pkg = env.path("pkg");
+    std::fs::create_dir_all(pkg.join("archives")).unwrap();
+    // An image only in the archive: its registry is gone once the archive is written.
+    let archived = {
+        let gone = Registry::start(Mode::Plain);
+        gone.seed("x", Some("1"), &ferry_test::fixtures::helm_chart(330))
+            .await;
+        let name = format!("{}/x:1", gone.host());
+        let archive = format!("oci-archive:{}", pkg.join("archives/app.tar").display());
+        env.ok(&["pull", &name, "-o", &archive, "-q"]).await;
+        name
+    };
+    let yaml = format!(
+        "apiVersion: zarf.dev/v1alpha1
+kind: ZarfPackageConfig
+metadata:
+  name: demo
+  architecture: amd64
+components:
+- name: base
+  required: true
+  images: [{host}/alpha-only:1]
+---
+apiVersion: zarf.dev/v1beta1
+kind: ZarfPackageConfig
+metadata:
+  name: demo
+  architecture: amd64
+components:
+- name: base
+  images:
+  - name: {host}/base:1
+- name: up
+  optional: true
+  selector:
+    flavor: upstream
+  images:
+  - name: {host}/up:1
+    source: registry
+- name: ib
+  selector:
+    flavor: ironbank
+  images:
+  - name: {host}/ib:1
+- name: arm
+  selector:
+    architecture: arm64
+  images:
+  - name: {host}/arm:1
+- name: archived
+  imageArchives:
+  - path: archives/app.tar
+    images:
+    - {archived}
+"
+    );
+    let zarf = pkg.join("zarf.yaml");
+    std::fs::write(&zarf, yaml).unwrap();
+    let cases: [(&[&str], Vec<String>); 3] = [
+        (
+            &["--flavor", "upstream"],
+            vec![
+                format!("{host}/base:1"),
+                format!("{host}/up:1"),
+                archived.clone(),
+            ],
+        ),
+        (
+            &["--flavor", "ironbank", "-a", "arm64"],
+            vec![
+                format!("{host}/base:1"),
+                format!("{host}/ib:1"),
+                format!("{host}/arm:1"),
+                archived.clone(),
+            ],
+        ),
+        (&[], vec![format!("{host}/base:1"), archived.clone()]),
+    ];
+    for (i, (flags, expected)) in cases.iter().enumerate() {
+        let out = env.path(&format!("out-{i}"));
+        let mut args = vec![
+            "pull",
+            "-f",
+            zarf.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ];
+        args.extend(flags.iter());
+        env.ok(&args).await;
+        let mut names: Vec<String> = crate::support::entries(&out)
+            .into_iter()
+            .filter_map(|(_, n)| n)
+            .collect();
+        names.sort();
+        let mut expected = expected.clone();
+        expected.sort();
+        assert_eq!(names, expected, "{flags:?}");
+        // The package code reads the same file the same way.
+        let def = ferry_zarf::Definition::parse("demo", &std::fs::read(&zarf).unwrap()).unwrap();
+        let arch = if flags.contains(&"arm64") {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        let flavor = flags.get(1).copied().unwrap_or("");
+        let mut from_model: Vec<String> = def
+            .images_for(arch, flavor)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        from_model.sort();
+        assert_eq!(from_model, expected);
+    }
+}
