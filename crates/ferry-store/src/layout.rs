@@ -55,27 +55,11 @@ impl OciLayout {
             path: root.to_path_buf(),
             why: format!("not an OCI image layout (cannot read oci-layout: {e})"),
         })?;
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Marker {
-            image_layout_version: String,
-        }
-        match serde_json::from_slice::<Marker>(&bytes) {
-            Ok(m) if m.image_layout_version == "1.0.0" => Ok(OciLayout {
-                root: root.to_path_buf(),
-            }),
-            Ok(m) => Err(StoreError::InvalidLayout {
-                path: marker,
-                why: format!(
-                    "unsupported imageLayoutVersion {:?}",
-                    m.image_layout_version
-                ),
-            }),
-            Err(e) => Err(StoreError::InvalidLayout {
-                path: marker,
-                why: format!("invalid oci-layout file: {e}"),
-            }),
-        }
+        check_layout_marker(&bytes)
+            .map_err(|why| StoreError::InvalidLayout { path: marker, why })?;
+        Ok(OciLayout {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -251,6 +235,7 @@ fn sort_entries(entries: &mut [Descriptor]) {
     entries.sort_by(|a, b| (a.digest.hex(), a.image_name()).cmp(&(b.digest.hex(), b.image_name())));
 }
 
+/// `index.json` as ferry writes it: Go-encoded, OCI index media type, entries as given.
 pub fn index_bytes(entries: &[Descriptor]) -> Vec<u8> {
     let file = IndexFile {
         schema_version: 2,
@@ -260,18 +245,42 @@ pub fn index_bytes(entries: &[Descriptor]) -> Vec<u8> {
     gojson::to_vec(&file).expect("descriptors always serialize")
 }
 
-fn parse_index(path: &Path, bytes: &[u8]) -> Result<Vec<Descriptor>> {
-    let file: IndexFile = serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidLayout {
-        path: path.to_path_buf(),
-        why: format!("invalid index.json: {e}"),
-    })?;
+/// The entries of an `index.json` (of a layout directory, an archive or a package); the error says what is
+/// wrong, for the caller to name the file.
+pub fn decode_index(bytes: &[u8]) -> std::result::Result<Vec<Descriptor>, String> {
+    let file: IndexFile =
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid index.json: {e}"))?;
     if file.schema_version != 2 {
-        return Err(StoreError::InvalidLayout {
-            path: path.to_path_buf(),
-            why: format!("unsupported schemaVersion {}", file.schema_version),
-        });
+        return Err(format!(
+            "unsupported index.json schemaVersion {}",
+            file.schema_version
+        ));
     }
     Ok(file.manifests)
+}
+
+/// Check an `oci-layout` file: version 1.0.0, whatever the formatting (Crane wrote it indented).
+pub fn check_layout_marker(bytes: &[u8]) -> std::result::Result<(), String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Marker {
+        image_layout_version: String,
+    }
+    match serde_json::from_slice::<Marker>(bytes) {
+        Ok(m) if m.image_layout_version == "1.0.0" => Ok(()),
+        Ok(m) => Err(format!(
+            "unsupported imageLayoutVersion {:?}",
+            m.image_layout_version
+        )),
+        Err(e) => Err(format!("invalid oci-layout file: {e}")),
+    }
+}
+
+fn parse_index(path: &Path, bytes: &[u8]) -> Result<Vec<Descriptor>> {
+    decode_index(bytes).map_err(|why| StoreError::InvalidLayout {
+        path: path.to_path_buf(),
+        why,
+    })
 }
 
 impl Store for OciLayout {

@@ -105,25 +105,10 @@ impl PackageImages {
     }
 }
 
-/// The entries of an `index.json`.
+/// The entries of a package's `images/index.json`.
 pub fn parse_index(package: &str, bytes: &[u8]) -> Result<Vec<Descriptor>> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct IndexFile {
-        schema_version: u32,
-        #[serde(default)]
-        manifests: Vec<Descriptor>,
-    }
-    let file: IndexFile = serde_json::from_slice(bytes)
-        .map_err(|e| PackageError::file(package, IMAGES_INDEX, format!("invalid: {e}")))?;
-    if file.schema_version != 2 {
-        return Err(PackageError::file(
-            package,
-            IMAGES_INDEX,
-            format!("unsupported schemaVersion {}", file.schema_version),
-        ));
-    }
-    Ok(file.manifests)
+    ferry_store::layout::decode_index(bytes)
+        .map_err(|why| PackageError::file(package, IMAGES_INDEX, why))
 }
 
 impl Store for PackageImages {
