@@ -26,6 +26,7 @@ mod ocitar;
 mod store;
 mod target;
 mod tarindex;
+mod tarwriter;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use oci::{OciArchive, OciArchiveWriter, WriteSummary};
 pub use store::OpenOptions;
 pub use target::ArchiveTarget;
 pub use tarindex::MAX_METADATA_BYTES;
+pub use tarwriter::{BLOB_MODE, DIR_MODE, FILE_MODE, TarWriter};
 
 /// A source written as a transport-prefixed string.
 #[derive(Clone, Debug, PartialEq, Eq)]

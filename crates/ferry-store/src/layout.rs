@@ -113,9 +113,13 @@ impl OciLayout {
     /// manifest named by an entry is an error (what it references is unknown); a missing nested one is
     /// listed in [`Reachable::missing`] (a Docker export holds one platform of its index).
     pub fn reachable(&self) -> Result<Reachable> {
+        self.reachable_from(self.entries()?)
+    }
+
+    /// What [`OciLayout::reachable`] finds, starting from `entries` (an `index.json` already read).
+    pub fn reachable_from(&self, entries: Vec<Descriptor>) -> Result<Reachable> {
         let mut out = Reachable::default();
-        let mut stack: Vec<(Descriptor, bool)> =
-            self.entries()?.into_iter().map(|d| (d, true)).collect();
+        let mut stack: Vec<(Descriptor, bool)> = entries.into_iter().map(|d| (d, true)).collect();
         while let Some((desc, is_entry)) = stack.pop() {
             // A descriptor without a media type may still be a manifest: look inside rather than lose
             // what it references.
@@ -124,14 +128,23 @@ impl OciLayout {
             if !out.digests.insert(desc.digest.clone()) || !maybe_manifest {
                 continue;
             }
-            let path = self.blob_path(&desc.digest);
-            let bytes = match std::fs::read(&path) {
+            if desc.size > ferry_oci::MAX_MANIFEST_BYTES {
+                if desc.media_type.is_empty() {
+                    continue;
+                }
+                return Err(StoreError::Manifest {
+                    store: self.describe(),
+                    digest: desc.digest.to_string(),
+                    source: ferry_oci::ManifestError::TooLarge { size: desc.size },
+                });
+            }
+            let bytes = match self.read_blob_capped(&desc.digest, desc.size) {
                 Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_entry => {
+                Err(StoreError::NotFound { .. }) if !is_entry => {
                     out.missing.push(desc.digest.clone());
                     continue;
                 }
-                Err(e) => return Err(StoreError::io(path, e)),
+                Err(e) => return Err(e),
             };
             verify_bytes(&self.describe(), &desc, &bytes)?;
             let manifest = match ferry_oci::Manifest::parse(&desc.media_type, &bytes) {
@@ -154,6 +167,49 @@ impl OciLayout {
             stack.extend(children.map(|d| (d, false)));
         }
         Ok(out)
+    }
+
+    /// The path of blob `digest`, checked before anything is read from it: it must exist, and resolve
+    /// inside the layout (a symlink planted in `blobs/sha256/` could otherwise serve any file).
+    pub fn blob_file(&self, digest: &Digest) -> Result<PathBuf> {
+        let path = self.blob_path(digest);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    store: self.describe(),
+                    what: format!("blob {digest}"),
+                });
+            }
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        if meta.file_type().is_symlink() {
+            let real = std::fs::canonicalize(&path).map_err(|e| StoreError::io(&path, e))?;
+            let root =
+                std::fs::canonicalize(&self.root).map_err(|e| StoreError::io(&self.root, e))?;
+            if !real.starts_with(&root) {
+                return Err(StoreError::InvalidLayout {
+                    path,
+                    why: format!(
+                        "a symlink to {}, outside the layout; refusing to read it",
+                        real.display()
+                    ),
+                });
+            }
+        }
+        Ok(path)
+    }
+
+    /// A blob of at most `cap` bytes (a manifest or config), read whole; the caller verifies it.
+    fn read_blob_capped(&self, digest: &Digest, cap: u64) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let path = self.blob_file(digest)?;
+        let file = std::fs::File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+        let mut bytes = Vec::new();
+        file.take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io(&path, e))?;
+        Ok(bytes)
     }
 
     /// The files under `blobs/sha256/` named by a digest, with their paths. Anything else there is not
@@ -344,17 +400,17 @@ impl ReadStore for OciLayout {
                     source: ferry_oci::ManifestError::TooLarge { size: desc.size },
                 });
             }
-            let path = self.blob_path(&desc.digest);
-            let bytes = match tokio::fs::read(&path).await {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::NotFound {
-                        store: self.describe(),
+            let (this, digest, size) = (self.clone(), desc.digest.clone(), desc.size);
+            let bytes = tokio::task::spawn_blocking(move || this.read_blob_capped(&digest, size))
+                .await
+                .expect("read task panicked")
+                .map_err(|e| match e {
+                    StoreError::NotFound { store, .. } => StoreError::NotFound {
+                        store,
                         what: format!("manifest {}", desc.digest),
-                    });
-                }
-                Err(e) => return Err(StoreError::io(path, e)),
-            };
+                    },
+                    other => other,
+                })?;
             verify_bytes(&self.describe(), desc, &bytes)?;
             Ok(Bytes::from(bytes))
         })
@@ -417,13 +473,10 @@ impl ReadStore for OciLayout {
         offset: u64,
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
         Box::pin(async move {
-            let path = self.blob_path(&desc.digest);
-            if !path.exists() {
-                return Err(StoreError::NotFound {
-                    store: self.describe(),
-                    what: format!("blob {}", desc.digest),
-                });
-            }
+            let (this, digest) = (self.clone(), desc.digest.clone());
+            let path = tokio::task::spawn_blocking(move || this.blob_file(&digest))
+                .await
+                .expect("stat task panicked")?;
             let src = FileSource::open(&path, offset).await?;
             Ok((Box::new(src) as Box<dyn ByteSource>, offset))
         })
