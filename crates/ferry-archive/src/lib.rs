@@ -44,7 +44,9 @@ pub use names::ArchiveImage;
 pub use oci::{OciArchive, OciArchiveWriter, WriteSummary};
 pub use store::OpenOptions;
 pub use target::ArchiveTarget;
-pub use tarindex::MAX_METADATA_BYTES;
+pub use tarindex::{
+    EntryKind, MAX_METADATA_BYTES, TarEntries, TarEntry, normalize as normalize_path,
+};
 pub use tarwriter::{BLOB_MODE, DIR_MODE, FILE_MODE, TarWriter};
 
 /// A source written as a transport-prefixed string.

@@ -12,7 +12,6 @@ use ferry_store::{ReadStore, Store};
 use crate::checksums::{self, Integrity};
 use crate::definition::{ANNOTATION_TITLE, Definition, MAX_ZARF_YAML};
 use crate::error::{PackageError, Result};
-use crate::local::normalize;
 use crate::{CHECKSUMS, ZARF_CONFIG, ZARF_YAML};
 
 /// See the module docs.
@@ -92,7 +91,7 @@ impl RemotePackage {
         for layer in &manifest.layers {
             let title = layer.annotation(ANNOTATION_TITLE).unwrap_or("");
             // A title is a path written into the output directory: it must stay inside it.
-            let rel = match normalize(title) {
+            let rel = match ferry_archive::normalize_path(title) {
                 Ok(Some(rel)) => rel,
                 _ => {
                     return Err(PackageError::invalid(
