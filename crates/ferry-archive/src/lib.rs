@@ -42,7 +42,7 @@ pub use docker::{DockerArchive, DockerFormat};
 pub use error::{ArchiveError, Result};
 pub use names::ArchiveImage;
 pub use oci::{OciArchive, OciArchiveWriter, WriteSummary};
-pub use store::OpenOptions;
+pub use store::{BlobMap, BlobSource, OpenOptions};
 pub use target::ArchiveTarget;
 pub use tarindex::{
     EntryKind, MAX_METADATA_BYTES, TarEntries, TarEntry, normalize as normalize_path,
