@@ -30,6 +30,17 @@ pub enum StoreError {
         actual: u64,
     },
 
+    /// A blob read whole into memory ([`crate::file::read_small`]) that is larger than its caller allows.
+    #[error(
+        "blob {digest} in {store} is {size} bytes, more than the {cap}-byte limit for what is read into memory"
+    )]
+    TooLarge {
+        store: String,
+        digest: Digest,
+        size: u64,
+        cap: u64,
+    },
+
     #[error(
         "{store} ignored a range request for {digest} (asked from byte {offset}, got the whole blob); \
          starting that blob over"

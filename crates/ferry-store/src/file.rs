@@ -87,6 +87,36 @@ impl ByteSource for FileSource {
     }
 }
 
+/// A small blob (a config, a package's `zarf.yaml`) read whole from any store: refused before a byte is
+/// fetched when the descriptor says more than `cap`, never buffered past the descriptor's size, and
+/// verified against `desc`.
+pub async fn read_small(
+    store: &dyn crate::ReadStore,
+    desc: &ferry_oci::Descriptor,
+    cap: u64,
+) -> Result<Bytes> {
+    if desc.size > cap {
+        return Err(StoreError::TooLarge {
+            store: store.describe(),
+            digest: desc.digest.clone(),
+            size: desc.size,
+            cap,
+        });
+    }
+    let (mut source, start) = store.fetch_blob(desc, 0).await?;
+    debug_assert_eq!(start, 0, "a read from byte 0 starts at 0");
+    let mut buf = BytesMut::with_capacity(desc.size as usize);
+    while let Some(chunk) = source.next_chunk().await? {
+        buf.extend_from_slice(&chunk);
+        if buf.len() as u64 > desc.size {
+            // More than the descriptor says: verification names the mismatch; stop reading here.
+            break;
+        }
+    }
+    crate::transfer::verify_bytes(&store.describe(), desc, &buf)?;
+    Ok(buf.freeze())
+}
+
 /// Writes a blob to a temp file in `tmp_dir` and renames it to `dest` on commit, read-only, so a reader
 /// sees either nothing or the whole verified blob.
 pub struct AtomicFileWriter {
@@ -381,5 +411,33 @@ mod tests {
             "a non-empty directory is not replaced"
         );
         assert!(!temp.exists(), "the staging directory is removed");
+    }
+
+    #[tokio::test]
+    async fn read_small_caps_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::OciLayout::open_or_create(dir.path()).unwrap();
+        let desc = ferry_oci::Descriptor::of("application/octet-stream", b"config bytes");
+        std::fs::write(layout.blob_path(&desc.digest), b"config bytes").unwrap();
+        assert_eq!(
+            &read_small(&layout, &desc, 100).await.unwrap()[..],
+            b"config bytes"
+        );
+        let err = read_small(&layout, &desc, 4).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooLarge {
+                    size: 12,
+                    cap: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A file longer than its descriptor is read only one chunk past it, then refused.
+        std::fs::write(layout.blob_path(&desc.digest), vec![b'x'; 3 << 20]).unwrap();
+        let err = read_small(&layout, &desc, 100).await.unwrap_err();
+        assert!(err.invalidates_partial(), "{err}");
     }
 }
