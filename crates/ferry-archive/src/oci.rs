@@ -20,6 +20,8 @@ use crate::tarwriter::{BLOB_MODE, FILE_MODE, TarWriter, worth_compressing};
 pub struct OciArchive {
     store: ArchiveStore,
     images: Vec<ArchiveImage>,
+    /// `index.json`'s entries as written (annotations included).
+    entries: Vec<Descriptor>,
 }
 
 delegate_read_store!(OciArchive);
@@ -65,7 +67,16 @@ impl OciArchive {
                     })
             })
             .collect();
-        Ok(OciArchive { store, images })
+        Ok(OciArchive {
+            store,
+            images,
+            entries,
+        })
+    }
+
+    /// The entries of the archive's `index.json` as written, annotations included.
+    pub fn entries(&self) -> &[Descriptor] {
+        &self.entries
     }
 
     /// Every `index.json` entry, once per name; entries without a name (the children of a whole index,
