@@ -1410,7 +1410,8 @@ async fn archive_writer_matches_layout_then_export() {
         }
     }
     for l in [&layout, writer.layout()] {
-        l.update_index(|e| e.extend(entries.iter().cloned())).unwrap();
+        l.update_index(|e| e.extend(entries.iter().cloned()))
+            .unwrap();
     }
     layout.tidy();
     let writer = Arc::into_inner(writer).unwrap();
