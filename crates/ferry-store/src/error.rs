@@ -51,6 +51,19 @@ pub enum StoreError {
         offset: u64,
     },
 
+    /// A partial download (resumed from an earlier run) turned out wrong — a short or corrupt body, not an
+    /// ignored range request; the bytes are thrown away and the blob starts over from byte 0.
+    #[error(
+        "the partial download of {digest} from {store} ({offset} bytes kept from an earlier run) is unusable; starting that blob over"
+    )]
+    PartialDiscarded {
+        store: String,
+        digest: Digest,
+        offset: u64,
+        #[source]
+        cause: Box<StoreError>,
+    },
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -83,6 +96,7 @@ impl StoreError {
             StoreError::DigestMismatch { .. }
                 | StoreError::SizeMismatch { .. }
                 | StoreError::RangeIgnored { .. }
+                | StoreError::PartialDiscarded { .. }
         )
     }
 
@@ -99,7 +113,7 @@ impl StoreError {
         match self {
             StoreError::Remote { transient, .. } => *transient,
             // Starting the blob over from byte 0 works.
-            StoreError::RangeIgnored { .. } => true,
+            StoreError::RangeIgnored { .. } | StoreError::PartialDiscarded { .. } => true,
             _ => false,
         }
     }
