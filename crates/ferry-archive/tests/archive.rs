@@ -1388,23 +1388,19 @@ async fn archive_writer_matches_layout_then_export() {
     let writer = Arc::new(OciArchiveWriter::create(&out_writer).unwrap());
     for entry in &entries {
         let root = Descriptor::new(entry.media_type.clone(), entry.digest.clone(), entry.size);
-        for dest in [
-            Arc::new(layout.clone()) as Arc<dyn WriteStore>,
-            writer.clone() as Arc<dyn WriteStore>,
-        ] {
-            engine()
-                .copy(src.clone(), dest, &root, HashMap::new())
-                .await
-                .unwrap();
-        }
+        graph(src.clone(), Arc::new(layout.clone()), &root, HashMap::new())
+            .await
+            .unwrap();
+        graph(src.clone(), writer.clone(), &root, HashMap::new())
+            .await
+            .unwrap();
         // The first blob written to the staging layout, corrupted in place: `exists` must not trust it.
         if entry == &entries[0] {
             let blob = writer.layout().blob_path(&entry.digest);
             std::fs::remove_file(&blob).unwrap();
             std::fs::write(&blob, vec![b'x'; entry.size as usize]).unwrap();
             assert!(!writer.exists(&root).await.unwrap());
-            engine()
-                .copy(src.clone(), writer.clone(), &root, HashMap::new())
+            graph(src.clone(), writer.clone(), &root, HashMap::new())
                 .await
                 .unwrap();
         }
