@@ -661,7 +661,9 @@ fn stamp_when_durable(blob: PathBuf, stamp: PathBuf) {
     }
 }
 
-fn stamp_of(meta: &std::fs::Metadata) -> String {
+/// Size, mtime and inode: what changes when a file is rewritten or replaced (the cache's and the layout's
+/// verification stamps).
+pub(crate) fn stamp_of(meta: &std::fs::Metadata) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

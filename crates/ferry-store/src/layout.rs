@@ -292,7 +292,7 @@ impl OciLayout {
         if meta.len() != desc.size || !meta.is_file() {
             return Ok(false);
         }
-        let stamp = stamp_of(&meta);
+        let stamp = crate::cache::stamp_of(&meta);
         if self.verified.lock().expect("stamps").get(&desc.digest) == Some(&stamp) {
             return Ok(true);
         }
@@ -311,7 +311,7 @@ impl OciLayout {
             self.verified
                 .lock()
                 .expect("stamps")
-                .insert(digest.clone(), stamp_of(&meta));
+                .insert(digest.clone(), crate::cache::stamp_of(&meta));
         }
     }
 
@@ -412,26 +412,6 @@ fn changed_at(meta: &std::fs::Metadata) -> SystemTime {
     #[cfg(not(unix))]
     {
         meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)
-    }
-}
-
-/// Size, mtime and inode: what changes when a file is rewritten or replaced.
-fn stamp_of(meta: &std::fs::Metadata) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        format!(
-            "{} {} {} {} {}",
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.dev(),
-            meta.ino()
-        )
-    }
-    #[cfg(not(unix))]
-    {
-        format!("{} {:?}", meta.len(), meta.modified().ok())
     }
 }
 
