@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use crate::error::{ArchiveError, Result};
@@ -73,8 +75,17 @@ impl Compression {
     }
 }
 
+/// No image archive or package decompresses to more than this (1 TiB)...
+pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 40;
+/// ...or expands more than this many times once past [`RATIO_FLOOR`]: tar files of layers and configs do
+/// not come near it (gzip cannot even reach it on real data), a decompression bomb does.
+pub const MAX_RATIO: u64 = 1000;
+/// Below this much output the ratio is not checked: a small file that compresses well is harmless.
+pub const RATIO_FLOOR: u64 = 64 << 20;
+
 impl Compression {
-    /// A reader of `path`'s bytes, decompressed by what its content says it is.
+    /// A reader of `path`'s bytes, decompressed by what its content says it is, within
+    /// [`MAX_DECOMPRESSED_BYTES`] and [`MAX_RATIO`].
     pub fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
         let kind = Compression::sniff(path)?;
         let src = BufReader::with_capacity(
@@ -85,11 +96,81 @@ impl Compression {
     }
 
     fn reader(self, src: BufReader<File>) -> Box<dyn Read + Send> {
-        match self {
+        let consumed = Arc::new(AtomicU64::new(0));
+        let src = Counted {
+            inner: src,
+            count: consumed.clone(),
+        };
+        let inner: Box<dyn Read + Send> = match self {
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(src)),
             Compression::Zstd => Box::new(ZstdFrames::new(src)),
-            Compression::None => Box::new(src),
+            Compression::None => return Box::new(src),
+        };
+        Box::new(Bounded {
+            inner,
+            consumed,
+            produced: 0,
+        })
+    }
+}
+
+/// Counts the compressed bytes a decoder takes.
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.count.fetch_add(amt as u64, Ordering::Relaxed);
+        self.inner.consume(amt)
+    }
+}
+
+/// Stops a decoder whose output passes [`MAX_DECOMPRESSED_BYTES`] or [`MAX_RATIO`] times its input.
+struct Bounded {
+    inner: Box<dyn Read + Send>,
+    consumed: Arc<AtomicU64>,
+    produced: u64,
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.produced += n as u64;
+        let consumed = self.consumed.load(Ordering::Relaxed).max(1);
+        if self.produced > MAX_DECOMPRESSED_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes, the limit for archives; \
+                     refusing it as a decompression bomb"
+                ),
+            ));
         }
+        if self.produced > RATIO_FLOOR && self.produced / consumed >= MAX_RATIO {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{consumed} compressed bytes expanded to {} bytes, more than the {MAX_RATIO}:1 ratio \
+                     limit for archives; refusing it as a decompression bomb",
+                    self.produced
+                ),
+            ));
+        }
+        Ok(n)
     }
 }
 
@@ -575,6 +656,47 @@ mod tests {
             );
             assert_eq!(unpack(&bytes, kind), expected, "{kind:?}");
         }
+    }
+
+    /// A valid `.tar.zst` declaring a 512 MiB file of zeros: a few KiB of zstd frames. Refused once past
+    /// the ratio floor, by the spooling reader and the streaming one alike, with the limit named and no
+    /// spool file left behind.
+    #[test]
+    fn decompression_bombs_are_refused_naming_the_limit() {
+        let mut h = tar::Header::new_ustar();
+        h.set_path("blobs/sha256/bomb").unwrap();
+        h.set_size(512 << 20);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut stream = zstd(h.as_bytes());
+        let zeros = zstd(&vec![0u8; 1 << 20]);
+        for _ in 0..512 {
+            stream.extend_from_slice(&zeros);
+        }
+        stream.extend_from_slice(&zstd(&[0u8; 1024]));
+        assert!(stream.len() < 512 << 10, "{} bytes", stream.len());
+        let dir = tempfile::tempdir().unwrap();
+        let bomb = dir.path().join("bomb.tar.zst");
+        std::fs::write(&bomb, &stream).unwrap();
+        let spool = dir.path().join("spool");
+        std::fs::create_dir(&spool).unwrap();
+        let err = decompress_to_temp(&bomb, Compression::Zstd, &spool)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bomb.tar.zst") && err.contains("1000:1 ratio limit"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&spool).unwrap().count(),
+            0,
+            "spool removed"
+        );
+        let err = std::io::copy(&mut Compression::open(&bomb).unwrap(), &mut std::io::sink())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("decompression bomb"), "{err}");
+        // Real archives are far below the ratio: the round trips above pass through the same reader.
     }
 
     #[test]

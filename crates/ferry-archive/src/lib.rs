@@ -26,6 +26,7 @@ mod ocitar;
 mod store;
 mod target;
 mod tarindex;
+mod tarwriter;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,9 +42,12 @@ pub use docker::{DockerArchive, DockerFormat};
 pub use error::{ArchiveError, Result};
 pub use names::ArchiveImage;
 pub use oci::{OciArchive, OciArchiveWriter, WriteSummary};
-pub use store::OpenOptions;
+pub use store::{BlobMap, BlobSource, OpenOptions};
 pub use target::ArchiveTarget;
-pub use tarindex::MAX_METADATA_BYTES;
+pub use tarindex::{
+    EntryKind, MAX_METADATA_BYTES, TarEntries, TarEntry, normalize as normalize_path,
+};
+pub use tarwriter::{BLOB_MODE, DIR_MODE, FILE_MODE, TarWriter};
 
 /// A source written as a transport-prefixed string.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,9 +1,6 @@
 //! The images of an archive and the names they go by (zarf-compat §4).
 
-use ferry_oci::descriptor::{
-    ANNOTATION_BASE_NAME, ANNOTATION_CONTAINERD_NAME, ANNOTATION_DISTRIBUTION_SOURCE,
-    ANNOTATION_REF_NAME,
-};
+use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{Descriptor, Reference};
 
 use crate::error::{ArchiveError, Result};
@@ -38,31 +35,21 @@ pub(crate) fn normalize_name(name: &str) -> String {
     name.to_string()
 }
 
-/// The names of an index entry, in zarf-compat §4 priority: `io.containerd.image.name`, then
-/// `containerd.io/distribution.source.<registry>` (→ `<registry>/<repo>@<digest>`), then the `RepoTags`
-/// Docker's `manifest.json` gives it, then `ref.name` (Docker puts only the tag there), then `base.name`.
+/// The names of an index entry: [`Descriptor::image_name`]'s priority (zarf-compat §4), with the `RepoTags`
+/// Docker's `manifest.json` gives it slotted in before `ref.name` and `base.name` (Docker puts only the
+/// tag in `ref.name`).
 pub(crate) fn entry_names(entry: &Descriptor, repo_tags: &[String]) -> Vec<Option<String>> {
-    if let Some(n) = entry.annotation(ANNOTATION_CONTAINERD_NAME) {
-        return vec![Some(normalize_name(n))];
-    }
-    if let Some((key, repo)) = entry
+    let mut full_names_only = entry.clone();
+    full_names_only
         .annotations
-        .iter()
-        .find(|(k, _)| k.starts_with(ANNOTATION_DISTRIBUTION_SOURCE))
-    {
-        let registry = &key[ANNOTATION_DISTRIBUTION_SOURCE.len()..];
-        return vec![Some(normalize_name(&format!(
-            "{registry}/{repo}@{}",
-            entry.digest
-        )))];
+        .retain(|k, _| k != ANNOTATION_REF_NAME && k != ANNOTATION_BASE_NAME);
+    if let Some(n) = full_names_only.image_name() {
+        return vec![Some(normalize_name(&n))];
     }
     if !repo_tags.is_empty() {
         return repo_tags.iter().map(|t| Some(normalize_name(t))).collect();
     }
-    let fallback = entry
-        .annotation(ANNOTATION_REF_NAME)
-        .or_else(|| entry.annotation(ANNOTATION_BASE_NAME));
-    vec![fallback.map(normalize_name)]
+    vec![entry.image_name().map(|n| normalize_name(&n))]
 }
 
 /// The descriptor a copy starts from: without the archive's annotations.
@@ -177,7 +164,7 @@ mod tests {
         );
         let d = entry(&[
             (
-                ANNOTATION_CONTAINERD_NAME,
+                ferry_oci::descriptor::ANNOTATION_CONTAINERD_NAME,
                 "docker.io/library/hello-world:linux",
             ),
             (

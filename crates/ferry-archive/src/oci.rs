@@ -1,24 +1,27 @@
 //! OCI layouts as one file: `.tar`, `.tar.gz` or `.tar.zst` (what `skopeo copy … oci-archive:` reads and
 //! writes), opened as a store and written from a layout directory.
 
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, Hasher};
 use ferry_store::{BlobWriter, BoxFuture, OciLayout, Store, WriteStore};
 
-use crate::compress::{Compression, Sink};
+use crate::compress::Compression;
 use crate::error::{ArchiveError, Result};
 use crate::names::{self, ArchiveImage};
 use crate::ocitar;
 use crate::store::{ArchiveStore, OpenOptions, delegate_read_store};
 use crate::tarindex::MAX_METADATA_BYTES;
+use crate::tarwriter::{BLOB_MODE, FILE_MODE, TarWriter, worth_compressing};
 
 /// An OCI layout inside a tar (optionally gzip or zstd; decompressed once to a temp file) as a store.
 pub struct OciArchive {
     store: ArchiveStore,
     images: Vec<ArchiveImage>,
+    /// `index.json`'s entries as written (annotations included).
+    entries: Vec<Descriptor>,
 }
 
 delegate_read_store!(OciArchive);
@@ -64,7 +67,16 @@ impl OciArchive {
                     })
             })
             .collect();
-        Ok(OciArchive { store, images })
+        Ok(OciArchive {
+            store,
+            images,
+            entries,
+        })
+    }
+
+    /// The entries of the archive's `index.json` as written, annotations included.
+    pub fn entries(&self) -> &[Descriptor] {
+        &self.entries
     }
 
     /// Every `index.json` entry, once per name; entries without a name (the children of a whole index,
@@ -96,15 +108,16 @@ impl OciArchive {
     }
 
     /// Write the archive deterministically: `oci-layout`, `index.json`, `blobs/`, `blobs/sha256/`, then
-    /// every blob sorted by digest; mtime 0, uid/gid 0, no user names, blobs 0444. The same layout gives the
-    /// same bytes. Each blob is hashed on the way in, so a corrupt layout is refused rather than exported.
-    /// Written to a temp file beside `out` and renamed, so `out` is whole or absent.
+    /// every blob the entries of `index.json` reach, sorted by digest; mtime 0, uid/gid 0, no user names,
+    /// blobs 0444. The same layout gives the same bytes. Each blob is hashed on the way in and a blob the
+    /// images need but the layout lacks fails the export, naming it, so a broken layout is refused rather
+    /// than exported. `out` is whole or absent.
     pub fn write_with(
         layout_dir: &Path,
         out: &Path,
         compression: Compression,
     ) -> Result<WriteSummary> {
-        OciLayout::open(layout_dir)?;
+        let layout = OciLayout::open(layout_dir)?;
         let oci_layout = read_capped(&layout_dir.join(ocitar::OCI_LAYOUT))?;
         let index_path = layout_dir.join(ocitar::INDEX_JSON);
         let index_json = if index_path.exists() {
@@ -112,50 +125,43 @@ impl OciArchive {
         } else {
             ferry_store::layout::index_bytes(&[])
         };
-        let blobs = list_blobs(layout_dir)?;
-
-        let dir = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".ferry-")
-            .suffix(".partial")
-            .tempfile_in(&dir)
-            .map_err(|e| ArchiveError::io(&dir, e))?;
-        let file = tmp.reopen().map_err(|e| ArchiveError::io(tmp.path(), e))?;
-        let io = |e: std::io::Error| ArchiveError::io(out, e);
-
-        let mut tar = tar::Builder::new(Sink::new(file, compression));
-        append(&mut tar, ocitar::OCI_LAYOUT, 0o644, &oci_layout).map_err(io)?;
-        append(&mut tar, ocitar::INDEX_JSON, 0o644, &index_json).map_err(io)?;
-        for dir in ["blobs/", "blobs/sha256/"] {
-            let mut h = header(tar::EntryType::Directory, 0, 0o755);
-            tar.append_data(&mut h, dir, std::io::empty()).map_err(io)?;
+        // The walk starts from the index.json bytes written into the archive, not a later read of it.
+        let entries = ferry_store::layout::decode_index(&index_json)
+            .map_err(|why| ArchiveError::entry(layout_dir, ocitar::INDEX_JSON, why))?;
+        let reachable = layout.reachable_from(entries)?;
+        for d in &reachable.missing {
+            tracing::warn!(layout = %layout_dir.display(), digest = %d, "a nested manifest is not in the layout (a partial index); exporting without it");
         }
+        let mut digests: Vec<&Digest> = reachable
+            .digests
+            .iter()
+            .filter(|d| !reachable.missing.contains(d))
+            .collect();
+        digests.sort();
+
+        let mut tar = TarWriter::create(out, compression)?;
+        tar.append_bytes(ocitar::OCI_LAYOUT, FILE_MODE, &oci_layout)?;
+        tar.append_bytes(ocitar::INDEX_JSON, FILE_MODE, &index_json)?;
+        tar.append_dir("blobs/")?;
+        tar.append_dir("blobs/sha256/")?;
         let mut blob_bytes = 0;
-        for (digest, path) in &blobs {
-            blob_bytes += append_blob(&mut tar, digest, path)?;
+        for digest in &digests {
+            let path = layout.blob_file(digest).map_err(|e| match e {
+                ferry_store::StoreError::NotFound { .. } => ArchiveError::invalid(
+                    layout_dir,
+                    format!(
+                        "blob {digest} is referenced by index.json but missing from the layout; nothing was written"
+                    ),
+                ),
+                other => other.into(),
+            })?;
+            blob_bytes += append_blob(&mut tar, digest, &path)?;
         }
-        let file = tar
-            .into_inner()
-            .and_then(Sink::finish)
-            .and_then(|f| f.sync_all().map(|_| f))
-            .map_err(io)?;
-        let archive_bytes = file.metadata().map_err(io)?.len();
-        drop(file);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-                .map_err(|e| ArchiveError::io(tmp.path(), e))?;
-        }
-        tmp.persist(out)
-            .map_err(|e| ArchiveError::io(out, e.error))?;
+        let archive_bytes = tar.finish()?;
         Ok(WriteSummary {
             path: out.to_path_buf(),
             compression,
-            blobs: blobs.len(),
+            blobs: digests.len(),
             blob_bytes,
             archive_bytes,
         })
@@ -179,77 +185,23 @@ fn read_capped(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// `blobs/sha256/<hex>` files, sorted by digest. Anything else there (temp files) is not content.
-fn list_blobs(layout_dir: &Path) -> Result<Vec<(Digest, PathBuf)>> {
-    let dir = layout_dir.join("blobs").join("sha256");
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(ArchiveError::io(&dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| ArchiveError::io(&dir, e))?;
-        let name = entry.file_name();
-        let Some(digest) = name
-            .to_str()
-            .and_then(|n| format!("sha256:{n}").parse::<Digest>().ok())
-        else {
-            continue;
-        };
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            out.push((digest, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(mode);
-    h.set_mtime(0);
-    h.set_uid(0);
-    h.set_gid(0);
-    h
-}
-
-fn append(
-    tar: &mut tar::Builder<Sink>,
-    name: &str,
-    mode: u32,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    let mut h = header(tar::EntryType::Regular, bytes.len() as u64, mode);
-    tar.append_data(&mut h, name, bytes)
-}
-
 /// One blob, hashed as it streams into the tar; returns its size.
-fn append_blob(tar: &mut tar::Builder<Sink>, digest: &Digest, path: &Path) -> Result<u64> {
+fn append_blob(tar: &mut TarWriter, digest: &Digest, path: &Path) -> Result<u64> {
     let mut f = std::fs::File::open(path).map_err(|e| ArchiveError::io(path, e))?;
     let size = f.metadata().map_err(|e| ArchiveError::io(path, e))?.len();
-    // A gzip or zstd layer is not compressed again (see `Sink`).
-    let mut head = [0u8; 4];
-    let n = f.read(&mut head).map_err(|e| ArchiveError::io(path, e))?;
-    let compressed = Compression::of_bytes(&head[..n]) != Compression::None;
-    f.seek(std::io::SeekFrom::Start(0))
-        .map_err(|e| ArchiveError::io(path, e))?;
-    tar.get_mut()
-        .set_compressible(!compressed)
-        .map_err(|e| ArchiveError::io(path, e))?;
+    let compressible = worth_compressing(&mut f).map_err(|e| ArchiveError::io(path, e))?;
     let mut reader = HashingReader {
-        inner: f.take(size),
+        inner: std::io::BufReader::with_capacity(1 << 20, f),
         hasher: Hasher::new(),
     };
-    let mut h = header(tar::EntryType::Regular, size, 0o444);
-    tar.append_data(
-        &mut h,
-        format!("blobs/sha256/{}", digest.hex()),
+    tar.append_reader(
+        &format!("blobs/sha256/{}", digest.hex()),
+        BLOB_MODE,
+        size,
         &mut reader,
-    )
-    .map_err(|e| ArchiveError::io(path, e))?;
+        compressible,
+        path,
+    )?;
     let HashingReader { hasher, .. } = reader;
     let (len, actual) = (hasher.len(), hasher.finish());
     if len != size || &actual != digest {

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use ferry_oci::{Descriptor, Digest};
-use serde::Deserialize;
 
 use crate::error::{ArchiveError, Result};
 use crate::tarindex::{Span, TarIndex};
@@ -18,50 +17,12 @@ pub(crate) fn is_layout(index: &TarIndex) -> bool {
 
 /// The blobs by digest and the entries of `index.json`.
 pub(crate) fn read(index: &TarIndex) -> Result<(HashMap<Digest, Span>, Vec<Descriptor>)> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Marker {
-        image_layout_version: String,
-    }
     let marker = index.read_small(OCI_LAYOUT)?;
-    match serde_json::from_slice::<Marker>(&marker) {
-        Ok(m) if m.image_layout_version == "1.0.0" => {}
-        Ok(m) => {
-            return Err(ArchiveError::entry(
-                index.archive(),
-                OCI_LAYOUT,
-                format!(
-                    "unsupported imageLayoutVersion {:?}",
-                    m.image_layout_version
-                ),
-            ));
-        }
-        Err(e) => {
-            return Err(ArchiveError::entry(
-                index.archive(),
-                OCI_LAYOUT,
-                format!("invalid: {e}"),
-            ));
-        }
-    }
-
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct IndexFile {
-        schema_version: u32,
-        #[serde(default)]
-        manifests: Vec<Descriptor>,
-    }
+    ferry_store::layout::check_layout_marker(&marker)
+        .map_err(|why| ArchiveError::entry(index.archive(), OCI_LAYOUT, why))?;
     let bytes = index.read_small(INDEX_JSON)?;
-    let file: IndexFile = serde_json::from_slice(&bytes)
-        .map_err(|e| ArchiveError::entry(index.archive(), INDEX_JSON, format!("invalid: {e}")))?;
-    if file.schema_version != 2 {
-        return Err(ArchiveError::entry(
-            index.archive(),
-            INDEX_JSON,
-            format!("unsupported schemaVersion {}", file.schema_version),
-        ));
-    }
+    let entries = ferry_store::layout::decode_index(&bytes)
+        .map_err(|why| ArchiveError::entry(index.archive(), INDEX_JSON, why))?;
     let blobs = index
         .files()
         .filter_map(|(name, span)| {
@@ -70,5 +31,5 @@ pub(crate) fn read(index: &TarIndex) -> Result<(HashMap<Digest, Span>, Vec<Descr
             Some((digest, span))
         })
         .collect();
-    Ok((blobs, file.manifests))
+    Ok((blobs, entries))
 }

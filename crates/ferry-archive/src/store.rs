@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest};
+use ferry_store::file::FileSource;
 use ferry_store::transfer::verify_bytes;
-use ferry_store::{BoxFuture, ByteSource, Result, StoreError};
+use ferry_store::{BoxFuture, ByteSource, ReadStore, Result, Store, StoreError};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::compress::{Compression, decompress_to_temp};
@@ -89,40 +90,27 @@ impl ArchiveStore {
         }
     }
 
+    /// Where blob `digest` is: a generated manifest in memory, or a byte range of the tar.
+    fn source(&self, what: &str, digest: &Digest) -> Result<BlobSource> {
+        if let Some(b) = self.generated.get(digest) {
+            return Ok(BlobSource::Memory(b.clone()));
+        }
+        let span = self
+            .blobs
+            .get(digest)
+            .ok_or_else(|| self.not_found(what, digest))?;
+        Ok(BlobSource::Range {
+            file: self.index.file().to_path_buf(),
+            offset: span.offset,
+            size: span.size,
+            shown: self.index.archive().to_path_buf(),
+        })
+    }
+
     pub fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
         Box::pin(async move {
-            if desc.size > ferry_oci::MAX_MANIFEST_BYTES {
-                return Err(StoreError::Manifest {
-                    store: self.describe(),
-                    digest: desc.digest.to_string(),
-                    source: ferry_oci::ManifestError::TooLarge { size: desc.size },
-                });
-            }
-            let bytes = match self.generated.get(&desc.digest) {
-                Some(b) => b.clone(),
-                None => {
-                    let span = *self
-                        .blobs
-                        .get(&desc.digest)
-                        .ok_or_else(|| self.not_found("manifest", &desc.digest))?;
-                    if span.size != desc.size {
-                        return Err(StoreError::SizeMismatch {
-                            store: self.describe(),
-                            digest: desc.digest.clone(),
-                            expected: desc.size,
-                            actual: span.size,
-                        });
-                    }
-                    let mut f = self.open_at(span.offset).await?;
-                    let mut buf = vec![0u8; span.size as usize];
-                    f.read_exact(&mut buf)
-                        .await
-                        .map_err(|e| StoreError::io(self.index.archive(), e))?;
-                    Bytes::from(buf)
-                }
-            };
-            verify_bytes(&self.describe(), desc, &bytes)?;
-            Ok(bytes)
+            let source = self.source("manifest", &desc.digest)?;
+            source.manifest(&self.describe, desc).await
         })
     }
 
@@ -131,35 +119,153 @@ impl ArchiveStore {
         desc: &'a Descriptor,
         offset: u64,
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
-        Box::pin(async move {
-            if let Some(b) = self.generated.get(&desc.digest) {
-                let rest = b.slice((offset as usize).min(b.len())..);
-                return Ok((Box::new(Once(Some(rest))) as Box<dyn ByteSource>, offset));
+        Box::pin(async move { self.source("blob", &desc.digest)?.open(offset).await })
+    }
+}
+
+/// Where one blob's bytes are on this machine: a whole file, a byte range of a file (an entry of a tar),
+/// or memory (a generated manifest). The one reader of the three, for every local store that is not a
+/// layout directory.
+#[derive(Clone, Debug)]
+pub enum BlobSource {
+    File(PathBuf),
+    Range {
+        file: PathBuf,
+        offset: u64,
+        size: u64,
+        /// What errors name: the archive the user gave, where `file` may be a temp copy of it.
+        shown: PathBuf,
+    },
+    Memory(Bytes),
+}
+
+impl BlobSource {
+    /// The blob as a manifest: at most [`ferry_oci::MAX_MANIFEST_BYTES`], verified against `desc`.
+    pub async fn manifest(&self, store: &str, desc: &Descriptor) -> Result<Bytes> {
+        if desc.size > ferry_oci::MAX_MANIFEST_BYTES {
+            return Err(StoreError::Manifest {
+                store: store.to_string(),
+                digest: desc.digest.to_string(),
+                source: ferry_oci::ManifestError::TooLarge { size: desc.size },
+            });
+        }
+        let bytes = match self {
+            BlobSource::Memory(b) => b.clone(),
+            // One byte more than the descriptor says, so a longer file fails verification.
+            BlobSource::File(path) => read_range(path, 0, desc.size + 1, path).await?,
+            BlobSource::Range {
+                file,
+                offset,
+                size,
+                shown,
+            } => {
+                if *size != desc.size {
+                    return Err(StoreError::SizeMismatch {
+                        store: store.to_string(),
+                        digest: desc.digest.clone(),
+                        expected: desc.size,
+                        actual: *size,
+                    });
+                }
+                read_range(file, *offset, *size, shown).await?
             }
-            let span = *self
-                .blobs
-                .get(&desc.digest)
-                .ok_or_else(|| self.not_found("blob", &desc.digest))?;
-            let offset = offset.min(span.size);
-            let source = ferry_store::file::FileSource::range(
-                self.index.file(),
-                span.offset + offset,
-                span.size - offset,
-                self.index.archive(),
-            )
-            .await?;
-            Ok((Box::new(source) as Box<dyn ByteSource>, offset))
+        };
+        verify_bytes(store, desc, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// The blob's bytes from `offset` (clamped to its end); returns where they really start.
+    pub async fn open(&self, offset: u64) -> Result<(Box<dyn ByteSource>, u64)> {
+        let source: Box<dyn ByteSource> = match self {
+            BlobSource::Memory(b) => {
+                Box::new(Once(Some(b.slice((offset as usize).min(b.len())..))))
+            }
+            BlobSource::File(p) => Box::new(FileSource::open(p, offset).await?),
+            BlobSource::Range {
+                file,
+                offset: start,
+                size,
+                shown,
+            } => {
+                let offset = offset.min(*size);
+                return Ok((
+                    Box::new(FileSource::range(file, start + offset, size - offset, shown).await?),
+                    offset,
+                ));
+            }
+        };
+        Ok((source, offset))
+    }
+}
+
+/// Up to `len` bytes of `path` from `offset`.
+async fn read_range(path: &Path, offset: u64, len: u64, shown: &Path) -> Result<Bytes> {
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| StoreError::io(shown, e))?;
+    f.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| StoreError::io(shown, e))?;
+    let mut buf = Vec::new();
+    f.take(len)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| StoreError::io(shown, e))?;
+    Ok(Bytes::from(buf))
+}
+
+/// A read store over blobs wherever they lie ([`BlobSource`]), by digest.
+#[derive(Clone, Debug)]
+pub struct BlobMap {
+    describe: String,
+    blobs: HashMap<Digest, BlobSource>,
+}
+
+impl BlobMap {
+    pub fn new(describe: impl Into<String>) -> BlobMap {
+        BlobMap {
+            describe: describe.into(),
+            blobs: HashMap::new(),
+        }
+    }
+
+    pub fn insert(&mut self, digest: Digest, source: BlobSource) {
+        self.blobs.insert(digest, source);
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.blobs.contains_key(digest)
+    }
+
+    fn get(&self, what: &str, digest: &Digest) -> Result<&BlobSource> {
+        self.blobs.get(digest).ok_or_else(|| StoreError::NotFound {
+            store: self.describe.clone(),
+            what: format!("{what} {digest}"),
+        })
+    }
+}
+
+impl Store for BlobMap {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+impl ReadStore for BlobMap {
+    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
+        Box::pin(async move {
+            self.get("manifest", &desc.digest)?
+                .manifest(&self.describe, desc)
+                .await
         })
     }
 
-    async fn open_at(&self, pos: u64) -> Result<tokio::fs::File> {
-        let mut f = tokio::fs::File::open(self.index.file())
-            .await
-            .map_err(|e| StoreError::io(self.index.archive(), e))?;
-        f.seek(std::io::SeekFrom::Start(pos))
-            .await
-            .map_err(|e| StoreError::io(self.index.archive(), e))?;
-        Ok(f)
+    fn fetch_blob<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
+        Box::pin(async move { self.get("blob", &desc.digest)?.open(offset).await })
     }
 }
 

@@ -49,164 +49,25 @@ pub struct TarIndex {
 impl TarIndex {
     /// Index `file` (an uncompressed tar). Errors name `archive`.
     pub fn scan(file: &Path, archive: &Path) -> Result<TarIndex> {
-        let mut f = File::open(file).map_err(|e| ArchiveError::io(archive, e))?;
-        let len = f
-            .metadata()
-            .map_err(|e| ArchiveError::io(archive, e))?
-            .len();
+        let mut entries = TarEntries::file(file, archive)?;
         let mut nodes: HashMap<String, Node> = HashMap::new();
-        let mut pending = Pending::default();
-        let mut last_entry: Option<String> = None;
-        let mut pos = 0u64;
-        loop {
-            let mut block = [0u8; BLOCK as usize];
-            let n = read_at(&mut f, pos, &mut block).map_err(|e| ArchiveError::io(archive, e))?;
-            if n == 0 {
-                // Every tar writer ends with zero blocks; a file that simply stops was cut short.
-                return Err(ArchiveError::invalid(
-                    archive,
-                    match &last_entry {
-                        Some(e) => format!(
-                            "truncated: the archive ends after entry {e:?} without the end-of-archive marker"
-                        ),
-                        None if pos == 0 => "empty file, not a tar archive".to_string(),
-                        None => "truncated: no end-of-archive marker".to_string(),
-                    },
-                ));
-            }
-            if n < BLOCK as usize {
-                return Err(ArchiveError::invalid(
-                    archive,
-                    format!("truncated: a tar header at byte {pos} is cut short"),
-                ));
-            }
-            if block.iter().all(|b| *b == 0) {
-                break;
-            }
-            if nodes.len() >= MAX_ENTRIES {
-                return Err(ArchiveError::invalid(
-                    archive,
-                    format!("more than {MAX_ENTRIES} entries; not an image archive"),
-                ));
-            }
-            let header = tar::Header::from_byte_slice(&block);
-            check_checksum(header, &block).map_err(|why| {
-                ArchiveError::invalid(
-                    archive,
-                    if pos == 0 {
-                        "not a tar archive (the first header's checksum is wrong)".to_string()
-                    } else {
-                        format!(
-                            "corrupt tar header at byte {pos} (after entry {:?}): {why}",
-                            last_entry.as_deref().unwrap_or("")
-                        )
-                    },
-                )
-            })?;
-            let kind = header.entry_type();
-            let data = pos + BLOCK;
-            let mut size = header.entry_size().map_err(|e| {
-                ArchiveError::invalid(archive, format!("tar header at byte {pos}: {e}"))
-            })?;
-            let extension = kind.is_gnu_longname()
-                || kind.is_gnu_longlink()
-                || kind.is_pax_local_extensions()
-                || kind.is_pax_global_extensions();
-            // The name as every later message shows it.
-            let name = if extension {
-                format!("<{} header at byte {pos}>", kind_name(kind))
-            } else {
-                let raw = pending
-                    .pax_value("path")
-                    .or_else(|| pending.long_name.clone())
-                    .unwrap_or_else(|| header.path_bytes().into_owned());
-                String::from_utf8_lossy(&raw).into_owned()
-            };
-            if !extension && let Some(s) = pending.pax_value("size") {
-                size = std::str::from_utf8(&s)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| ArchiveError::entry(archive, &name, "invalid PAX size"))?;
-            }
-            let end = data.checked_add(size).filter(|end| *end <= len);
-            let Some(end) = end else {
-                return Err(ArchiveError::entry(
-                    archive,
-                    &name,
-                    format!(
-                        "truncated: its {size} bytes start at byte {data} but the archive is {len} bytes"
-                    ),
-                ));
-            };
-            if extension {
-                if size > MAX_EXTENSION_BYTES {
-                    return Err(ArchiveError::entry(
-                        archive,
-                        &name,
-                        format!("{size} bytes, more than the {MAX_EXTENSION_BYTES}-byte limit"),
-                    ));
+        while let Some(entry) = entries.next_entry()? {
+            match entry.kind {
+                EntryKind::File => {
+                    let span = Span {
+                        offset: entry.offset,
+                        size: entry.size,
+                    };
+                    nodes.insert(entry.path, Node::File(span));
                 }
-                let mut bytes = vec![0u8; size as usize];
-                f.seek(SeekFrom::Start(data))
-                    .and_then(|_| f.read_exact(&mut bytes))
-                    .map_err(|e| ArchiveError::io(archive, e))?;
-                if kind.is_gnu_longname() {
-                    pending.long_name = Some(trim_nul(bytes));
-                } else if kind.is_gnu_longlink() {
-                    pending.long_link = Some(trim_nul(bytes));
-                } else if kind.is_pax_local_extensions() {
-                    pending.pax = Some(bytes);
+                EntryKind::Link(target) => {
+                    nodes.insert(entry.path, Node::Link(target));
                 }
-                // Global PAX headers carry defaults (mtime, charset) that never change where data is.
-            } else {
-                let link = pending
-                    .pax_value("linkpath")
-                    .or_else(|| pending.long_link.clone())
-                    .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
-                pending = Pending::default();
-                if let Some(path) =
-                    normalize(&name).map_err(|why| ArchiveError::entry(archive, &name, why))?
-                {
-                    match kind {
-                        tar::EntryType::Regular | tar::EntryType::Continuous => {
-                            nodes.insert(path.clone(), Node::File(Span { offset: data, size }));
-                        }
-                        tar::EntryType::Symlink | tar::EntryType::Link => {
-                            let target =
-                                String::from_utf8_lossy(&link.unwrap_or_default()).into_owned();
-                            let resolved = if kind == tar::EntryType::Symlink {
-                                resolve_symlink(&path, &target)
-                            } else {
-                                normalize(&target)
-                                    .and_then(|t| t.ok_or("a hard link to the archive root"))
-                            }
-                            .map_err(|why| {
-                                ArchiveError::entry(
-                                    archive,
-                                    &name,
-                                    format!(
-                                        "link to {target:?} points outside the archive ({why})"
-                                    ),
-                                )
-                            })?;
-                            nodes.insert(path.clone(), Node::Link(resolved));
-                        }
-                        tar::EntryType::GNUSparse => {
-                            return Err(ArchiveError::entry(
-                                archive,
-                                &name,
-                                "sparse files are not supported in image archives",
-                            ));
-                        }
-                        // Directories, devices, fifos: nothing to serve.
-                        _ => {
-                            nodes.remove(&path);
-                        }
-                    }
-                    last_entry = Some(path);
+                // Directories, devices, fifos: nothing to serve.
+                EntryKind::Directory | EntryKind::Other(_) => {
+                    nodes.remove(&entry.path);
                 }
             }
-            pos = end.div_ceil(BLOCK) * BLOCK;
         }
         let files = resolve_links(nodes);
         Ok(TarIndex {
@@ -272,6 +133,342 @@ impl TarIndex {
     }
 }
 
+/// One entry of a tar, as [`TarEntries`] yields it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TarEntry {
+    /// The normalized archive path (`./a//b` → `a/b`).
+    pub path: String,
+    pub kind: EntryKind,
+    /// Where the entry's data starts in the (uncompressed) tar.
+    pub offset: u64,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Directory,
+    /// A symlink or hard link, resolved to the archive path it reaches (checked to stay inside).
+    Link(String),
+    /// Devices, fifos and the like.
+    Other(tar::EntryType),
+}
+
+enum Input {
+    /// Entry data is skipped by seeking.
+    File(File),
+    /// Entry data is skipped by reading past it.
+    Stream(Box<dyn Read + Send>),
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Input::File(f) => f.read(buf),
+            Input::Stream(r) => r.read(buf),
+        }
+    }
+}
+
+/// The one tar walk, over a file or a stream (a tar being decompressed): each header parsed and checked
+/// (checksum, size within the file, PAX records and GNU long names capped, paths normalized, links kept
+/// inside the archive), one entry at a time. The caller may read an entry's data with
+/// [`TarEntries::data`] before asking for the next; what it does not read is skipped.
+pub struct TarEntries {
+    input: Input,
+    archive: PathBuf,
+    /// The tar's length when known (a file): an entry claiming more is truncated.
+    len: Option<u64>,
+    /// Where `input` is.
+    pos: u64,
+    /// Data of the current entry not read yet, then its padding to the next block.
+    data_left: u64,
+    padding: u64,
+    entries: usize,
+    last_entry: Option<String>,
+    done: bool,
+}
+
+impl TarEntries {
+    /// Walk an uncompressed tar file. Errors name `archive` (the file the user gave).
+    pub fn file(file: &Path, archive: &Path) -> Result<TarEntries> {
+        let f = File::open(file).map_err(|e| ArchiveError::io(archive, e))?;
+        let len = f
+            .metadata()
+            .map_err(|e| ArchiveError::io(archive, e))?
+            .len();
+        Ok(Self::new(Input::File(f), archive, Some(len)))
+    }
+
+    /// Walk a tar read as a stream (e.g. [`crate::Compression::open`]).
+    pub fn stream(reader: Box<dyn Read + Send>, archive: &Path) -> TarEntries {
+        Self::new(Input::Stream(reader), archive, None)
+    }
+
+    fn new(input: Input, archive: &Path, len: Option<u64>) -> TarEntries {
+        TarEntries {
+            input,
+            archive: archive.to_path_buf(),
+            len,
+            pos: 0,
+            data_left: 0,
+            padding: 0,
+            entries: 0,
+            last_entry: None,
+            done: false,
+        }
+    }
+
+    /// The data of the entry [`TarEntries::next_entry`] returned last (what is left of it).
+    pub fn data(&mut self) -> impl Read + '_ {
+        EntryData { walk: self }
+    }
+
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        match &mut self.input {
+            Input::File(f) => {
+                f.seek(SeekFrom::Current(n as i64))?;
+            }
+            Input::Stream(r) => {
+                let skipped = std::io::copy(&mut r.take(n), &mut std::io::sink())?;
+                if skipped < n {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    fn read_full(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut read = 0;
+        while read < buf.len() {
+            match self.input.read(&mut buf[read..]) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pos += read as u64;
+        Ok(read)
+    }
+
+    /// The next file, directory, link or other entry; `None` at the end-of-archive marker. An archive that
+    /// stops without one, or whose entry is cut short, is an error naming the entry.
+    pub fn next_entry(&mut self) -> Result<Option<TarEntry>> {
+        if self.done {
+            return Ok(None);
+        }
+        let archive = self.archive.clone();
+        let rest = self.data_left + self.padding;
+        self.data_left = 0;
+        self.padding = 0;
+        self.skip(rest).map_err(|e| self.cut_short(e))?;
+        let mut pending = Pending::default();
+        loop {
+            let pos = self.pos;
+            let mut block = [0u8; BLOCK as usize];
+            let n = self.read_full(&mut block).map_err(|e| self.read_error(e))?;
+            if n == 0 {
+                // Every tar writer ends with zero blocks; a file that simply stops was cut short.
+                return Err(ArchiveError::invalid(
+                    &archive,
+                    match &self.last_entry {
+                        Some(e) => format!(
+                            "truncated: the archive ends after entry {e:?} without the end-of-archive marker"
+                        ),
+                        None if pos == 0 => "empty file, not a tar archive".to_string(),
+                        None => "truncated: no end-of-archive marker".to_string(),
+                    },
+                ));
+            }
+            if n < BLOCK as usize {
+                return Err(ArchiveError::invalid(
+                    &archive,
+                    format!("truncated: a tar header at byte {pos} is cut short"),
+                ));
+            }
+            if block.iter().all(|b| *b == 0) {
+                self.done = true;
+                return Ok(None);
+            }
+            if self.entries >= MAX_ENTRIES {
+                return Err(ArchiveError::invalid(
+                    &archive,
+                    format!("more than {MAX_ENTRIES} entries; not an image archive"),
+                ));
+            }
+            self.entries += 1;
+            let header = tar::Header::from_byte_slice(&block);
+            check_checksum(header, &block).map_err(|why| {
+                ArchiveError::invalid(
+                    &archive,
+                    if pos == 0 {
+                        "not a tar archive (the first header's checksum is wrong)".to_string()
+                    } else {
+                        format!(
+                            "corrupt tar header at byte {pos} (after entry {:?}): {why}",
+                            self.last_entry.as_deref().unwrap_or("")
+                        )
+                    },
+                )
+            })?;
+            let kind = header.entry_type();
+            let data = pos + BLOCK;
+            let mut size = header.entry_size().map_err(|e| {
+                ArchiveError::invalid(&archive, format!("tar header at byte {pos}: {e}"))
+            })?;
+            let extension = kind.is_gnu_longname()
+                || kind.is_gnu_longlink()
+                || kind.is_pax_local_extensions()
+                || kind.is_pax_global_extensions();
+            // The name as every later message shows it.
+            let name = if extension {
+                format!("<{} header at byte {pos}>", kind_name(kind))
+            } else {
+                let raw = pending
+                    .pax_value("path")
+                    .or_else(|| pending.long_name.clone())
+                    .unwrap_or_else(|| header.path_bytes().into_owned());
+                String::from_utf8_lossy(&raw).into_owned()
+            };
+            if !extension && let Some(s) = pending.pax_value("size") {
+                size = std::str::from_utf8(&s)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ArchiveError::entry(&archive, &name, "invalid PAX size"))?;
+            }
+            let end = data
+                .checked_add(size)
+                .filter(|end| self.len.is_none_or(|len| *end <= len));
+            let Some(end) = end else {
+                return Err(ArchiveError::entry(
+                    &archive,
+                    &name,
+                    format!(
+                        "truncated: its {size} bytes start at byte {data} but the archive is {} bytes",
+                        self.len.unwrap_or_default()
+                    ),
+                ));
+            };
+            let padding = end.div_ceil(BLOCK) * BLOCK - end;
+            if extension {
+                if size > MAX_EXTENSION_BYTES {
+                    return Err(ArchiveError::entry(
+                        &archive,
+                        &name,
+                        format!("{size} bytes, more than the {MAX_EXTENSION_BYTES}-byte limit"),
+                    ));
+                }
+                let mut bytes = vec![0u8; size as usize];
+                let n = self.read_full(&mut bytes).map_err(|e| self.read_error(e))?;
+                if n < bytes.len() {
+                    return Err(self.cut_short(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                self.skip(padding).map_err(|e| self.cut_short(e))?;
+                if kind.is_gnu_longname() {
+                    pending.long_name = Some(trim_nul(bytes));
+                } else if kind.is_gnu_longlink() {
+                    pending.long_link = Some(trim_nul(bytes));
+                } else if kind.is_pax_local_extensions() {
+                    pending.pax = Some(bytes);
+                }
+                // Global PAX headers carry defaults (mtime, charset) that never change where data is.
+                continue;
+            }
+            let link = pending
+                .pax_value("linkpath")
+                .or_else(|| pending.long_link.clone())
+                .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+            pending = Pending::default();
+            self.data_left = size;
+            self.padding = padding;
+            let Some(path) =
+                normalize(&name).map_err(|why| ArchiveError::entry(&archive, &name, why))?
+            else {
+                // The archive root (`./`): nothing to name.
+                let rest = self.data_left + self.padding;
+                self.data_left = 0;
+                self.padding = 0;
+                self.skip(rest).map_err(|e| self.cut_short(e))?;
+                continue;
+            };
+            let kind = match kind {
+                tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+                tar::EntryType::Directory => EntryKind::Directory,
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = String::from_utf8_lossy(&link.unwrap_or_default()).into_owned();
+                    let resolved = if kind == tar::EntryType::Symlink {
+                        resolve_symlink(&path, &target)
+                    } else {
+                        normalize(&target).and_then(|t| t.ok_or("a hard link to the archive root"))
+                    }
+                    .map_err(|why| {
+                        ArchiveError::entry(
+                            &archive,
+                            &name,
+                            format!("link to {target:?} points outside the archive ({why})"),
+                        )
+                    })?;
+                    EntryKind::Link(resolved)
+                }
+                tar::EntryType::GNUSparse => {
+                    return Err(ArchiveError::entry(
+                        &archive,
+                        &name,
+                        "sparse files are not supported in image archives",
+                    ));
+                }
+                other => EntryKind::Other(other),
+            };
+            self.last_entry = Some(path.clone());
+            return Ok(Some(TarEntry {
+                path,
+                kind,
+                offset: data,
+                size,
+            }));
+        }
+    }
+
+    fn read_error(&self, e: std::io::Error) -> ArchiveError {
+        ArchiveError::invalid(&self.archive, format!("cannot read: {e}"))
+    }
+
+    fn cut_short(&self, e: std::io::Error) -> ArchiveError {
+        match &self.last_entry {
+            Some(entry) if e.kind() == std::io::ErrorKind::UnexpectedEof => ArchiveError::entry(
+                &self.archive,
+                entry,
+                "truncated: the archive ends inside this entry",
+            ),
+            _ => self.read_error(e),
+        }
+    }
+}
+
+/// Reads what is left of the current entry's data.
+struct EntryData<'a> {
+    walk: &'a mut TarEntries,
+}
+
+impl Read for EntryData<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (buf.len() as u64).min(self.walk.data_left) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.walk.input.read(&mut buf[..want])?;
+        self.walk.data_left -= n as u64;
+        self.walk.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// GNU long names and PAX records that describe the next entry.
 #[derive(Default)]
 struct Pending {
@@ -323,18 +520,6 @@ fn trim_nul(mut bytes: Vec<u8>) -> Vec<u8> {
         bytes.pop();
     }
     bytes
-}
-
-fn read_at(f: &mut File, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-    f.seek(SeekFrom::Start(pos))?;
-    let mut read = 0;
-    while read < buf.len() {
-        match f.read(&mut buf[read..])? {
-            0 => break,
-            n => read += n,
-        }
-    }
-    Ok(read)
 }
 
 /// An entry name as an archive path (`./a//b/` → `a/b`); `None` for the root itself. Absolute paths and

@@ -1371,3 +1371,55 @@ fn measure_temp_file_vs_temp_dir() {
         );
     }
 }
+
+/// The engine writing straight into an `OciArchiveWriter` gives the archive a layout copy then `export`
+/// gives, byte for byte; a blob corrupted in its staging is written again rather than trusted.
+#[tokio::test]
+async fn archive_writer_matches_layout_then_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src_dir = tmp.path().join("src");
+    let names = fixture_layout(&src_dir).await;
+    let src: Arc<dyn ReadStore> = Arc::new(OciLayout::open(&src_dir).unwrap());
+    let entries = OciLayout::open(&src_dir).unwrap().entries().unwrap();
+
+    let via_layout = tmp.path().join("via-layout");
+    let layout = OciLayout::open_or_create(&via_layout).unwrap();
+    let out_writer = tmp.path().join("writer.tar.zst");
+    let writer = Arc::new(OciArchiveWriter::create(&out_writer).unwrap());
+    for entry in &entries {
+        let root = Descriptor::new(entry.media_type.clone(), entry.digest.clone(), entry.size);
+        graph(src.clone(), Arc::new(layout.clone()), &root, HashMap::new())
+            .await
+            .unwrap();
+        graph(src.clone(), writer.clone(), &root, HashMap::new())
+            .await
+            .unwrap();
+        // The first blob written to the staging layout, corrupted in place: `exists` must not trust it.
+        if entry == &entries[0] {
+            let blob = writer.layout().blob_path(&entry.digest);
+            std::fs::remove_file(&blob).unwrap();
+            std::fs::write(&blob, vec![b'x'; entry.size as usize]).unwrap();
+            assert!(!writer.exists(&root).await.unwrap());
+            graph(src.clone(), writer.clone(), &root, HashMap::new())
+                .await
+                .unwrap();
+        }
+    }
+    for l in [&layout, writer.layout()] {
+        l.update_index(|e| e.extend(entries.iter().cloned()))
+            .unwrap();
+    }
+    layout.tidy();
+    let writer = Arc::into_inner(writer).unwrap();
+    writer.finish().unwrap();
+    let out_export = tmp.path().join("export.tar.zst");
+    OciArchive::write(&via_layout, &out_export).unwrap();
+    assert_eq!(
+        std::fs::read(&out_writer).unwrap(),
+        std::fs::read(&out_export).unwrap()
+    );
+    let back = OciArchive::open(&out_writer).unwrap();
+    for n in &names {
+        back.resolve(n).unwrap();
+    }
+}

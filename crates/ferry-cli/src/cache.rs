@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use ferry_store::BlobCache;
-use ferry_store::cache::CachedBlob;
+use ferry_store::cache::{PruneOptions, PruneReport};
 
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::output::human;
@@ -37,19 +37,19 @@ fn run_blocking(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
         }
         CacheCommand::Du(a) => {
             let cache = open(&a)?;
-            let blobs = cache.list()?;
-            let bytes: u64 = blobs.iter().map(|b| b.size).sum();
+            let u = cache.usage()?;
             if a.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"dir": cache.store_dir(), "blobs": blobs.len(), "bytes": bytes})
-                );
+                let mut v = serde_json::to_value(&u)?;
+                v["dir"] = serde_json::json!(cache.store_dir());
+                println!("{v}");
             } else {
                 println!(
-                    "{} blobs, {} in {}",
-                    blobs.len(),
-                    human(bytes),
-                    cache.store_dir().display()
+                    "{} blobs, {} in {}; {} unfinished download files ({})",
+                    u.blobs,
+                    human(u.bytes),
+                    cache.store_dir().display(),
+                    u.partials,
+                    human(u.partial_bytes)
                 );
             }
             Ok(())
@@ -73,62 +73,32 @@ fn run_blocking(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
             Ok(())
         }
         CacheCommand::Prune(p) => {
-            let cache = open_exclusive(&p.common)?;
-            let mut blobs = cache.list()?;
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let mut doomed: Vec<CachedBlob> = Vec::new();
-            if let Some(older) = &p.older_than {
-                let cutoff = now.saturating_sub(parse_duration(older)?.as_secs());
-                let (old, keep): (Vec<_>, Vec<_>) =
-                    blobs.into_iter().partition(|b| b.last_used < cutoff);
-                doomed.extend(old);
-                blobs = keep;
-            }
-            if let Some(max) = &p.max_size {
-                let max = parse_size(max)?;
-                blobs.sort_by_key(|b| std::cmp::Reverse(b.last_used));
-                let mut total = 0u64;
-                for b in blobs {
-                    total += b.size;
-                    if total > max {
-                        doomed.push(b);
-                    }
-                }
-            }
-            let freed: u64 = doomed.iter().map(|b| b.size).sum();
-            cache.remove(&doomed.iter().map(|b| b.digest.clone()).collect::<Vec<_>>());
-            let stale = cache.remove_stale_temp_files();
-            report_removal(&p.common, quiet, doomed.len(), freed, stale)
+            let opts = PruneOptions {
+                older_than: p.older_than.as_deref().map(parse_duration).transpose()?,
+                max_size: p.max_size.as_deref().map(parse_size).transpose()?,
+            };
+            let report = open_exclusive(&p.common)?.prune(&opts)?;
+            report_removal(&p.common, quiet, &report)
         }
         CacheCommand::Clean(a) => {
-            let cache = open_exclusive(&a)?;
-            let blobs = cache.list()?;
-            let freed: u64 = blobs.iter().map(|b| b.size).sum();
-            cache.remove(&blobs.iter().map(|b| b.digest.clone()).collect::<Vec<_>>());
-            let stale = cache.remove_stale_temp_files();
-            report_removal(&a, quiet, blobs.len(), freed, stale)
+            let report = open_exclusive(&a)?.clean()?;
+            report_removal(&a, quiet, &report)
         }
     }
 }
 
-fn report_removal(
-    a: &CacheArgs,
-    quiet: bool,
-    blobs: usize,
-    bytes: u64,
-    temps: u64,
-) -> anyhow::Result<()> {
+fn report_removal(a: &CacheArgs, quiet: bool, r: &PruneReport) -> anyhow::Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"removed": blobs, "bytes": bytes, "tempFiles": temps})
+            serde_json::json!({"removed": r.blobs, "bytes": r.bytes, "tempFiles": r.temp_files})
         );
     } else if !quiet {
         println!(
-            "removed {blobs} blobs ({}), {temps} stale temp files",
-            human(bytes)
+            "removed {} blobs and {} temp files ({})",
+            r.blobs,
+            r.temp_files,
+            human(r.bytes)
         );
     }
     Ok(())

@@ -7,10 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, Manifest, ManifestKind, PlatformSpec, media_type};
 use ferry_registry::Repository;
-use ferry_store::transfer::verify_bytes;
 use ferry_store::{OciLayout, ReadStore, Store, StoreError};
 use serde::Serialize;
 
@@ -253,7 +252,7 @@ pub async fn run_inspect(args: InspectArgs) -> anyhow::Result<()> {
             }
             bail!("{} has no config", opened.label);
         };
-        let bytes = read_blob(opened.store.as_ref(), config, MAX_CONFIG_BYTES)
+        let bytes = ferry_store::file::read_small(opened.store.as_ref(), config, MAX_CONFIG_BYTES)
             .await
             .with_context(|| format!("reading the config of {}", opened.label))?;
         return write_stdout(&bytes);
@@ -382,13 +381,14 @@ async fn config_platform(store: &dyn ReadStore, config: &Descriptor) -> Option<S
         architecture: String,
         variant: Option<String>,
     }
-    let bytes = match read_blob(store, config, ferry_oci::MAX_MANIFEST_BYTES).await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::debug!("config {}: {e:#}", config.digest);
-            return None;
-        }
-    };
+    let bytes =
+        match ferry_store::file::read_small(store, config, ferry_oci::MAX_MANIFEST_BYTES).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!("config {}: {e:#}", config.digest);
+                return None;
+            }
+        };
     let c: ImageConfig = serde_json::from_slice(&bytes).ok()?;
     if c.os.is_empty() || c.architecture.is_empty() {
         return None;
@@ -397,31 +397,6 @@ async fn config_platform(store: &dyn ReadStore, config: &Descriptor) -> Option<S
         Some(v) => format!("{}/{}/{v}", c.os, c.architecture),
         None => format!("{}/{}", c.os, c.architecture),
     })
-}
-
-/// A whole blob, verified against its descriptor, refused above `cap` bytes.
-pub async fn read_blob(
-    store: &dyn ReadStore,
-    desc: &Descriptor,
-    cap: u64,
-) -> anyhow::Result<Bytes> {
-    if desc.size > cap {
-        bail!(
-            "blob {} is {} bytes, over the {cap}-byte limit",
-            desc.digest,
-            desc.size
-        );
-    }
-    let (mut source, _) = store.fetch_blob(desc, 0).await?;
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = source.next_chunk().await? {
-        buf.extend_from_slice(&chunk);
-        if buf.len() as u64 > desc.size {
-            break;
-        }
-    }
-    verify_bytes(&store.describe(), desc, &buf)?;
-    Ok(buf.freeze())
 }
 
 fn print_inspection(i: &Inspection) {

@@ -1,13 +1,11 @@
 //! `ferry layout ls` and `ferry layout gc`: the images of an OCI layout, and removing the blobs none of
 //! them reaches.
 
-use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, SystemTime};
-
 use anyhow::Context;
 use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
 use ferry_oci::{Descriptor, Manifest, ManifestKind, media_type};
 use ferry_store::OciLayout;
+use ferry_store::layout::GcOptions;
 use serde::Serialize;
 
 use crate::cache::parse_duration;
@@ -131,75 +129,18 @@ fn platforms(layout: &OciLayout, d: &Descriptor) -> Vec<String> {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GcReport {
-    layout: String,
-    dry_run: bool,
-    /// Blobs removed (or, with --dry-run, that would be).
-    removed: Vec<String>,
-    removed_bytes: u64,
-    /// Unreferenced blobs kept because they are younger than --min-age.
-    kept_recent: usize,
-    kept_recent_bytes: u64,
-    /// Blobs an entry reaches.
-    reachable: usize,
-    /// Manifests referenced but absent (a Docker export holds one platform of its index).
-    missing: Vec<String>,
-}
-
 fn gc(args: LayoutGcArgs, quiet: bool) -> anyhow::Result<()> {
-    let min_age = parse_duration(&args.min_age)?;
+    let opts = GcOptions {
+        min_age: parse_duration(&args.min_age)?,
+        dry_run: args.dry_run,
+    };
     let layout = open_layout(&args.dir)?;
     let root = layout.root().display().to_string();
-    // The lock every index update takes: no entry can appear while the reachable set is computed and the
-    // unreferenced blobs are removed.
-    let _lock = layout
-        .lock_index()
-        .with_context(|| format!("locking {root}"))?;
-    let reachable = layout
-        .reachable()
-        .with_context(|| format!("walking the images of {root}; nothing was removed"))?;
-    let now = SystemTime::now();
-    let mut report = GcReport {
-        layout: root.clone(),
-        dry_run: args.dry_run,
-        removed: Vec::new(),
-        removed_bytes: 0,
-        kept_recent: 0,
-        kept_recent_bytes: 0,
-        reachable: 0,
-        missing: reachable.missing.iter().map(|d| d.to_string()).collect(),
-    };
-    for (digest, path) in layout.blobs()? {
-        if reachable.digests.contains(&digest) {
-            report.reachable += 1;
-            continue;
-        }
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        // ctime changes when a blob is written, renamed into place or hard-linked from the cache: a blob a
-        // running pull just added looks unreferenced until that pull records its image.
-        let changed = SystemTime::UNIX_EPOCH
-            + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32);
-        if now.duration_since(changed).unwrap_or_default() < min_age {
-            report.kept_recent += 1;
-            report.kept_recent_bytes += meta.len();
-            continue;
-        }
-        if !args.dry_run {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
-            }
-        }
-        report.removed.push(digest.to_string());
-        report.removed_bytes += meta.len();
-    }
+    let report = layout
+        .gc(&opts, &|| {
+            eprintln!("waiting for the ferry processes writing to {root} to finish…")
+        })
+        .with_context(|| format!("collecting garbage in {root}; nothing was removed"))?;
     if args.json {
         return print_json(&report);
     }

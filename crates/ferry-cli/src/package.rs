@@ -445,20 +445,12 @@ async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
 
     // Staged beside the output (the cache links into it on the same filesystem), moved into place only
     // once complete and verified.
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".ferry-package-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
-    let (root, ingest) = (
-        staging.path().join("package"),
-        staging.path().join("ingest"),
-    );
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let staged = ferry_store::file::StagedDir::beside(out)?;
+    let ingest_dir = tempfile::Builder::new()
+        .prefix(".ferry-ingest-")
+        .tempdir_in(staged.path().parent().unwrap_or(Path::new(".")))
+        .context("creating a temp directory beside the output")?;
+    let (root, ingest) = (staged.path().to_path_buf(), ingest_dir.path().to_path_buf());
 
     let components = (!args.components.is_empty()).then_some(args.components.as_slice());
     let progress = ImageProgress::new(Mode::detect(quiet), &label);
@@ -502,13 +494,9 @@ async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
                 .context("archive task failed")?
                 .with_context(|| format!("writing {}", out.display()))?;
         }
-        None => {
-            if out.exists() {
-                std::fs::remove_dir(out).with_context(|| format!("replacing {}", out.display()))?;
-            }
-            std::fs::rename(&root, out)
-                .with_context(|| format!("moving the package into {}", out.display()))?;
-        }
+        None => staged
+            .commit()
+            .with_context(|| format!("moving the package into {}", out.display()))?,
     }
     let s = &pulled.stats;
     let summary = PulledPackage {

@@ -32,21 +32,16 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     // A Zarf package (a directory with zarf.yaml, a .tar or .tar.zst) is verified first and read in place
     // where it can be; anything else is a layout or an archive of one, as below.
     let package = crate::package::push_source(&args.source, args.skip_verify).await?;
-    // An archive (`oci-archive:FILE`, or a `.tar`/`.tar.gz`/`.tar.zst` holding a layout or a Zarf package) is
-    // unpacked to a temp directory that lives as long as the push; every blob is verified as it is sent.
-    let (dir, _unpacked) = match archive_path(&args.source) {
-        _ if package.is_some() => (PathBuf::new(), None),
-        Some(file) => {
-            let tmp = tokio::task::spawn_blocking(move || unpack(&file))
-                .await
-                .context("unpack task failed")??;
-            (layout_dir(tmp.path())?, Some(tmp))
-        }
-        None => (layout_dir(&args.source)?, None),
-    };
-    let layout = match package {
-        Some(images) => images,
-        None => PackageImages::from_layout(OciLayout::open(&dir)?),
+    // An archive (`oci-archive:FILE`, or a `.tar`/`.tar.gz`/`.tar.zst` holding a layout) is read in place
+    // through its tar index; every blob is verified as it is sent.
+    let layout = match (package, archive_path(&args.source)) {
+        (Some(images), _) => images,
+        (None, Some(file)) => tokio::task::spawn_blocking(move || {
+            PackageImages::from_oci_archive(&file, &Default::default())
+        })
+        .await
+        .context("archive task failed")??,
+        (None, None) => PackageImages::from_layout(OciLayout::open(&layout_dir(&args.source)?)?),
     };
     let (entries, root) = (layout.entries()?, layout.root().display().to_string());
     let plan = match &args.registry {
@@ -140,26 +135,6 @@ fn archive_path(source: &Path) -> Option<PathBuf> {
         return Some(PathBuf::from(file));
     }
     source.is_file().then(|| source.to_path_buf())
-}
-
-/// Unpack a (possibly compressed) tar into a temp directory. The tar crate refuses entries that would land
-/// outside it (`..`, absolute paths, links out).
-fn unpack(file: &Path) -> anyhow::Result<tempfile::TempDir> {
-    let reader = ferry_archive::Compression::open(file)
-        .with_context(|| format!("opening {}", file.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix("ferry-push-")
-        .tempdir()
-        .context("creating a temp directory")?;
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(false);
-    archive.unpack(tmp.path()).with_context(|| {
-        format!(
-            "unpacking {} (a truncated or damaged archive?)",
-            file.display()
-        )
-    })?;
-    Ok(tmp)
 }
 
 /// A layout directory, or a Zarf package directory holding one in `images/`.

@@ -37,6 +37,36 @@ pub struct CachedBlob {
     pub last_used: u64,
 }
 
+/// What `cache du` shows.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheUsage {
+    pub blobs: usize,
+    pub bytes: u64,
+    /// Unfinished downloads and their hash states in `ingest/`.
+    pub partials: usize,
+    pub partial_bytes: u64,
+}
+
+/// Which blobs [`BlobCache::prune`] removes.
+#[derive(Clone, Debug, Default)]
+pub struct PruneOptions {
+    /// Blobs not used for this long.
+    pub older_than: Option<std::time::Duration>,
+    /// Then the least recently used, until the rest fits.
+    pub max_size: Option<u64>,
+}
+
+/// What [`BlobCache::prune`] and [`BlobCache::clean`] removed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneReport {
+    pub blobs: usize,
+    /// Blob bytes and temp file bytes freed.
+    pub bytes: u64,
+    pub temp_files: usize,
+}
+
 /// What `verify` found.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
@@ -148,7 +178,12 @@ impl BlobCache {
             else {
                 continue; // not a blob (a stray file)
             };
+            // Not following links: ferry and Zarf write blobs as regular files, and a planted symlink (to
+            // a directory, or out of the cache) is not content.
             let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
             let used = std::fs::metadata(self.stamps.join(digest.hex()))
                 .and_then(|m| m.modified())
                 .or_else(|_| meta.modified())
@@ -197,22 +232,91 @@ impl BlobCache {
         }
     }
 
-    /// Remove temp files left by processes that died (older than an hour: never one still being written).
-    pub fn remove_stale_temp_files(&self) -> u64 {
-        let mut removed = 0;
-        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        if let Ok(entries) = std::fs::read_dir(self.ingest_dir()) {
-            for e in entries.flatten() {
-                let stale = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t < cutoff);
-                if stale && std::fs::remove_file(e.path()).is_ok() {
-                    removed += 1;
+    /// Blobs and unfinished downloads (`ingest/`), for `cache du`.
+    pub fn usage(&self) -> Result<CacheUsage> {
+        let blobs = self.list()?;
+        let (partials, partial_bytes) = self.temp_files(None);
+        Ok(CacheUsage {
+            blobs: blobs.len(),
+            bytes: blobs.iter().map(|b| b.size).sum(),
+            partials: partials.len(),
+            partial_bytes,
+        })
+    }
+
+    /// Remove blobs unused for `opts.older_than`, then the least recently used until the rest fits in
+    /// `opts.max_size`, and temp files older than an hour. Needs [`BlobCache::open_exclusive`].
+    pub fn prune(&self, opts: &PruneOptions) -> Result<PruneReport> {
+        let mut blobs = self.list()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut doomed: Vec<CachedBlob> = Vec::new();
+        if let Some(older) = opts.older_than {
+            let cutoff = now.saturating_sub(older.as_secs());
+            let (old, keep): (Vec<_>, Vec<_>) =
+                blobs.into_iter().partition(|b| b.last_used < cutoff);
+            doomed.extend(old);
+            blobs = keep;
+        }
+        if let Some(max) = opts.max_size {
+            blobs.sort_by_key(|b| std::cmp::Reverse(b.last_used));
+            let mut total = 0u64;
+            for b in blobs {
+                total += b.size;
+                if total > max {
+                    doomed.push(b);
                 }
             }
         }
-        removed
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        Ok(self.remove_all(&doomed, Some(hour_ago)))
+    }
+
+    /// Remove every blob and every temp file (unfinished downloads included). Needs
+    /// [`BlobCache::open_exclusive`]: no other process can be writing one.
+    pub fn clean(&self) -> Result<PruneReport> {
+        let blobs = self.list()?;
+        Ok(self.remove_all(&blobs, None))
+    }
+
+    fn remove_all(
+        &self,
+        blobs: &[CachedBlob],
+        temps_before: Option<std::time::SystemTime>,
+    ) -> PruneReport {
+        for b in blobs {
+            self.evict_blocking(&b.digest);
+        }
+        let (temps, temp_bytes) = self.temp_files(temps_before);
+        let temp_files = temps
+            .iter()
+            .filter(|p| std::fs::remove_file(p).is_ok())
+            .count();
+        PruneReport {
+            blobs: blobs.len(),
+            bytes: blobs.iter().map(|b| b.size).sum::<u64>() + temp_bytes,
+            temp_files,
+        }
+    }
+
+    /// The files in `ingest/` (partial downloads, their hash states, temp files), modified before
+    /// `before` if given, and their total size.
+    fn temp_files(&self, before: Option<std::time::SystemTime>) -> (Vec<PathBuf>, u64) {
+        let mut out = (Vec::new(), 0);
+        for e in std::fs::read_dir(self.ingest_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(meta) = e.metadata() else { continue };
+            let old_enough = before.is_none_or(|b| meta.modified().is_ok_and(|t| t < b));
+            if meta.is_file() && old_enough {
+                out.0.push(e.path());
+                out.1 += meta.len();
+            }
+        }
+        out
     }
 
     /// The blob store directory (`<root>/images`).
@@ -557,7 +661,9 @@ fn stamp_when_durable(blob: PathBuf, stamp: PathBuf) {
     }
 }
 
-fn stamp_of(meta: &std::fs::Metadata) -> String {
+/// Size, mtime and inode: what changes when a file is rewritten or replaced (the cache's and the layout's
+/// verification stamps).
+pub(crate) fn stamp_of(meta: &std::fs::Metadata) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -678,5 +784,38 @@ mod tests {
             std::fs::read(dir.path().join("images/oci-layout")).unwrap(),
             br#"{"imageLayoutVersion":"1.0.0"}"#
         );
+    }
+
+    #[tokio::test]
+    async fn partials_are_counted_and_cleaned_and_planted_links_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(dir.path()).unwrap();
+        let d = desc(b"a blob being downloaded");
+        let mut w = cache.partial(&d).await.unwrap().unwrap();
+        w.write(Bytes::from_static(b"a blob")).await.unwrap();
+        let mut h = Hasher::new();
+        h.update(b"a blob");
+        w.checkpoint(&h).await.unwrap();
+        drop(w);
+        let u = cache.usage().unwrap();
+        assert_eq!((u.blobs, u.partials), (0, 2), "{u:?}");
+        assert!(u.partial_bytes >= 6, "{u:?}");
+        // A directory symlinked in under a digest name is not a blob: verify goes on.
+        let planted = dir.path().join("planted");
+        std::fs::create_dir(&planted).unwrap();
+        std::os::unix::fs::symlink(&planted, cache.blob_path(&desc(b"x").digest)).unwrap();
+        cache
+            .put_bytes(&d, Bytes::from_static(b"a blob being downloaded"))
+            .await
+            .unwrap();
+        let report = cache.verify(&|_| {}).unwrap();
+        assert_eq!(report.checked, 1);
+        drop(cache);
+        let cache =
+            BlobCache::open_exclusive(dir.path(), std::time::Duration::from_secs(5), &|| {})
+                .unwrap();
+        let r = cache.clean().unwrap();
+        assert_eq!((r.blobs, r.temp_files), (1, 2), "{r:?}");
+        assert_eq!(cache.usage().unwrap().partials, 0);
     }
 }

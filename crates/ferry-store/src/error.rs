@@ -30,6 +30,17 @@ pub enum StoreError {
         actual: u64,
     },
 
+    /// A blob read whole into memory ([`crate::file::read_small`]) that is larger than its caller allows.
+    #[error(
+        "blob {digest} in {store} is {size} bytes, more than the {cap}-byte limit for what is read into memory"
+    )]
+    TooLarge {
+        store: String,
+        digest: Digest,
+        size: u64,
+        cap: u64,
+    },
+
     #[error(
         "{store} ignored a range request for {digest} (asked from byte {offset}, got the whole blob); \
          starting that blob over"
@@ -38,6 +49,19 @@ pub enum StoreError {
         store: String,
         digest: Digest,
         offset: u64,
+    },
+
+    /// A partial download (resumed from an earlier run) turned out wrong — a short or corrupt body, not an
+    /// ignored range request; the bytes are thrown away and the blob starts over from byte 0.
+    #[error(
+        "the partial download of {digest} from {store} ({offset} bytes kept from an earlier run) is unusable; starting that blob over"
+    )]
+    PartialDiscarded {
+        store: String,
+        digest: Digest,
+        offset: u64,
+        #[source]
+        cause: Box<StoreError>,
     },
 
     #[error("{}: {source}", path.display())]
@@ -72,6 +96,7 @@ impl StoreError {
             StoreError::DigestMismatch { .. }
                 | StoreError::SizeMismatch { .. }
                 | StoreError::RangeIgnored { .. }
+                | StoreError::PartialDiscarded { .. }
         )
     }
 
@@ -88,7 +113,7 @@ impl StoreError {
         match self {
             StoreError::Remote { transient, .. } => *transient,
             // Starting the blob over from byte 0 works.
-            StoreError::RangeIgnored { .. } => true,
+            StoreError::RangeIgnored { .. } | StoreError::PartialDiscarded { .. } => true,
             _ => false,
         }
     }

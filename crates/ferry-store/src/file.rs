@@ -87,6 +87,36 @@ impl ByteSource for FileSource {
     }
 }
 
+/// A small blob (a config, a package's `zarf.yaml`) read whole from any store: refused before a byte is
+/// fetched when the descriptor says more than `cap`, never buffered past the descriptor's size, and
+/// verified against `desc`.
+pub async fn read_small(
+    store: &dyn crate::ReadStore,
+    desc: &ferry_oci::Descriptor,
+    cap: u64,
+) -> Result<Bytes> {
+    if desc.size > cap {
+        return Err(StoreError::TooLarge {
+            store: store.describe(),
+            digest: desc.digest.clone(),
+            size: desc.size,
+            cap,
+        });
+    }
+    let (mut source, start) = store.fetch_blob(desc, 0).await?;
+    debug_assert_eq!(start, 0, "a read from byte 0 starts at 0");
+    let mut buf = BytesMut::with_capacity(desc.size as usize);
+    while let Some(chunk) = source.next_chunk().await? {
+        buf.extend_from_slice(&chunk);
+        if buf.len() as u64 > desc.size {
+            // More than the descriptor says: verification names the mismatch; stop reading here.
+            break;
+        }
+    }
+    crate::transfer::verify_bytes(&store.describe(), desc, &buf)?;
+    Ok(buf.freeze())
+}
+
 /// Writes a blob to a temp file in `tmp_dir` and renames it to `dest` on commit, read-only, so a reader
 /// sees either nothing or the whole verified blob.
 pub struct AtomicFileWriter {
@@ -150,11 +180,26 @@ fn commit_file(
     dest: &Path,
     durable: bool,
 ) -> Result<()> {
+    commit_temp(&file, temp, dest, READ_ONLY, durable)
+}
+
+const READ_ONLY: u32 = 0o444;
+const READ_WRITE: u32 = 0o644;
+
+/// The one way a temp file becomes `dest`: synced (when `durable`), given its final mode, renamed over
+/// `dest` (creating its directory). A reader sees the old `dest` or the whole new one, never part of it.
+fn commit_temp(
+    file: &std::fs::File,
+    temp: tempfile::TempPath,
+    dest: &Path,
+    mode: u32,
+    durable: bool,
+) -> Result<()> {
     if durable {
-        file.sync_data().map_err(|e| StoreError::io(&*temp, e))?;
+        file.sync_all().map_err(|e| StoreError::io(&*temp, e))?;
     }
-    set_read_only(&temp)?;
-    if let Some(parent) = dest.parent() {
+    set_mode(&temp, mode)?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
     }
     temp.persist(dest)
@@ -162,12 +207,105 @@ fn commit_file(
     Ok(())
 }
 
+/// A file that appears at `dest` only when complete (an archive being written): a temp file in `dest`'s
+/// directory (same filesystem, so the rename is atomic), removed if dropped without [`StagedFile::commit`].
+pub struct StagedFile {
+    temp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl StagedFile {
+    pub fn beside(dest: &Path) -> Result<StagedFile> {
+        let dir = parent_dir(dest);
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let temp = tempfile::Builder::new()
+            .prefix(".ferry-")
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .map_err(|e| StoreError::io(&dir, e))?;
+        Ok(StagedFile {
+            temp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// A second handle on the temp file, to write through (e.g. into a tar builder).
+    pub fn reopen(&self) -> Result<std::fs::File> {
+        self.temp
+            .reopen()
+            .map_err(|e| StoreError::io(self.temp.path(), e))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Sync and rename into place (mode 0644); returns the file's length.
+    pub fn commit(self) -> Result<u64> {
+        let (file, temp) = self.temp.into_parts();
+        let len = file
+            .metadata()
+            .map_err(|e| StoreError::io(&*temp, e))?
+            .len();
+        commit_temp(&file, temp, &self.dest, READ_WRITE, true)?;
+        Ok(len)
+    }
+}
+
+/// A directory that appears at `dest` only when complete (a pulled package): built in a temp directory
+/// beside `dest`, renamed into place by [`StagedDir::commit`], removed if dropped before.
+pub struct StagedDir {
+    temp: tempfile::TempDir,
+    dest: PathBuf,
+}
+
+impl StagedDir {
+    pub fn beside(dest: &Path) -> Result<StagedDir> {
+        let dir = parent_dir(dest);
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let temp = tempfile::Builder::new()
+            .prefix(".ferry-staging-")
+            .tempdir_in(&dir)
+            .map_err(|e| StoreError::io(&dir, e))?;
+        // A temp directory is private (0700); the directory it becomes is not.
+        set_mode(temp.path(), 0o755)?;
+        Ok(StagedDir {
+            temp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Rename into place. `dest` may exist only as an empty directory (which `rename` replaces).
+    pub fn commit(self) -> Result<()> {
+        let from = self.temp.keep();
+        std::fs::rename(&from, &self.dest).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&from);
+            StoreError::io(&self.dest, e)
+        })
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Blobs are immutable: mode 0444, as Zarf and oras write them.
 pub fn set_read_only(path: &Path) -> Result<()> {
+    set_mode(path, READ_ONLY)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444))
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| StoreError::io(path, e))?;
     }
     #[cfg(not(unix))]
@@ -175,34 +313,22 @@ pub fn set_read_only(path: &Path) -> Result<()> {
         let mut p = std::fs::metadata(path)
             .map_err(|e| StoreError::io(path, e))?
             .permissions();
-        p.set_readonly(true);
+        p.set_readonly(mode & 0o200 == 0);
         std::fs::set_permissions(path, p).map_err(|e| StoreError::io(path, e))?;
     }
     Ok(())
 }
 
-/// Write `bytes` to `dest` atomically (temp file in the same directory, then rename).
+/// Write `bytes` to `dest` atomically (temp file in the same directory, synced, then renamed).
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ferry-")
-        .tempfile_in(dir)
-        .map_err(|e| StoreError::io(dir, e))?;
+    let staged = StagedFile::beside(dest)?;
     use std::io::Write;
-    tmp.write_all(bytes)
-        .map_err(|e| StoreError::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_data()
-        .map_err(|e| StoreError::io(tmp.path(), e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| StoreError::io(tmp.path(), e))?;
-    }
-    tmp.persist(dest)
-        .map_err(|e| StoreError::io(dest, e.error))?;
-    Ok(())
+    staged
+        .temp
+        .as_file()
+        .write_all(bytes)
+        .map_err(|e| StoreError::io(staged.path(), e))?;
+    staged.commit().map(|_| ())
 }
 
 /// Hard-link `from` to `dest` atomically (link under a temp name, then rename), so `dest` never
@@ -244,4 +370,74 @@ fn unique_suffix() -> u64 {
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0);
     (nanos << 20) ^ NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_file_and_dir_appear_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("sub").join("out.tar");
+        let staged = StagedFile::beside(&dest).unwrap();
+        std::fs::write(staged.path(), b"data").unwrap();
+        assert!(!dest.exists(), "invisible until committed");
+        assert_eq!(staged.commit().unwrap(), 4);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"data");
+        drop(StagedFile::beside(&dest).unwrap());
+        assert_eq!(
+            std::fs::read_dir(dest.parent().unwrap()).unwrap().count(),
+            1
+        );
+
+        let out = dir.path().join("pkg");
+        std::fs::create_dir(&out).unwrap(); // an empty directory may be replaced
+        let staged = StagedDir::beside(&out).unwrap();
+        std::fs::write(staged.path().join("zarf.yaml"), b"x").unwrap();
+        staged.commit().unwrap();
+        assert_eq!(std::fs::read(out.join("zarf.yaml")).unwrap(), b"x");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o755);
+        }
+        let staged = StagedDir::beside(&out).unwrap();
+        let temp = staged.path().to_path_buf();
+        std::fs::write(temp.join("a"), b"x").unwrap();
+        assert!(
+            staged.commit().is_err(),
+            "a non-empty directory is not replaced"
+        );
+        assert!(!temp.exists(), "the staging directory is removed");
+    }
+
+    #[tokio::test]
+    async fn read_small_caps_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::OciLayout::open_or_create(dir.path()).unwrap();
+        let desc = ferry_oci::Descriptor::of("application/octet-stream", b"config bytes");
+        std::fs::write(layout.blob_path(&desc.digest), b"config bytes").unwrap();
+        assert_eq!(
+            &read_small(&layout, &desc, 100).await.unwrap()[..],
+            b"config bytes"
+        );
+        let err = read_small(&layout, &desc, 4).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooLarge {
+                    size: 12,
+                    cap: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A file longer than its descriptor is read only one chunk past it, then refused.
+        std::fs::write(layout.blob_path(&desc.digest), vec![b'x'; 3 << 20]).unwrap();
+        let err = read_small(&layout, &desc, 100).await.unwrap_err();
+        assert!(err.invalidates_partial(), "{err}");
+    }
 }

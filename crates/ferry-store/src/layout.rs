@@ -1,7 +1,10 @@
 //! An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), written the way Zarf
 //! writes a package's `images/` directory, and read whichever era of Zarf (or Docker, or skopeo) wrote it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
@@ -20,6 +23,12 @@ pub const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 #[derive(Clone, Debug)]
 pub struct OciLayout {
     root: PathBuf,
+    /// Blobs this process has verified (or written), with the metadata they had then: an existing blob
+    /// is hashed once, and trusted after that only while its size, mtime and inode stay the same.
+    verified: Arc<Mutex<HashMap<Digest, String>>>,
+    /// A layout opened for writing holds a shared lock on its directory for as long as any clone lives, so
+    /// [`OciLayout::gc`] (which takes it exclusively) never runs while a pull's blobs are not yet recorded.
+    _writer: Option<Arc<std::fs::File>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -33,7 +42,8 @@ struct IndexFile {
 }
 
 impl OciLayout {
-    /// Open an existing layout, or create an empty one (directory, `oci-layout`, `index.json`).
+    /// Open an existing layout for writing, or create an empty one (directory, `oci-layout`,
+    /// `index.json`). Waits while [`OciLayout::gc`] runs on it, and keeps gc out until dropped.
     pub fn open_or_create(root: &Path) -> Result<OciLayout> {
         std::fs::create_dir_all(root.join("blobs").join("sha256"))
             .map_err(|e| StoreError::io(root, e))?;
@@ -41,7 +51,10 @@ impl OciLayout {
         if !marker.exists() {
             write_atomic(&marker, OCI_LAYOUT_BYTES)?;
         }
-        let layout = OciLayout::open(root)?;
+        let dir = std::fs::File::open(root).map_err(|e| StoreError::io(root, e))?;
+        dir.lock_shared().map_err(|e| StoreError::io(root, e))?;
+        let mut layout = OciLayout::open(root)?;
+        layout._writer = Some(Arc::new(dir));
         if !root.join("index.json").exists() {
             layout.update_index(|_| {})?;
         }
@@ -55,27 +68,13 @@ impl OciLayout {
             path: root.to_path_buf(),
             why: format!("not an OCI image layout (cannot read oci-layout: {e})"),
         })?;
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Marker {
-            image_layout_version: String,
-        }
-        match serde_json::from_slice::<Marker>(&bytes) {
-            Ok(m) if m.image_layout_version == "1.0.0" => Ok(OciLayout {
-                root: root.to_path_buf(),
-            }),
-            Ok(m) => Err(StoreError::InvalidLayout {
-                path: marker,
-                why: format!(
-                    "unsupported imageLayoutVersion {:?}",
-                    m.image_layout_version
-                ),
-            }),
-            Err(e) => Err(StoreError::InvalidLayout {
-                path: marker,
-                why: format!("invalid oci-layout file: {e}"),
-            }),
-        }
+        check_layout_marker(&bytes)
+            .map_err(|why| StoreError::InvalidLayout { path: marker, why })?;
+        Ok(OciLayout {
+            root: root.to_path_buf(),
+            verified: Arc::default(),
+            _writer: None,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -129,9 +128,13 @@ impl OciLayout {
     /// manifest named by an entry is an error (what it references is unknown); a missing nested one is
     /// listed in [`Reachable::missing`] (a Docker export holds one platform of its index).
     pub fn reachable(&self) -> Result<Reachable> {
+        self.reachable_from(self.entries()?)
+    }
+
+    /// What [`OciLayout::reachable`] finds, starting from `entries` (an `index.json` already read).
+    pub fn reachable_from(&self, entries: Vec<Descriptor>) -> Result<Reachable> {
         let mut out = Reachable::default();
-        let mut stack: Vec<(Descriptor, bool)> =
-            self.entries()?.into_iter().map(|d| (d, true)).collect();
+        let mut stack: Vec<(Descriptor, bool)> = entries.into_iter().map(|d| (d, true)).collect();
         while let Some((desc, is_entry)) = stack.pop() {
             // A descriptor without a media type may still be a manifest: look inside rather than lose
             // what it references.
@@ -140,14 +143,23 @@ impl OciLayout {
             if !out.digests.insert(desc.digest.clone()) || !maybe_manifest {
                 continue;
             }
-            let path = self.blob_path(&desc.digest);
-            let bytes = match std::fs::read(&path) {
+            if desc.size > ferry_oci::MAX_MANIFEST_BYTES {
+                if desc.media_type.is_empty() {
+                    continue;
+                }
+                return Err(StoreError::Manifest {
+                    store: self.describe(),
+                    digest: desc.digest.to_string(),
+                    source: ferry_oci::ManifestError::TooLarge { size: desc.size },
+                });
+            }
+            let bytes = match self.read_blob_capped(&desc.digest, desc.size) {
                 Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_entry => {
+                Err(StoreError::NotFound { .. }) if !is_entry => {
                     out.missing.push(desc.digest.clone());
                     continue;
                 }
-                Err(e) => return Err(StoreError::io(path, e)),
+                Err(e) => return Err(e),
             };
             verify_bytes(&self.describe(), &desc, &bytes)?;
             let manifest = match ferry_oci::Manifest::parse(&desc.media_type, &bytes) {
@@ -170,6 +182,137 @@ impl OciLayout {
             stack.extend(children.map(|d| (d, false)));
         }
         Ok(out)
+    }
+
+    /// The path of blob `digest`, checked before anything is read from it: it must exist, and resolve
+    /// inside the layout (a symlink planted in `blobs/sha256/` could otherwise serve any file).
+    pub fn blob_file(&self, digest: &Digest) -> Result<PathBuf> {
+        let path = self.blob_path(digest);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    store: self.describe(),
+                    what: format!("blob {digest}"),
+                });
+            }
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        if meta.file_type().is_symlink() {
+            let real = std::fs::canonicalize(&path).map_err(|e| StoreError::io(&path, e))?;
+            let root =
+                std::fs::canonicalize(&self.root).map_err(|e| StoreError::io(&self.root, e))?;
+            if !real.starts_with(&root) {
+                return Err(StoreError::InvalidLayout {
+                    path,
+                    why: format!(
+                        "a symlink to {}, outside the layout; refusing to read it",
+                        real.display()
+                    ),
+                });
+            }
+        }
+        Ok(path)
+    }
+
+    /// A blob of at most `cap` bytes (a manifest or config), read whole; the caller verifies it.
+    fn read_blob_capped(&self, digest: &Digest, cap: u64) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let path = self.blob_file(digest)?;
+        let file = std::fs::File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+        let mut bytes = Vec::new();
+        file.take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io(&path, e))?;
+        Ok(bytes)
+    }
+
+    /// Remove the blobs no entry of `index.json` reaches and that have not changed for `opts.min_age`.
+    /// Runs alone: it waits (calling `on_wait` once) for every process writing to the layout to finish
+    /// ([`OciLayout::open_or_create`] holds the lock it takes), and holds the index lock throughout, so
+    /// no blob a pull has written but not yet recorded is removed. A manifest an entry names that is
+    /// missing or unreadable stops it before anything is removed.
+    pub fn gc(&self, opts: &GcOptions, on_wait: &dyn Fn()) -> Result<GcReport> {
+        let dir = std::fs::File::open(&self.root).map_err(|e| StoreError::io(&self.root, e))?;
+        match dir.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_wait();
+                dir.lock().map_err(|e| StoreError::io(&self.root, e))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&self.root, e)),
+        }
+        let _index = self.lock_index()?;
+        let reachable = self.reachable()?;
+        let now = SystemTime::now();
+        let mut report = GcReport {
+            layout: self.root.display().to_string(),
+            dry_run: opts.dry_run,
+            missing: reachable.missing.clone(),
+            ..GcReport::default()
+        };
+        for (digest, path) in self.blobs()? {
+            if reachable.digests.contains(&digest) {
+                report.reachable += 1;
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io(path, e)),
+            };
+            // ctime changes when a blob is written, renamed into place or hard-linked from the cache: a
+            // second line of defence for writers that do not take the lock (other tools).
+            if now.duration_since(changed_at(&meta)).unwrap_or_default() < opts.min_age {
+                report.kept_recent += 1;
+                report.kept_recent_bytes += meta.len();
+                continue;
+            }
+            if !opts.dry_run {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io(path, e)),
+                }
+            }
+            report.removed.push(digest);
+            report.removed_bytes += meta.len();
+        }
+        Ok(report)
+    }
+
+    /// Whether the blob at `path` is `desc`: trusted without reading when this process verified it and
+    /// its metadata has not changed since, else hashed (and remembered when it matches).
+    fn verify_existing(&self, desc: &Descriptor, path: &Path) -> Result<bool> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        if meta.len() != desc.size || !meta.is_file() {
+            return Ok(false);
+        }
+        let stamp = crate::cache::stamp_of(&meta);
+        if self.verified.lock().expect("stamps").get(&desc.digest) == Some(&stamp) {
+            return Ok(true);
+        }
+        let actual = crate::cache::hash_file(path).map_err(|e| StoreError::io(path, e))?;
+        if actual != desc.digest {
+            tracing::warn!(path = %path.display(), %actual, "layout blob does not match its name {}; writing it again", desc.digest);
+            return Ok(false);
+        }
+        self.remember(&desc.digest, path);
+        Ok(true)
+    }
+
+    /// Record that the blob at `path` was verified (written by this process, or hashed).
+    fn remember(&self, digest: &Digest, path: &Path) {
+        if let Ok(meta) = std::fs::metadata(path) {
+            self.verified
+                .lock()
+                .expect("stamps")
+                .insert(digest.clone(), crate::cache::stamp_of(&meta));
+        }
     }
 
     /// The files under `blobs/sha256/` named by a digest, with their paths. Anything else there is not
@@ -231,6 +374,47 @@ pub struct Reachable {
     pub missing: Vec<Digest>,
 }
 
+/// What [`OciLayout::gc`] removes.
+#[derive(Clone, Debug, Default)]
+pub struct GcOptions {
+    /// Keep unreferenced blobs changed more recently than this.
+    pub min_age: Duration,
+    /// Report what would be removed, remove nothing.
+    pub dry_run: bool,
+}
+
+/// What [`OciLayout::gc`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    pub layout: String,
+    pub dry_run: bool,
+    /// Blobs removed (or, with `dry_run`, that would be).
+    pub removed: Vec<Digest>,
+    pub removed_bytes: u64,
+    /// Unreferenced blobs kept because they changed within `min_age`.
+    pub kept_recent: usize,
+    pub kept_recent_bytes: u64,
+    /// Blobs an entry reaches.
+    pub reachable: usize,
+    /// Manifests referenced but absent (a Docker export holds one platform of its index).
+    pub missing: Vec<Digest>,
+}
+
+/// When a file last changed (ctime: written, renamed or linked).
+fn changed_at(meta: &std::fs::Metadata) -> SystemTime {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        SystemTime::UNIX_EPOCH
+            + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32)
+    }
+    #[cfg(not(unix))]
+    {
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
 /// Record a pulled image in `entries`: `named` replaces any entry with the same `ref.name` (a tag that moved
 /// gets a fresh entry, a re-pull is a no-op), and `untagged` (children of a whole index) are listed once,
 /// unless a named entry already covers their digest — what oras-go's layout store does.
@@ -251,6 +435,7 @@ fn sort_entries(entries: &mut [Descriptor]) {
     entries.sort_by(|a, b| (a.digest.hex(), a.image_name()).cmp(&(b.digest.hex(), b.image_name())));
 }
 
+/// `index.json` as ferry writes it: Go-encoded, OCI index media type, entries as given.
 pub fn index_bytes(entries: &[Descriptor]) -> Vec<u8> {
     let file = IndexFile {
         schema_version: 2,
@@ -260,18 +445,42 @@ pub fn index_bytes(entries: &[Descriptor]) -> Vec<u8> {
     gojson::to_vec(&file).expect("descriptors always serialize")
 }
 
-fn parse_index(path: &Path, bytes: &[u8]) -> Result<Vec<Descriptor>> {
-    let file: IndexFile = serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidLayout {
-        path: path.to_path_buf(),
-        why: format!("invalid index.json: {e}"),
-    })?;
+/// The entries of an `index.json` (of a layout directory, an archive or a package); the error says what is
+/// wrong, for the caller to name the file.
+pub fn decode_index(bytes: &[u8]) -> std::result::Result<Vec<Descriptor>, String> {
+    let file: IndexFile =
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid index.json: {e}"))?;
     if file.schema_version != 2 {
-        return Err(StoreError::InvalidLayout {
-            path: path.to_path_buf(),
-            why: format!("unsupported schemaVersion {}", file.schema_version),
-        });
+        return Err(format!(
+            "unsupported index.json schemaVersion {}",
+            file.schema_version
+        ));
     }
     Ok(file.manifests)
+}
+
+/// Check an `oci-layout` file: version 1.0.0, whatever the formatting (Crane wrote it indented).
+pub fn check_layout_marker(bytes: &[u8]) -> std::result::Result<(), String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Marker {
+        image_layout_version: String,
+    }
+    match serde_json::from_slice::<Marker>(bytes) {
+        Ok(m) if m.image_layout_version == "1.0.0" => Ok(()),
+        Ok(m) => Err(format!(
+            "unsupported imageLayoutVersion {:?}",
+            m.image_layout_version
+        )),
+        Err(e) => Err(format!("invalid oci-layout file: {e}")),
+    }
+}
+
+fn parse_index(path: &Path, bytes: &[u8]) -> Result<Vec<Descriptor>> {
+    decode_index(bytes).map_err(|why| StoreError::InvalidLayout {
+        path: path.to_path_buf(),
+        why,
+    })
 }
 
 impl Store for OciLayout {
@@ -281,11 +490,21 @@ impl Store for OciLayout {
 }
 
 impl WriteStore for OciLayout {
+    /// A blob already present counts only once verified ([`OciLayout::verify_existing`]): a same-size
+    /// corrupt file must not be recorded as the image's content.
     fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            Ok(tokio::fs::metadata(self.blob_path(&desc.digest))
-                .await
-                .is_ok_and(|m| m.len() == desc.size))
+            let (this, desc) = (self.clone(), desc.clone());
+            tokio::task::spawn_blocking(move || {
+                let path = this.blob_file(&desc.digest);
+                match path {
+                    Ok(path) => this.verify_existing(&desc, &path),
+                    Err(StoreError::NotFound { .. }) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .expect("verify task panicked")
         })
     }
 
@@ -294,10 +513,14 @@ impl WriteStore for OciLayout {
         desc: &'a Descriptor,
     ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>>> {
         Box::pin(async move {
-            let w =
-                AtomicFileWriter::create(&self.ingest_dir(), self.blob_path(&desc.digest), false)
-                    .await?;
-            Ok(Box::new(w) as Box<dyn BlobWriter>)
+            let dest = self.blob_path(&desc.digest);
+            let inner = AtomicFileWriter::create(&self.ingest_dir(), dest.clone(), false).await?;
+            Ok(Box::new(LayoutWriter {
+                inner: Box::new(inner),
+                layout: self.clone(),
+                digest: desc.digest.clone(),
+                dest,
+            }) as Box<dyn BlobWriter>)
         })
     }
 
@@ -316,11 +539,47 @@ impl WriteStore for OciLayout {
     ) -> BoxFuture<'a, Result<bool>> {
         let dest = self.blob_path(&desc.digest);
         let tmp = self.ingest_dir();
-        let from = from.to_path_buf();
+        let (from, this, digest) = (from.to_path_buf(), self.clone(), desc.digest.clone());
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || link_atomic(&from, &dest, &tmp))
-                .await
-                .expect("link task panicked")
+            tokio::task::spawn_blocking(move || {
+                let linked = link_atomic(&from, &dest, &tmp)?;
+                if linked {
+                    // The caller links only verified files.
+                    this.remember(&digest, &dest);
+                }
+                Ok(linked)
+            })
+            .await
+            .expect("link task panicked")
+        })
+    }
+}
+
+/// A layout blob being written: committed by [`AtomicFileWriter`], then remembered as verified (the caller
+/// commits only verified bytes).
+struct LayoutWriter {
+    inner: Box<AtomicFileWriter>,
+    layout: OciLayout,
+    digest: Digest,
+    dest: PathBuf,
+}
+
+impl BlobWriter for LayoutWriter {
+    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>> {
+        self.inner.write(chunk)
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let LayoutWriter {
+                inner,
+                layout,
+                digest,
+                dest,
+            } = *self;
+            inner.commit().await?;
+            layout.remember(&digest, &dest);
+            Ok(())
         })
     }
 }
@@ -335,17 +594,17 @@ impl ReadStore for OciLayout {
                     source: ferry_oci::ManifestError::TooLarge { size: desc.size },
                 });
             }
-            let path = self.blob_path(&desc.digest);
-            let bytes = match tokio::fs::read(&path).await {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::NotFound {
-                        store: self.describe(),
+            let (this, digest, size) = (self.clone(), desc.digest.clone(), desc.size);
+            let bytes = tokio::task::spawn_blocking(move || this.read_blob_capped(&digest, size))
+                .await
+                .expect("read task panicked")
+                .map_err(|e| match e {
+                    StoreError::NotFound { store, .. } => StoreError::NotFound {
+                        store,
                         what: format!("manifest {}", desc.digest),
-                    });
-                }
-                Err(e) => return Err(StoreError::io(path, e)),
-            };
+                    },
+                    other => other,
+                })?;
             verify_bytes(&self.describe(), desc, &bytes)?;
             Ok(Bytes::from(bytes))
         })
@@ -408,13 +667,10 @@ impl ReadStore for OciLayout {
         offset: u64,
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
         Box::pin(async move {
-            let path = self.blob_path(&desc.digest);
-            if !path.exists() {
-                return Err(StoreError::NotFound {
-                    store: self.describe(),
-                    what: format!("blob {}", desc.digest),
-                });
-            }
+            let (this, digest) = (self.clone(), desc.digest.clone());
+            let path = tokio::task::spawn_blocking(move || this.blob_file(&digest))
+                .await
+                .expect("stat task panicked")?;
             let src = FileSource::open(&path, offset).await?;
             Ok((Box::new(src) as Box<dyn ByteSource>, offset))
         })
@@ -558,5 +814,84 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let err = OciLayout::open(other.path()).unwrap_err().to_string();
         assert!(err.contains("not an OCI image layout"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn existing_blobs_count_only_when_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::open_or_create(dir.path()).unwrap();
+        let desc = Descriptor::of("application/octet-stream", b"the real layer");
+        let path = layout.blob_path(&desc.digest);
+        // Same size, other bytes: a corrupt blob must not satisfy the copy.
+        std::fs::write(&path, b"THE REAL LAYER").unwrap();
+        assert!(!layout.exists(&desc).await.unwrap());
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"the real layer").unwrap();
+        assert!(layout.exists(&desc).await.unwrap());
+        // Once verified, a change to the file is noticed (its stamp no longer matches).
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&path, b"the fake layer").unwrap();
+        assert!(!layout.exists(&desc).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn blobs_linked_out_of_the_layout_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::open_or_create(&dir.path().join("l")).unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"not yours").unwrap();
+        let desc = Descriptor::of("application/octet-stream", b"not yours");
+        std::os::unix::fs::symlink(&secret, layout.blob_path(&desc.digest)).unwrap();
+        let err = layout.fetch_blob(&desc, 0).await.err().unwrap().to_string();
+        assert!(err.contains("outside the layout"), "{err}");
+        let err = layout.fetch_manifest(&desc).await.unwrap_err().to_string();
+        assert!(err.contains("outside the layout"), "{err}");
+        // A link that stays inside is fine.
+        let inner = layout.root().join("elsewhere");
+        std::fs::write(&inner, b"inside").unwrap();
+        let d2 = Descriptor::of("application/octet-stream", b"inside");
+        std::os::unix::fs::symlink(&inner, layout.blob_path(&d2.digest)).unwrap();
+        assert!(layout.fetch_blob(&d2, 0).await.is_ok());
+    }
+
+    #[test]
+    fn gc_waits_for_writers_and_keeps_what_they_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = OciLayout::open_or_create(dir.path()).unwrap();
+        // A pull has written its blob but not recorded its image yet.
+        let bytes = b"pulled, not yet recorded";
+        // An artifact entry whose content is not a manifest: reachable by its digest alone.
+        let mut desc = named(bytes, "x.io/p:1");
+        desc.media_type = "application/vnd.example.blob".into();
+        std::fs::write(writer.blob_path(&desc.digest), bytes).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let root = dir.path().to_path_buf();
+        let gc = std::thread::spawn(move || {
+            let layout = OciLayout::open(&root).unwrap();
+            let opts = GcOptions {
+                min_age: Duration::ZERO,
+                dry_run: false,
+            };
+            layout.gc(&opts, &|| tx.send(()).unwrap()).unwrap()
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("gc waits for the writer");
+        assert!(!gc.is_finished());
+        writer.update_index(|e| e.push(desc.clone())).unwrap();
+        drop(writer);
+        let report = gc.join().unwrap();
+        assert!(report.removed.is_empty(), "{report:?}");
+        assert!(
+            dir.path()
+                .join("blobs/sha256")
+                .join(desc.digest.hex())
+                .exists()
+        );
+        // With no writer, an unreferenced blob goes.
+        let layout = OciLayout::open(dir.path()).unwrap();
+        layout.update_index(|e| e.clear()).unwrap();
+        let opts = GcOptions::default();
+        let report = layout.gc(&opts, &|| panic!("no writer")).unwrap();
+        assert_eq!(report.removed, vec![desc.digest]);
     }
 }

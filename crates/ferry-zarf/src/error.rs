@@ -40,6 +40,9 @@ pub enum PackageError {
         #[source]
         source: Box<ferry_copy::CopyFailed>,
     },
+
+    #[error(transparent)]
+    Archive(#[from] ferry_archive::ArchiveError),
 }
 
 pub type Result<T, E = PackageError> = std::result::Result<T, E>;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ferry_archive::{OciArchive, OpenOptions as ArchiveOptions};
 use ferry_oci::{Descriptor, Digest, media_type};
 use ferry_store::{BoxFuture, ByteSource, OciLayout, ReadStore, Referrer, Store, StoreError};
 
@@ -32,6 +33,9 @@ enum Inner {
         store: FileStore,
         entries: Vec<Descriptor>,
     },
+    /// An OCI layout archive (`oci-archive:FILE`, a `.tar`/`.tar.gz`/`.tar.zst` of a layout), served by
+    /// byte ranges of the tar (a compressed one decompressed once to a temp file that lives as long as it).
+    Archive(OciArchive),
 }
 
 impl PackageImages {
@@ -84,11 +88,22 @@ impl PackageImages {
         })
     }
 
+    /// An OCI layout archive, indexed in place (never unpacked). Blocking: call it from
+    /// `spawn_blocking` in async code.
+    pub fn from_oci_archive(path: &Path, opts: &ArchiveOptions) -> Result<PackageImages> {
+        let archive = OciArchive::open_with(path, opts)?;
+        Ok(PackageImages {
+            root: path.to_path_buf(),
+            inner: Arc::new(Inner::Archive(archive)),
+        })
+    }
+
     /// The entries of `images/index.json`.
     pub fn entries(&self) -> Result<Vec<Descriptor>, StoreError> {
         match &*self.inner {
             Inner::Layout { layout, .. } => layout.entries(),
             Inner::Files { entries, .. } => Ok(entries.clone()),
+            Inner::Archive(archive) => Ok(archive.entries().to_vec()),
         }
     }
 
@@ -101,29 +116,15 @@ impl PackageImages {
         match &*self.inner {
             Inner::Layout { layout, .. } => layout,
             Inner::Files { store, .. } => store,
+            Inner::Archive(archive) => archive,
         }
     }
 }
 
-/// The entries of an `index.json`.
+/// The entries of a package's `images/index.json`.
 pub fn parse_index(package: &str, bytes: &[u8]) -> Result<Vec<Descriptor>> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct IndexFile {
-        schema_version: u32,
-        #[serde(default)]
-        manifests: Vec<Descriptor>,
-    }
-    let file: IndexFile = serde_json::from_slice(bytes)
-        .map_err(|e| PackageError::file(package, IMAGES_INDEX, format!("invalid: {e}")))?;
-    if file.schema_version != 2 {
-        return Err(PackageError::file(
-            package,
-            IMAGES_INDEX,
-            format!("unsupported schemaVersion {}", file.schema_version),
-        ));
-    }
-    Ok(file.manifests)
+    ferry_store::layout::decode_index(bytes)
+        .map_err(|why| PackageError::file(package, IMAGES_INDEX, why))
 }
 
 impl Store for PackageImages {
@@ -133,6 +134,7 @@ impl Store for PackageImages {
                 layout,
                 _temp: None,
             } => layout.describe(),
+            Inner::Archive(archive) => archive.describe(),
             _ => format!("package {}", self.root.display()),
         }
     }
@@ -161,6 +163,7 @@ impl ReadStore for PackageImages {
         match &*self.inner {
             Inner::Layout { layout, .. } => layout.referrers(subject),
             Inner::Files { store, entries } => Box::pin(referrers_in(store, entries, subject)),
+            Inner::Archive(archive) => Box::pin(referrers_in(archive, archive.entries(), subject)),
         }
     }
 }
@@ -168,7 +171,7 @@ impl ReadStore for PackageImages {
 /// What a layout lists about `subject`, as the layout store finds it: entries named with a cosign tag for
 /// it, and manifests whose `subject` it is.
 async fn referrers_in(
-    store: &FileStore,
+    store: &dyn ReadStore,
     entries: &[Descriptor],
     subject: &Descriptor,
 ) -> ferry_store::Result<Vec<Referrer>> {

@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_archive::Compression;
+use ferry_archive::{Compression, EntryKind, TarEntries};
 use ferry_oci::{Digest, Hasher};
 
 use crate::checksums::{self, Integrity};
@@ -131,11 +131,7 @@ impl LocalPackage {
             memory: HashMap::new(),
             temp: None,
         };
-        if format == Format::Tar {
-            pkg.scan_plain_tar(opts)?;
-        } else {
-            pkg.scan_stream(opts)?;
-        }
+        pkg.scan_tar(opts)?;
         if pkg.files.is_empty() {
             return Err(PackageError::invalid(
                 path.display(),
@@ -256,70 +252,35 @@ impl LocalPackage {
         })
     }
 
-    /// An uncompressed tar: entries are served later by byte range; reading them now only hashes.
-    fn scan_plain_tar(&mut self, opts: &OpenOptions) -> Result<()> {
+    /// One pass over the tar with the one tar reader: hash, keep metadata, and either remember byte ranges
+    /// (a plain tar, served in place later) or unpack what `opts.extract` asks for (a compressed one).
+    fn scan_tar(&mut self, opts: &OpenOptions) -> Result<()> {
         let label = self.label();
-        let file = File::open(&self.path).map_err(|e| PackageError::io(&self.path, e))?;
-        let mut archive = tar::Archive::new(BufReader::with_capacity(CHUNK, file));
-        let entries = archive
-            .entries_with_seek()
-            .map_err(|e| PackageError::invalid(&label, format!("not a tar archive: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| tar_error(&label, e))?;
-            let Some(rel) = entry_name(&label, &entry)? else {
-                continue;
-            };
-            if opts.stop_if_layout && self.files.is_empty() && starts_a_layout(&rel) {
-                return Err(PackageError::NotAPackage {
-                    package: label,
-                    why: format!("it starts with {rel}, as an OCI layout archive does"),
-                });
-            }
-            let size = entry.size();
-            let offset = entry.raw_file_position();
-            let keep = METADATA.contains(&rel.as_str()) && size <= MAX_METADATA;
-            let mut kept = Vec::new();
-            let digest = if opts.hash || keep {
-                let (d, n) = copy_hashing(&mut entry, keep.then_some(&mut kept as &mut dyn Write))
-                    .map_err(|e| PackageError::file(&label, &rel, format!("cannot read: {e}")))?;
-                check_length(&label, &rel, n, size)?;
-                Some(d)
-            } else {
-                None
-            };
-            if keep {
-                self.memory.insert(rel.clone(), Bytes::from(kept));
-            }
-            self.insert(
-                &label,
-                rel,
-                FileEntry {
-                    size,
-                    digest: digest.filter(|_| opts.hash),
-                    location: Location::Range {
-                        file: self.path.clone(),
-                        offset,
-                    },
-                },
-            )?;
-        }
-        Ok(())
-    }
-
-    /// A compressed tar, streamed once: hash, keep metadata, unpack what `opts.extract` asks for.
-    fn scan_stream(&mut self, opts: &OpenOptions) -> Result<()> {
-        let label = self.label();
-        let reader = Compression::open(&self.path)
-            .map_err(|e| PackageError::invalid(&label, e.to_string()))?;
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| PackageError::invalid(&label, format!("not a tar archive: {e}")))?;
+        let plain = self.format == Format::Tar;
+        let mut entries = if plain {
+            TarEntries::file(&self.path, &self.path)?
+        } else {
+            TarEntries::stream(Compression::open(&self.path)?, &self.path)
+        };
         let mut json_budget = SMALL_JSON_BUDGET;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| tar_error(&label, e))?;
-            let Some(rel) = entry_name(&label, &entry)? else {
-                continue;
+        while let Some(entry) = entries.next_entry()? {
+            let rel = match entry.kind {
+                EntryKind::Directory => continue,
+                EntryKind::File => entry.path,
+                other => {
+                    return Err(PackageError::file(
+                        &label,
+                        &entry.path,
+                        format!(
+                            "{} entries are not supported in a Zarf package (only files and directories)",
+                            match other {
+                                EntryKind::Link(_) => "link".to_string(),
+                                EntryKind::Other(t) => format!("{t:?}"),
+                                _ => unreachable!("files and directories handled above"),
+                            }
+                        ),
+                    ));
+                }
             };
             if opts.stop_if_layout && self.files.is_empty() && starts_a_layout(&rel) {
                 return Err(PackageError::NotAPackage {
@@ -327,14 +288,17 @@ impl LocalPackage {
                     why: format!("it starts with {rel}, as an OCI layout archive does"),
                 });
             }
-            let size = entry.size();
-            let unpack = match opts.extract {
-                Extract::Nothing => false,
-                Extract::Images => rel.starts_with("images/"),
-                Extract::Everything => true,
-            };
-            let keep = (METADATA.contains(&rel.as_str()) && size <= MAX_METADATA)
-                || (!unpack
+            let size = entry.size;
+            let metadata = METADATA.contains(&rel.as_str());
+            let unpack = !plain
+                && match opts.extract {
+                    Extract::Nothing => false,
+                    Extract::Images => rel.starts_with("images/"),
+                    Extract::Everything => true,
+                };
+            let keep = (metadata && size <= MAX_METADATA)
+                || (!plain
+                    && !unpack
                     && rel.starts_with("images/blobs/")
                     && size <= SMALL_JSON
                     && size <= json_budget);
@@ -348,25 +312,36 @@ impl LocalPackage {
                 let f = File::create(&dest).map_err(|e| PackageError::io(&dest, e))?;
                 out = Some((f, dest));
             }
-            let (digest, n) = {
+            let digest = if opts.hash || keep || unpack {
                 let mut tee = Tee {
                     keep: keep.then_some(&mut kept),
                     file: out.as_mut().map(|(f, p)| (f, p.as_path())),
                 };
-                copy_hashing(&mut entry, Some(&mut tee)).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::StorageFull => PackageError::io(
-                        out.as_ref().map_or(Path::new("temp"), |(_, p)| p.as_path()),
-                        e,
-                    ),
-                    _ => PackageError::file(&label, &rel, format!("cannot read: {e}")),
-                })?
+                let (digest, n) =
+                    copy_hashing(&mut entries.data(), Some(&mut tee)).map_err(|e| {
+                        match e.kind() {
+                            std::io::ErrorKind::StorageFull => PackageError::io(
+                                out.as_ref().map_or(Path::new("temp"), |(_, p)| p.as_path()),
+                                e,
+                            ),
+                            _ => PackageError::file(&label, &rel, format!("cannot read: {e}")),
+                        }
+                    })?;
+                check_length(&label, &rel, n, size)?;
+                Some(digest)
+            } else {
+                None
             };
-            check_length(&label, &rel, n, size)?;
             // Only JSON blobs are worth keeping: image manifests and configs.
-            let keep = keep && (METADATA.contains(&rel.as_str()) || kept.first() == Some(&b'{'));
+            let keep = keep && (metadata || kept.first() == Some(&b'{'));
             // Not synced: a temp copy that dies with the process needs no durability, and an fsync per
             // file doubled the time a .tar.zst push spends unpacking.
-            let location = if let Some((_, dest)) = out {
+            let location = if plain {
+                Location::Range {
+                    file: self.path.clone(),
+                    offset: entry.offset,
+                }
+            } else if let Some((_, dest)) = out {
                 Location::Path(dest)
             } else if keep {
                 Location::Memory
@@ -374,7 +349,7 @@ impl LocalPackage {
                 Location::Packed
             };
             if keep {
-                if !METADATA.contains(&rel.as_str()) {
+                if !metadata {
                     json_budget -= size;
                 }
                 self.memory.insert(rel.clone(), Bytes::from(kept));
@@ -384,7 +359,7 @@ impl LocalPackage {
                 rel,
                 FileEntry {
                     size,
-                    digest: opts.hash.then_some(digest),
+                    digest: digest.filter(|_| opts.hash),
                     location,
                 },
             )?;
@@ -497,49 +472,6 @@ fn check_length(label: &str, rel: &str, got: u64, size: u64) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn tar_error(label: &str, e: std::io::Error) -> PackageError {
-    PackageError::invalid(label, format!("corrupt or truncated tar archive: {e}"))
-}
-
-/// The package-relative path of a regular file entry; `None` for directories; an error for links and
-/// anything else a package never holds, and for paths that would escape the package.
-fn entry_name<R: Read>(label: &str, entry: &tar::Entry<'_, R>) -> Result<Option<String>> {
-    let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-    let kind = entry.header().entry_type();
-    if kind.is_dir() {
-        return Ok(None);
-    }
-    let rel = normalize(&raw).map_err(|why| PackageError::file(label, &raw, why))?;
-    let Some(rel) = rel else { return Ok(None) };
-    if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-        return Err(PackageError::file(
-            label,
-            &rel,
-            format!(
-                "{kind:?} entries are not supported in a Zarf package (only files and directories)"
-            ),
-        ));
-    }
-    Ok(Some(rel))
-}
-
-/// `./a//b` → `a/b`; `None` for the root itself. Absolute paths and `..` are refused: reading such a
-/// package into a directory would write outside it.
-pub fn normalize(name: &str) -> std::result::Result<Option<String>, &'static str> {
-    if name.starts_with('/') {
-        return Err("absolute path");
-    }
-    let mut parts = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err("'..' in the path"),
-            p => parts.push(p),
-        }
-    }
-    Ok((!parts.is_empty()).then(|| parts.join("/")))
 }
 
 /// Every regular file under `root` (symlinks to files count; symlinked directories are not followed).
@@ -699,8 +631,6 @@ mod tests {
 
     #[test]
     fn refuses_escaping_paths_and_links() {
-        assert_eq!(normalize("./a//b/").unwrap().as_deref(), Some("a/b"));
-        assert!(normalize("../x").is_err() && normalize("/etc/x").is_err());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("p.tar");
         let mut raw = tar_of(&[("ok", b"1")]);

@@ -2,17 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_oci::{
     Descriptor, Manifest, PlatformSpec, Reference, media_type, platform::normalize_arch,
 };
 use ferry_registry::Repository;
-use ferry_store::{ReadStore, Store};
+use ferry_store::ReadStore;
 
 use crate::checksums::{self, Integrity};
 use crate::definition::{ANNOTATION_TITLE, Definition, MAX_ZARF_YAML};
 use crate::error::{PackageError, Result};
-use crate::local::normalize;
 use crate::{CHECKSUMS, ZARF_CONFIG, ZARF_YAML};
 
 /// See the module docs.
@@ -92,7 +91,7 @@ impl RemotePackage {
         for layer in &manifest.layers {
             let title = layer.annotation(ANNOTATION_TITLE).unwrap_or("");
             // A title is a path written into the output directory: it must stay inside it.
-            let rel = match normalize(title) {
+            let rel = match ferry_archive::normalize_path(title) {
                 Ok(Some(rel)) => rel,
                 _ => {
                     return Err(PackageError::invalid(
@@ -127,26 +126,8 @@ impl RemotePackage {
         let Some(desc) = self.layers.get(title) else {
             return Ok(None);
         };
-        if desc.size > cap {
-            return Err(PackageError::file(
-                self.label(),
-                title,
-                format!(
-                    "{} bytes, more than the {cap}-byte limit for this file",
-                    desc.size
-                ),
-            ));
-        }
-        let (mut body, _) = self.repo.fetch_blob(desc, 0).await?;
-        let mut buf = BytesMut::with_capacity(desc.size as usize);
-        while let Some(chunk) = body.next_chunk().await? {
-            if (buf.len() + chunk.len()) as u64 > desc.size {
-                break;
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        ferry_store::transfer::verify_bytes(&self.repo.describe(), desc, &buf)?;
-        Ok(Some(buf.to_vec()))
+        let bytes = ferry_store::file::read_small(&self.repo, desc, cap).await?;
+        Ok(Some(bytes.to_vec()))
     }
 
     pub async fn definition(&self) -> Result<Definition> {

@@ -301,3 +301,72 @@ async fn an_exported_archive_pushes_like_the_layout() {
         assert!(dst.blob_exists("app", &b.digest()).await);
     }
 }
+
+/// A layout tarball is pushed through its tar index: nothing is unpacked, so a push works with no usable
+/// temp directory at all.
+#[tokio::test]
+async fn push_reads_a_layout_tarball_in_place() {
+    let src = Registry::start(Mode::Plain);
+    let dst = Registry::start(Mode::Plain);
+    let image = fixtures::oci_image(831, 2, "amd64");
+    src.seed("app", Some("1"), &image).await;
+    let env = Env::new();
+    let layout = env.path("images");
+    let archive = env.path("images.tar");
+    let (l, a) = (layout.to_str().unwrap(), archive.to_str().unwrap());
+    env.ok(&["pull", &format!("{}/app:1", src.host()), "-o", l, "-q"])
+        .await;
+    env.ok(&["export", l, "-o", a, "-q"]).await;
+    for (i, source) in [a.to_string(), format!("oci-archive:{a}")]
+        .iter()
+        .enumerate()
+    {
+        let dest = format!("{}/ns{i}", dst.host());
+        let out = env
+            .command()
+            .env("TMPDIR", env.path("no-such-temp-dir"))
+            .args(["push", source, "--registry", &dest, "--no-checksum", "-q"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let repo = format!("ns{i}/app");
+        assert_eq!(
+            dst.get_manifest(&repo, "1").await.unwrap().1,
+            image.manifest.bytes.as_ref()
+        );
+    }
+}
+
+/// `ferry export` walks the images from index.json: a blob they need that the layout lacks fails the export,
+/// naming the blob, and leaves no file behind.
+#[tokio::test]
+async fn export_of_a_layout_missing_a_blob_fails_naming_it() {
+    let src = Registry::start(Mode::Plain);
+    let image = fixtures::oci_image(832, 2, "amd64");
+    src.seed("app", Some("1"), &image).await;
+    let env = Env::new();
+    let layout = env.path("images");
+    let l = layout.to_str().unwrap();
+    env.ok(&["pull", &format!("{}/app:1", src.host()), "-o", l, "-q"])
+        .await;
+    let layer = image.all_blobs().into_iter().last().unwrap().digest();
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    std::fs::remove_file(layout.join("blobs/sha256").join(hex)).unwrap();
+    let archive = env.path("images.tar");
+    let err = env
+        .fails(&["export", l, "-o", archive.to_str().unwrap()])
+        .await;
+    assert!(err.contains(&layer) && err.contains("missing"), "{err}");
+    assert!(!archive.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".ferry-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
