@@ -76,8 +76,13 @@ pub(crate) enum Backing {
 }
 
 impl Backing {
-    /// Open `spec`; `temp_dir` takes decompressed copies of compressed tarballs.
-    pub async fn open(spec: &SourceSpec, temp_dir: Option<PathBuf>) -> Result<Backing, ServeError> {
+    /// Open `spec`; `temp_dir` takes decompressed copies of compressed tarballs. With `create`, a directory
+    /// that holds no layout yet (or does not exist) becomes an empty one, to push into.
+    pub async fn open(
+        spec: &SourceSpec,
+        temp_dir: Option<PathBuf>,
+        create: bool,
+    ) -> Result<Backing, ServeError> {
         let name = |p: &Path| p.display().to_string();
         match spec {
             SourceSpec::Cache(root) => {
@@ -88,12 +93,17 @@ impl Backing {
                 Ok(Backing::Cache(CacheStore(cache)))
             }
             SourceSpec::OciArchive(file) => open_archive(file, temp_dir).await,
-            SourceSpec::Path(path) if path.is_dir() => {
-                let layout =
-                    ferry_target::open_layout(path).map_err(|source| ServeError::Store {
-                        source_name: name(path),
-                        source,
-                    })?;
+            SourceSpec::Path(path) if path.is_dir() || (create && !path.exists()) => {
+                let empty = !path.join("oci-layout").exists() && !path.join("images").exists();
+                let layout = if create && empty {
+                    OciLayout::open_or_create(path)
+                } else {
+                    ferry_target::open_layout(path)
+                };
+                let layout = layout.map_err(|source| ServeError::Store {
+                    source_name: name(path),
+                    source,
+                })?;
                 Ok(Backing::Layout(layout))
             }
             SourceSpec::Path(path) => {

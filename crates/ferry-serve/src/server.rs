@@ -108,7 +108,7 @@ impl Server {
                 opts.listen
             )));
         }
-        let backing = Backing::open(&opts.source, opts.temp_dir.clone()).await?;
+        let backing = Backing::open(&opts.source, opts.temp_dir.clone(), opts.writable).await?;
         let uploads = match (opts.writable, backing.layout()) {
             (false, _) => None,
             (true, Some(layout)) => Some(Uploads::new(layout.clone(), opts.max_upload_bytes)),
