@@ -884,7 +884,11 @@ pub struct PackagePullArgs {
 pub struct ServeArgs {
     /// An OCI layout (a Zarf images/ directory), a Zarf package (directory, .tar, .tar.zst, .tar.gz) or an
     /// oci-archive:FILE.
-    #[arg(value_name = "SOURCE", required_unless_present = "cache", conflicts_with = "cache")]
+    #[arg(
+        value_name = "SOURCE",
+        required_unless_present = "cache",
+        conflicts_with = "cache"
+    )]
     pub source: Option<String>,
 
     /// Address to listen on. Anything beyond loopback must be asked for (e.g. 0.0.0.0:5000).

@@ -76,9 +76,10 @@ impl Htpasswd {
         if self.passed.lock().expect("auth lock").contains(&key) {
             return true;
         }
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
         if ok {
             let mut passed = self.passed.lock().expect("auth lock");
             if passed.len() >= REMEMBERED {
@@ -122,7 +123,10 @@ mod tests {
         // base64 of ferry:s3cret, ferry:wrong and md5user:x.
         let basic = |b64: &str| format!("Basic {b64}").into_bytes();
         assert!(auth.check(Some(&basic("ZmVycnk6czNjcmV0"))).await);
-        assert!(auth.check(Some(&basic("ZmVycnk6czNjcmV0"))).await, "remembered");
+        assert!(
+            auth.check(Some(&basic("ZmVycnk6czNjcmV0"))).await,
+            "remembered"
+        );
         assert!(!auth.check(Some(&basic("ZmVycnk6d3Jvbmc="))).await);
         assert!(!auth.check(Some(&basic("bWQ1dXNlcjp4"))).await);
         assert!(!auth.check(Some(b"Bearer abc")).await);
@@ -130,5 +134,4 @@ mod tests {
         std::fs::write(&file, "md5user:$apr1$abc$def\n").unwrap();
         assert!(Htpasswd::load(&file).is_err());
     }
-
 }

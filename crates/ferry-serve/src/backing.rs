@@ -193,10 +193,12 @@ impl Backing {
     /// never read.
     pub fn stamp(&self, digest: &Digest) -> Result<Option<Stamp>, StoreError> {
         let path = match self {
-            Backing::Layout(l) => contained_blob(l, digest).ok_or_else(|| StoreError::NotFound {
-                store: l.describe(),
-                what: format!("blob {digest} (missing, or a link that leaves the layout)"),
-            })?,
+            Backing::Layout(l) => {
+                contained_blob(l, digest).ok_or_else(|| StoreError::NotFound {
+                    store: l.describe(),
+                    what: format!("blob {digest} (missing, or a link that leaves the layout)"),
+                })?
+            }
             Backing::Package { file, .. } | Backing::Archive { file, .. } => file.clone(),
             Backing::Cache(_) => return Ok(None),
         };

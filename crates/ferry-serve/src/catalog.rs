@@ -38,7 +38,10 @@ pub(crate) struct Known {
 impl Catalog {
     /// Read `backing`'s index and walk what it reaches. A manifest that is missing or fails verification is
     /// logged and left out: it is answered with an error when asked for, and the rest is served.
-    pub async fn load(backing: &Backing, zarf_names: bool) -> Result<Catalog, ferry_store::StoreError> {
+    pub async fn load(
+        backing: &Backing,
+        zarf_names: bool,
+    ) -> Result<Catalog, ferry_store::StoreError> {
         let mut catalog = Catalog::default();
         let entries = backing.entries()?;
         for entry in &entries {
@@ -64,7 +67,11 @@ impl Catalog {
                 Ok(bytes) => match Manifest::parse(&desc.media_type, &bytes) {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!("{}: manifest {} is invalid: {e}", backing.describe(), desc.digest);
+                        tracing::warn!(
+                            "{}: manifest {} is invalid: {e}",
+                            backing.describe(),
+                            desc.digest
+                        );
                         continue;
                     }
                 },
@@ -90,7 +97,10 @@ impl Catalog {
             );
         }
         if seen.len() > MAX_NODES {
-            tracing::warn!("{}: more than {MAX_NODES} nodes; serving the first ones", backing.describe());
+            tracing::warn!(
+                "{}: more than {MAX_NODES} nodes; serving the first ones",
+                backing.describe()
+            );
         }
         Ok(catalog)
     }
@@ -104,7 +114,10 @@ impl Catalog {
         let Some(served) = names::served(&image_name, zarf_names) else {
             return;
         };
-        let tags = self.repositories.entry(served.repository.clone()).or_default();
+        let tags = self
+            .repositories
+            .entry(served.repository.clone())
+            .or_default();
         for tag in served.tags {
             match tags.get(&tag) {
                 Some(t) if t.desc.digest != entry.digest => tracing::warn!(

@@ -115,8 +115,8 @@ mod tests {
             assert!(valid_repository(ok), "{ok}");
         }
         for bad in [
-            "", "..", "a/../b", "a//b", "/a", "a/", "A", "a.", "-a", "a___b", "a/.b", "%2e%2e", "a b",
-            "a\0b",
+            "", "..", "a/../b", "a//b", "/a", "a/", "A", "a.", "-a", "a___b", "a/.b", "%2e%2e",
+            "a b", "a\0b",
         ] {
             assert!(!valid_repository(bad), "{bad:?}");
         }

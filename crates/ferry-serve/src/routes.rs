@@ -26,7 +26,11 @@ const DEFAULT_CATALOG_PAGE: usize = 100;
 type Answer = Result<Response<Body>, ApiError>;
 
 /// Answer one request, and log it (`-v`).
-pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+pub(crate) async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+) -> Response<Body> {
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let mut response = match authorized(&state, &req).await {
@@ -56,8 +60,12 @@ async fn authorized(state: &State, req: &Request<Incoming>) -> bool {
     match &state.auth {
         None => true,
         Some(auth) => {
-            auth.check(req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes))
-                .await
+            auth.check(
+                req.headers()
+                    .get(header::AUTHORIZATION)
+                    .map(HeaderValue::as_bytes),
+            )
+            .await
         }
     }
 }
@@ -116,7 +124,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Answer {
     let Some(route) = parse_route(&path) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "NOT_FOUND",
+            "UNSUPPORTED",
             format!("{path} is not a distribution API endpoint"),
         ));
     };
@@ -131,7 +139,9 @@ async fn route(state: &State, req: Request<Incoming>) -> Answer {
     if let Some(n) = name
         && !valid_repository(n)
     {
-        return Err(ApiError::name_invalid(format!("{n:?} is not a valid repository name")));
+        return Err(ApiError::name_invalid(format!(
+            "{n:?} is not a valid repository name"
+        )));
     }
     let method = req.method().clone();
     let read = method == Method::GET || method == Method::HEAD;
@@ -139,9 +149,13 @@ async fn route(state: &State, req: Request<Incoming>) -> Answer {
         Route::Base if read => Ok(json(StatusCode::OK, b"{}".to_vec(), &method)),
         Route::Catalog if read => catalog(state, &req).await,
         Route::Tags(name) if read => tags(state, name, &req).await,
-        Route::Manifest(name, reference) if read => get_manifest(state, name, reference, &req).await,
+        Route::Manifest(name, reference) if read => {
+            get_manifest(state, name, reference, &req).await
+        }
         Route::Blob(name, digest) if read => get_blob(state, name, digest, &req).await,
-        Route::Referrers(name, digest) if method == Method::GET => referrers(state, name, digest, &req).await,
+        Route::Referrers(name, digest) if method == Method::GET => {
+            referrers(state, name, digest, &req).await
+        }
         Route::Manifest(name, reference) if method == Method::PUT => {
             writable(state)?;
             put_manifest(state, name, reference, req).await
@@ -150,10 +164,14 @@ async fn route(state: &State, req: Request<Incoming>) -> Answer {
             writable(state)?;
             upload(state, name, id, req).await
         }
-        Route::Manifest(..) | Route::Blob(..) if method == Method::DELETE => Err(ApiError::unsupported(
-            "ferry serve does not delete; remove images with ferry layout commands",
-        )),
-        _ => Err(ApiError::unsupported(format!("{method} {path} is not supported"))),
+        Route::Manifest(..) | Route::Blob(..) if method == Method::DELETE => {
+            Err(ApiError::unsupported(
+                "ferry serve does not delete; remove images with ferry layout commands",
+            ))
+        }
+        _ => Err(ApiError::unsupported(format!(
+            "{method} {path} is not supported"
+        ))),
     }
 }
 
@@ -172,7 +190,11 @@ fn json(status: StatusCode, body: Vec<u8>, method: &Method) -> Response<Body> {
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CONTENT_LENGTH, len)
-        .body(if method == Method::HEAD { Body::empty() } else { Body::bytes(body) })
+        .body(if method == Method::HEAD {
+            Body::empty()
+        } else {
+            Body::bytes(body)
+        })
         .expect("valid response")
 }
 
@@ -221,7 +243,10 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// `n` and `last` of a paginated listing; `None` for `n` means "all" (capped).
-fn page(q: &[(String, String)], default: Option<usize>) -> Result<(usize, Option<String>), ApiError> {
+fn page(
+    q: &[(String, String)],
+    default: Option<usize>,
+) -> Result<(usize, Option<String>), ApiError> {
     let n = match param(q, "n") {
         None => default.unwrap_or(MAX_PAGE),
         Some(v) => v.parse::<usize>().map_err(|_| {
@@ -236,7 +261,12 @@ fn page(q: &[(String, String)], default: Option<usize>) -> Result<(usize, Option
 }
 
 /// The page of `items` after `last`, and the `Link` to the next page if there is one.
-fn paginate(items: Vec<String>, n: usize, last: Option<&str>, base: &str) -> (Vec<String>, Option<String>) {
+fn paginate(
+    items: Vec<String>,
+    n: usize,
+    last: Option<&str>,
+    base: &str,
+) -> (Vec<String>, Option<String>) {
     let rest: Vec<String> = items
         .into_iter()
         .filter(|i| last.is_none_or(|l| i.as_str() > l))
@@ -244,7 +274,10 @@ fn paginate(items: Vec<String>, n: usize, last: Option<&str>, base: &str) -> (Ve
     let more = rest.len() > n;
     let page: Vec<String> = rest.into_iter().take(n).collect();
     let link = match (more, page.last()) {
-        (true, Some(l)) => Some(format!("<{base}?n={n}&last={}>; rel=\"next\"", encode_query(l))),
+        (true, Some(l)) => Some(format!(
+            "<{base}?n={n}&last={}>; rel=\"next\"",
+            encode_query(l)
+        )),
         _ => None,
     };
     (page, link)
@@ -253,17 +286,25 @@ fn paginate(items: Vec<String>, n: usize, last: Option<&str>, base: &str) -> (Ve
 fn encode_query(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 fn listing(body: serde_json::Value, link: Option<String>, method: &Method) -> Response<Body> {
-    let mut r = json(StatusCode::OK, serde_json::to_vec(&body).expect("json"), method);
+    let mut r = json(
+        StatusCode::OK,
+        serde_json::to_vec(&body).expect("json"),
+        method,
+    );
     if let Some(l) = link {
-        r.headers_mut()
-            .insert(header::LINK, HeaderValue::from_str(&l).expect("an encoded link is a header value"));
+        r.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_str(&l).expect("an encoded link is a header value"),
+        );
     }
     r
 }
@@ -274,7 +315,11 @@ async fn catalog(state: &State, req: &Request<Incoming>) -> Answer {
     let cat = state.catalog().await;
     let names = cat.repositories.keys().cloned().collect();
     let (page, link) = paginate(names, n, last.as_deref(), "/v2/_catalog");
-    Ok(listing(serde_json::json!({ "repositories": page }), link, req.method()))
+    Ok(listing(
+        serde_json::json!({ "repositories": page }),
+        link,
+        req.method(),
+    ))
 }
 
 async fn tags(state: &State, name: &str, req: &Request<Incoming>) -> Answer {
@@ -286,20 +331,41 @@ async fn tags(state: &State, name: &str, req: &Request<Incoming>) -> Answer {
     };
     let base = format!("/v2/{name}/tags/list");
     let (page, link) = paginate(tags.keys().cloned().collect(), n, last.as_deref(), &base);
-    Ok(listing(serde_json::json!({ "name": name, "tags": page }), link, req.method()))
+    Ok(listing(
+        serde_json::json!({ "name": name, "tags": page }),
+        link,
+        req.method(),
+    ))
 }
 
 /// What a manifest reference names: a tag in the catalog, or a digest the source holds.
-async fn find_manifest(state: &State, cat: &Catalog, name: &str, reference: &str) -> Result<Descriptor, ApiError> {
+async fn find_manifest(
+    state: &State,
+    cat: &Catalog,
+    name: &str,
+    reference: &str,
+) -> Result<Descriptor, ApiError> {
     if let Ok(digest) = reference.parse::<Digest>() {
-        if let Some(k) = cat.known(&digest).filter(|k| media_type::is_manifest_like(&k.media_type)) {
+        if let Some(k) = cat
+            .known(&digest)
+            .filter(|k| media_type::is_manifest_like(&k.media_type))
+        {
             return Ok(Descriptor::new(k.media_type.clone(), digest, k.size));
         }
         // Not reached from the index (pushed by digest, or in the cache): its own bytes say what it is.
         let unknown = || ApiError::manifest_unknown(format!("manifest {digest} is not in {name}"));
-        let size = state.backing.probe(&digest).filter(|s| *s <= MAX_MANIFEST_BYTES).ok_or_else(unknown)?;
+        let size = state
+            .backing
+            .probe(&digest)
+            .filter(|s| *s <= MAX_MANIFEST_BYTES)
+            .ok_or_else(unknown)?;
         let sniff = Descriptor::new("", digest.clone(), size);
-        let bytes = state.backing.store().fetch_manifest(&sniff).await.map_err(|_| unknown())?;
+        let bytes = state
+            .backing
+            .store()
+            .fetch_manifest(&sniff)
+            .await
+            .map_err(|_| unknown())?;
         let m = Manifest::parse("", &bytes).map_err(|_| unknown())?;
         return Ok(Descriptor::new(m.media_type, digest, size));
     }
@@ -308,13 +374,21 @@ async fn find_manifest(state: &State, cat: &Catalog, name: &str, reference: &str
             "{reference:?} is neither a tag nor a digest"
         )));
     }
-    let tags = cat.repositories.get(name).ok_or_else(|| ApiError::name_unknown(name))?;
-    tags.get(reference)
-        .map(|t| t.desc.clone())
-        .ok_or_else(|| ApiError::manifest_unknown(format!("{name}:{reference} is not in this registry")))
+    let tags = cat
+        .repositories
+        .get(name)
+        .ok_or_else(|| ApiError::name_unknown(name))?;
+    tags.get(reference).map(|t| t.desc.clone()).ok_or_else(|| {
+        ApiError::manifest_unknown(format!("{name}:{reference} is not in this registry"))
+    })
 }
 
-async fn get_manifest(state: &State, name: &str, reference: &str, req: &Request<Incoming>) -> Answer {
+async fn get_manifest(
+    state: &State,
+    name: &str,
+    reference: &str,
+    req: &Request<Incoming>,
+) -> Answer {
     let cat = state.catalog().await;
     let desc = find_manifest(state, &cat, name, reference).await?;
     if !accepts(req.headers(), &desc.media_type) {
@@ -336,16 +410,21 @@ async fn get_manifest(state: &State, name: &str, reference: &str, req: &Request<
         .header(header::CONTENT_LENGTH, bytes.len())
         .header("Docker-Content-Digest", desc.digest.to_string())
         .header(header::ETAG, format!("\"{}\"", desc.digest));
-    Ok(r
-        .body(if req.method() == Method::HEAD { Body::empty() } else { Body::bytes(bytes) })
-        .expect("valid response"))
+    Ok(r.body(if req.method() == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::bytes(bytes)
+    })
+    .expect("valid response"))
 }
 
 /// A stored object that cannot be served: missing is the client's 404, anything else (corrupt, unreadable)
 /// is this server's fault and logged.
 fn stored_error(e: &StoreError, what: &str, digest: &Digest) -> ApiError {
     match e {
-        StoreError::NotFound { .. } if what == "manifest" => ApiError::manifest_unknown(e.to_string()),
+        StoreError::NotFound { .. } if what == "manifest" => {
+            ApiError::manifest_unknown(e.to_string())
+        }
         StoreError::NotFound { .. } => ApiError::blob_unknown(e.to_string()),
         _ => {
             tracing::error!("cannot serve {what} {digest}: {e}");
@@ -383,7 +462,11 @@ async fn get_blob(state: &State, name: &str, digest: &str, req: &Request<Incomin
     let unknown = || ApiError::blob_unknown(format!("blob {digest} is not in {name}"));
     let desc = match cat.known(&digest) {
         Some(k) => Descriptor::new(k.media_type.clone(), digest.clone(), k.size),
-        None => Descriptor::new("", digest.clone(), state.backing.probe(&digest).ok_or_else(unknown)?),
+        None => Descriptor::new(
+            "",
+            digest.clone(),
+            state.backing.probe(&digest).ok_or_else(unknown)?,
+        ),
     };
     drop(cat);
     let range = match req.headers().get(header::RANGE) {
@@ -434,15 +517,17 @@ async fn get_blob(state: &State, name: &str, digest: &str, req: &Request<Incomin
             state.backing.describe()
         )));
     }
-    Ok(r
-        .body(Body::stream(source, len, format!("blob {digest}")))
+    Ok(r.body(Body::stream(source, len, format!("blob {digest}")))
         .expect("valid response"))
 }
 
 /// One `bytes=` range within `size`: `a-b`, `a-` or `-suffix`, as (start, length). Several ranges, an
 /// empty one or one past the end are refused.
 fn parse_range(value: &[u8], size: u64) -> Option<(u64, u64)> {
-    let spec = std::str::from_utf8(value).ok()?.trim().strip_prefix("bytes=")?;
+    let spec = std::str::from_utf8(value)
+        .ok()?
+        .trim()
+        .strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
     }
@@ -460,7 +545,7 @@ fn parse_range(value: &[u8], size: u64) -> Option<(u64, u64)> {
         (a, "") => (num(a)?, size.checked_sub(1)?),
         (a, b) => (num(a)?, num(b)?.min(size.checked_sub(1)?)),
     };
-    (start <= end && start < size).then_some((start, end - start + 1))
+    (start <= end && start < size).then(|| (start, end - start + 1))
 }
 
 async fn referrers(state: &State, name: &str, digest: &str, req: &Request<Incoming>) -> Answer {
@@ -505,7 +590,10 @@ async fn upload(state: &State, name: &str, id: &str, req: Request<Incoming>) -> 
     let method = req.method().clone();
     let digest_param = |q: &[(String, String)]| -> Result<Option<Digest>, ApiError> {
         param(q, "digest")
-            .map(|d| d.parse::<Digest>().map_err(|e| ApiError::digest_invalid(format!("{d:?}: {e}"))))
+            .map(|d| {
+                d.parse::<Digest>()
+                    .map_err(|e| ApiError::digest_invalid(format!("{d:?}: {e}")))
+            })
             .transpose()
     };
     match (method, id) {
@@ -555,7 +643,9 @@ async fn upload(state: &State, name: &str, id: &str, req: Request<Incoming>) -> 
                 .expect("valid response")),
             false => Err(ApiError::upload_unknown(id)),
         },
-        (m, _) => Err(ApiError::unsupported(format!("{m} on an upload is not supported"))),
+        (m, _) => Err(ApiError::unsupported(format!(
+            "{m} on an upload is not supported"
+        ))),
     }
 }
 
@@ -565,11 +655,16 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     };
     let text = v.to_str().unwrap_or("");
-    let spec = text.trim().trim_start_matches("bytes ").trim_start_matches("bytes=");
-    let start = spec.split_once('-').and_then(|(a, _)| a.trim().parse::<u64>().ok());
-    start
-        .map(Some)
-        .ok_or_else(|| ApiError::range_invalid(format!("Content-Range {text:?} is not <start>-<end>")))
+    let spec = text
+        .trim()
+        .trim_start_matches("bytes ")
+        .trim_start_matches("bytes=");
+    let start = spec
+        .split_once('-')
+        .and_then(|(a, _)| a.trim().parse::<u64>().ok());
+    start.map(Some).ok_or_else(|| {
+        ApiError::range_invalid(format!("Content-Range {text:?} is not <start>-<end>"))
+    })
 }
 
 fn accepted(name: &str, id: &str, size: u64) -> Response<Body> {
@@ -593,7 +688,12 @@ fn created(location: &str, digest: &Digest) -> Response<Body> {
         .expect("valid response")
 }
 
-async fn put_manifest(state: &State, name: &str, reference: &str, req: Request<Incoming>) -> Answer {
+async fn put_manifest(
+    state: &State,
+    name: &str,
+    reference: &str,
+    req: Request<Incoming>,
+) -> Answer {
     let layout = state.backing.layout().expect("writable means a layout");
     let tag = match reference.parse::<Digest>() {
         Ok(_) => None,
@@ -628,37 +728,59 @@ async fn put_manifest(state: &State, name: &str, reference: &str, req: Request<I
         .manifests
         .iter()
         .chain(manifest.config.iter())
-        .chain(manifest.layers.iter().filter(|l| l.urls.is_empty() && !media_type::is_non_distributable(&l.media_type)));
+        .chain(
+            manifest
+                .layers
+                .iter()
+                .filter(|l| l.urls.is_empty() && !media_type::is_non_distributable(&l.media_type)),
+        );
     for d in needed {
         if cat.known(&d.digest).is_none() && state.backing.probe(&d.digest).is_none() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "MANIFEST_BLOB_UNKNOWN",
-                format!("{name}:{reference} references {} which was not pushed", d.digest),
+                format!(
+                    "{name}:{reference} references {} which was not pushed",
+                    d.digest
+                ),
             ));
         }
     }
     let failed = |e: StoreError| ApiError::internal(format!("recording {name}:{reference}: {e}"));
     use ferry_store::{Tagger, WriteStore};
-    layout.put_manifest(&desc, bytes.clone()).await.map_err(failed)?;
+    layout
+        .put_manifest(&desc, bytes.clone())
+        .await
+        .map_err(failed)?;
     match &tag {
         Some(t) => {
             // A tag already served keeps its full image name (the tag moves); a new one is named after the
             // registry the client addressed, as a pull from it would name it.
-            let existing = cat.repositories.get(name).and_then(|tags| tags.get(t)).filter(|e| {
-                ferry_oci::Reference::parse(&e.image_name).is_ok_and(|r| r.tag.as_deref() == Some(t))
-            });
+            let existing = cat
+                .repositories
+                .get(name)
+                .and_then(|tags| tags.get(t))
+                .filter(|e| {
+                    ferry_oci::Reference::parse(&e.image_name)
+                        .is_ok_and(|r| r.tag.as_deref() == Some(t))
+                });
             let image_name = match existing {
                 Some(e) => e.image_name.clone(),
                 None => format!("{host}/{name}:{t}"),
             };
-            layout.tag(&desc, bytes, &image_name).await.map_err(failed)?;
+            layout
+                .tag(&desc, bytes, &image_name)
+                .await
+                .map_err(failed)?;
         }
         None => layout.keep(&desc).await.map_err(failed)?,
     }
     drop(cat);
     state.invalidate().await;
-    let mut r = created(&format!("/v2/{name}/manifests/{}", desc.digest), &desc.digest);
+    let mut r = created(
+        &format!("/v2/{name}/manifests/{}", desc.digest),
+        &desc.digest,
+    );
     if let Some(subject) = &manifest.subject {
         r.headers_mut().insert(
             "OCI-Subject",
@@ -676,7 +798,8 @@ fn request_host(headers: &HeaderMap) -> String {
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
                 && ferry_oci::Reference::parse(&format!("{h}/x:y")).is_ok_and(|r| r.registry == *h)
         })
         .unwrap_or("localhost")
@@ -686,10 +809,13 @@ fn request_host(headers: &HeaderMap) -> String {
 async fn read_capped(mut body: Incoming, cap: u64) -> Result<Bytes, ApiError> {
     let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::manifest_invalid(format!("reading the body: {e}")))?;
+        let frame =
+            frame.map_err(|e| ApiError::manifest_invalid(format!("reading the body: {e}")))?;
         if let Ok(chunk) = frame.into_data() {
             if out.len() as u64 + chunk.len() as u64 > cap {
-                return Err(ApiError::too_large(format!("a manifest is at most {cap} bytes")));
+                return Err(ApiError::too_large(format!(
+                    "a manifest is at most {cap} bytes"
+                )));
             }
             out.extend_from_slice(&chunk);
         }
@@ -708,8 +834,15 @@ mod tests {
         assert_eq!(parse_range(b"bytes=-10", 100), Some((90, 10)));
         assert_eq!(parse_range(b"bytes=95-200", 100), Some((95, 5)));
         for bad in [
-            "bytes=100-", "bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=-", "bytes=a-b",
-            "bytes=99999999999999999999999-", "bytes=0-0", "bytes=-0",
+            "bytes=100-",
+            "bytes=5-1",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=99999999999999999999999-",
+            "bytes=0-0",
+            "bytes=-0",
         ] {
             let size = if bad == "bytes=0-0" { 0 } else { 100 };
             assert_eq!(parse_range(bad.as_bytes(), size), None, "{bad}");
@@ -718,10 +851,22 @@ mod tests {
 
     #[test]
     fn routes_take_the_last_marker() {
-        assert!(matches!(parse_route("/v2/a/blobs/b/manifests/latest"), Some(Route::Manifest("a/blobs/b", "latest"))));
-        assert!(matches!(parse_route("/v2/a/blobs/uploads/"), Some(Route::Upload("a", ""))));
-        assert!(matches!(parse_route("/v2/a/blobs/sha256:x"), Some(Route::Blob("a", "sha256:x"))));
-        assert!(matches!(parse_route("/v2/x/tags/list"), Some(Route::Tags("x"))));
+        assert!(matches!(
+            parse_route("/v2/a/blobs/b/manifests/latest"),
+            Some(Route::Manifest("a/blobs/b", "latest"))
+        ));
+        assert!(matches!(
+            parse_route("/v2/a/blobs/uploads/"),
+            Some(Route::Upload("a", ""))
+        ));
+        assert!(matches!(
+            parse_route("/v2/a/blobs/sha256:x"),
+            Some(Route::Blob("a", "sha256:x"))
+        ));
+        assert!(matches!(
+            parse_route("/v2/x/tags/list"),
+            Some(Route::Tags("x"))
+        ));
         assert!(parse_route("/v1/x").is_none());
         assert!(parse_route("/v2/x").is_none());
     }
@@ -735,6 +880,9 @@ mod tests {
         let (p, link) = paginate(items, 2, Some("b"), "/v2/_catalog");
         assert_eq!(p, ["c"]);
         assert!(link.is_none());
-        assert_eq!(percent_decode("application%2Fvnd.x%2Bjson"), "application/vnd.x+json");
+        assert_eq!(
+            percent_decode("application%2Fvnd.x%2Bjson"),
+            "application/vnd.x+json"
+        );
     }
 }

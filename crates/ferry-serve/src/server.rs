@@ -73,13 +73,19 @@ impl State {
         self.stale.store(false, Ordering::Release);
         match Catalog::load(&self.backing, self.zarf_names).await {
             Ok(fresh) => {
-                tracing::info!("{}: index changed; serving what it lists now", self.backing.describe());
+                tracing::info!(
+                    "{}: index changed; serving what it lists now",
+                    self.backing.describe()
+                );
                 let fresh = Arc::new(fresh);
                 *self.catalog.write().await = (current, fresh.clone());
                 fresh
             }
             Err(e) => {
-                tracing::warn!("{}: cannot read the changed index ({e}); serving the last one", self.backing.describe());
+                tracing::warn!(
+                    "{}: cannot read the changed index ({e}); serving the last one",
+                    self.backing.describe()
+                );
                 self.catalog.read().await.1.clone()
             }
         }
@@ -160,7 +166,9 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound socket has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound socket has an address")
     }
 
     /// `http` or `https`.
@@ -176,13 +184,20 @@ impl Server {
             "{} ({} repositories, {tags} tags{})",
             self.state.backing.describe(),
             cat.repositories.len(),
-            if self.state.uploads.is_some() { ", writable" } else { ", read-only" }
+            if self.state.uploads.is_some() {
+                ", writable"
+            } else {
+                ", read-only"
+            }
         )
     }
 
     /// Serve until `shutdown` completes; then stop accepting, let requests in flight finish (for a few
     /// seconds), and return. Unfinished uploads are discarded with their spool files.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServeError> {
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut connections = tokio::task::JoinSet::new();
@@ -212,7 +227,9 @@ impl Server {
                     None => serve_connection(TokioIo::new(stream), state, remote, stop).await,
                     Some(acceptor) => {
                         match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(s)) => serve_connection(TokioIo::new(s), state, remote, stop).await,
+                            Ok(Ok(s)) => {
+                                serve_connection(TokioIo::new(s), state, remote, stop).await
+                            }
                             Ok(Err(e)) => tracing::debug!("{remote}: TLS handshake failed: {e}"),
                             Err(_) => tracing::debug!("{remote}: TLS handshake timed out"),
                         }
@@ -228,7 +245,10 @@ impl Server {
         })
         .await;
         if drained.is_err() {
-            tracing::info!("stopping {} connections still open after {DRAIN:?}", connections.len());
+            tracing::info!(
+                "stopping {} connections still open after {DRAIN:?}",
+                connections.len()
+            );
             connections.shutdown().await;
         }
         Ok(())

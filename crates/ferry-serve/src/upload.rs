@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry_store::{BoxFuture, ByteSource, ReadStore, Store};
 use ferry_oci::{Descriptor, Digest, Hasher};
+use ferry_store::{BoxFuture, ByteSource, ReadStore, Store};
 use ferry_store::{OciLayout, WriteStore};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -63,22 +63,37 @@ impl Uploads {
                     .prefix(".ferry-upload-")
                     .tempfile_in(&ingest)
             })
-            .map_err(|e| ApiError::internal(format!("cannot spool an upload in {}: {e}", ingest.display())))?;
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "cannot spool an upload in {}: {e}",
+                    ingest.display()
+                ))
+            })?;
         let (file, spool) = spool.into_parts();
         let id = random_id();
         sessions.insert(
             id.clone(),
-            (repository.to_string(), Arc::new(tokio::sync::Mutex::new(Session {
-                file: tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file)),
-                spool,
-                hasher: Hasher::new(),
-                touched: Instant::now(),
-            }))),
+            (
+                repository.to_string(),
+                Arc::new(tokio::sync::Mutex::new(Session {
+                    file: tokio::io::BufWriter::with_capacity(
+                        1 << 20,
+                        tokio::fs::File::from_std(file),
+                    ),
+                    spool,
+                    hasher: Hasher::new(),
+                    touched: Instant::now(),
+                })),
+            ),
         );
         Ok(id)
     }
 
-    fn session(&self, id: &str, repository: &str) -> Result<Arc<tokio::sync::Mutex<Session>>, ApiError> {
+    fn session(
+        &self,
+        id: &str,
+        repository: &str,
+    ) -> Result<Arc<tokio::sync::Mutex<Session>>, ApiError> {
         let sessions = self.sessions.lock().expect("uploads lock");
         match sessions.get(id) {
             Some((repo, s)) if repo == repository => Ok(s.clone()),
@@ -153,11 +168,17 @@ impl Uploads {
 
     /// Abandon an upload; its spool is removed.
     pub fn cancel(&self, id: &str) -> bool {
-        self.sessions.lock().expect("uploads lock").remove(id).is_some()
+        self.sessions
+            .lock()
+            .expect("uploads lock")
+            .remove(id)
+            .is_some()
     }
 
     async fn commit(&self, desc: &Descriptor, spool: &std::path::Path) -> Result<(), ApiError> {
-        let failed = |e: ferry_store::StoreError| ApiError::internal(format!("storing {}: {e}", desc.digest));
+        let failed = |e: ferry_store::StoreError| {
+            ApiError::internal(format!("storing {}: {e}", desc.digest))
+        };
         if self.layout.exists(desc).await.map_err(failed)? {
             return Ok(());
         }
@@ -179,8 +200,11 @@ impl Session {
     async fn receive(&mut self, mut body: Incoming, max: u64) -> Result<u64, ApiError> {
         self.touched = Instant::now();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ApiError::upload_invalid(format!("reading the upload body: {e}")))?;
-            let Ok(chunk) = frame.into_data() else { continue };
+            let frame = frame
+                .map_err(|e| ApiError::upload_invalid(format!("reading the upload body: {e}")))?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
             if self.hasher.len() + chunk.len() as u64 > max {
                 return Err(ApiError::too_large(format!(
                     "the upload passes {max} bytes, this registry's limit; it was discarded"
@@ -206,7 +230,10 @@ impl Store for Spool {
 }
 
 impl ReadStore for Spool {
-    fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
+    fn fetch_manifest<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+    ) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
         Box::pin(async move {
             Err(ferry_store::StoreError::NotFound {
                 store: self.describe(),

@@ -41,7 +41,10 @@ impl Verified {
         }
         // Hashing with no writer is the verified transfer itself: size and digest are checked.
         let result = ferry_store::transfer(backing.store(), desc, Vec::new(), &|_| {}).await;
-        self.running.lock().expect("verify lock").remove(&desc.digest);
+        self.running
+            .lock()
+            .expect("verify lock")
+            .remove(&desc.digest);
         if let Err(e) = result {
             tracing::warn!("not serving {}: {e}", desc.digest);
             self.done.lock().expect("verify lock").remove(&desc.digest);
