@@ -132,7 +132,7 @@ impl Backing {
                     }
                     Err(source) => Err(ServeError::Package {
                         source_name: name(path),
-                        source,
+                        source: Box::new(source),
                     }),
                 }
             }

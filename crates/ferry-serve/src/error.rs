@@ -14,7 +14,7 @@ pub enum ServeError {
     Package {
         source_name: String,
         #[source]
-        source: ferry_zarf::PackageError,
+        source: Box<ferry_zarf::PackageError>,
     },
     #[error("cannot serve {source_name}")]
     Archive {

@@ -26,8 +26,10 @@ pub(crate) struct Uploads {
     layout: OciLayout,
     max_bytes: u64,
     /// id → (repository, session).
-    sessions: Mutex<HashMap<String, (String, Arc<tokio::sync::Mutex<Session>>)>>,
+    sessions: Mutex<HashMap<String, (String, SharedSession)>>,
 }
+
+type SharedSession = Arc<tokio::sync::Mutex<Session>>;
 
 pub(crate) struct Session {
     file: tokio::io::BufWriter<tokio::fs::File>,

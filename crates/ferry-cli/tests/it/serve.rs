@@ -525,6 +525,9 @@ fn code(body: &str) -> String {
     v["errors"][0]["code"].as_str().unwrap().to_string()
 }
 
+/// A request (method, path, headers) and the spec error it must get (status, code).
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 #[tokio::test]
 async fn hostile_requests_get_spec_errors_and_bad_blobs_fail_alone() {
     let env = Env::new();
@@ -552,7 +555,7 @@ async fn hostile_requests_get_spec_errors_and_bad_blobs_fail_alone() {
     let served = Served::start(&env, &[layout.to_str().unwrap()]).await;
     let a = served.addr.clone();
     let zero = format!("sha256:{}", "0".repeat(64));
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "GET",
             "/v2/../../etc/manifests/passwd".into(),
