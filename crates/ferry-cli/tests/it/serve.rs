@@ -925,3 +925,61 @@ async fn tls_and_htpasswd_protect_a_served_layout() {
         .await;
     assert!(refused.contains("clear text"), "{refused}");
 }
+
+#[tokio::test]
+async fn an_exported_archive_and_the_blob_cache_are_served() {
+    let env = Env::new();
+    let pkg = sample_package(&env.path("pkg"));
+    let layout = pkg.dir.join("images");
+    let web = digest_of(&layout, "ghcr.io/ferry-test/web:1.0");
+
+    // oci-archive: what `ferry export` writes, served without unpacking.
+    let archive = env.path("images.tar");
+    env.ok(&[
+        "export",
+        layout.to_str().unwrap(),
+        "-o",
+        archive.to_str().unwrap(),
+    ])
+    .await;
+    let served = Served::start(&env, &[&format!("oci-archive:{}", archive.display())]).await;
+    let raw_manifest = ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/ferry-test/web:1.0", served.addr),
+        ],
+    );
+    assert_eq!(
+        ferry_test::encode::sha256_digest(raw_manifest.as_bytes()),
+        web
+    );
+    // A pull from it through the blob cache fills the cache.
+    let warm = env.path("warm");
+    env.ok(&[
+        "pull",
+        &format!("{}/ferry-test/web:1.0", served.addr),
+        "-o",
+        warm.to_str().unwrap(),
+    ])
+    .await;
+    drop(served);
+
+    // The cache keeps no names: its content is served by digest, under any repository name.
+    let served = Served::start(&env, &["--cache", env.cache().to_str().unwrap()]).await;
+    let out = env.path("from-cache");
+    let by_digest = format!("{}/any/name@{web}", served.addr);
+    env.ok(&[
+        "pull",
+        "--no-cache",
+        &by_digest,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    crate::support::assert_has_all(&out, &pkg.spec.images[0].artifact);
+    let (status, log) = served.interrupt().await;
+    assert!(status.success(), "{log}");
+}
