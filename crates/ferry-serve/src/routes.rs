@@ -813,6 +813,7 @@ async fn read_capped(mut body: Incoming, cap: u64) -> Result<Bytes, ApiError> {
             frame.map_err(|e| ApiError::manifest_invalid(format!("reading the body: {e}")))?;
         if let Ok(chunk) = frame.into_data() {
             if out.len() as u64 + chunk.len() as u64 > cap {
+                crate::upload::drain(body).await;
                 return Err(ApiError::too_large(format!(
                     "a manifest is at most {cap} bytes"
                 )));

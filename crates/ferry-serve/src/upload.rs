@@ -208,6 +208,7 @@ impl Session {
                 continue;
             };
             if self.hasher.len() + chunk.len() as u64 > max {
+                drain(body).await;
                 return Err(ApiError::too_large(format!(
                     "the upload passes {max} bytes, this registry's limit; it was discarded"
                 )));
@@ -253,6 +254,19 @@ impl ReadStore for Spool {
             let src = ferry_store::file::FileSource::open(&self.0, offset).await?;
             Ok((Box::new(src) as Box<dyn ByteSource>, offset))
         })
+    }
+}
+
+/// Read and drop what is left of a refused body, up to a bound, so the client reads the error instead of a
+/// connection reset (a server that closes with unread input makes the kernel send RST).
+pub(crate) async fn drain(mut body: Incoming) {
+    const DRAIN_MAX: usize = 16 << 20;
+    let mut drained = 0;
+    while drained < DRAIN_MAX {
+        match body.frame().await {
+            Some(Ok(f)) => drained += f.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
     }
 }
 
