@@ -16,8 +16,8 @@ mod push;
 mod registry_cmd;
 mod registry_opts;
 mod run_copy;
-mod sync;
 mod serve;
+mod sync;
 
 use std::process::ExitCode;
 
