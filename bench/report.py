@@ -195,9 +195,27 @@ def main():
                     case["measured_run"] = m
                 cases.append(case)
 
+    serve = {}
+    for name, img in images.items():
+        h = hyperfine(out, "serve-" + name)
+        if not h:
+            continue
+        rss = {}
+        rss_path = os.path.join(out, "serve-%s.rss" % name)
+        if os.path.exists(rss_path):
+            with open(rss_path) as f:
+                for line in f:
+                    k, _, v = line.partition(" ")
+                    if v.strip():
+                        rss[k] = int(v)
+        first = load(os.path.join(out, "serve-%s-first.json" % name), {})
+        serve[name] = {"bytes": img["bytes"], "timings": h, "server_peak_rss_kib": rss,
+                       "ferry_serve_first_curl_s": first.get("first_curl_s"),
+                       "clients": meta.get("serve_clients")}
+
     results = {"meta": meta, "images": {n: {k: v for k, v in i.items() if k not in ("blobs", "layout")}
                                         for n, i in images.items()},
-               "limits": limits, "cases": cases}
+               "limits": limits, "cases": cases, "serve": serve}
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1)
@@ -303,6 +321,36 @@ def main():
                 row.append(pct(c["fraction_of_sha256_1core"]))
             row += [fmt(m["peak_rss_kib"] / 1024, 1) if "peak_rss_kib" in m else "—", cpu, req]
             p("| " + " | ".join(row) + " |")
+        p("")
+
+    for name, sv in serve.items():
+        h, n = sv["timings"], sv["clients"] or 0
+        p("## Serve: `ferry serve` vs the CNCF registry (%s)" % name)
+        p("")
+        p("The same image served by `ferry serve LAYOUT` (the generated layout, read in place) and by a fresh"
+          " `docker-registry` seeded with skopeo; both on 127.0.0.1, plain HTTP. **ratio** = the registry's"
+          " median ÷ ferry serve's (> 1: ferry serve faster). MB/s counts every byte the clients received.")
+        p("")
+        p("| clients | ferry serve median s | registry median s | ratio | ferry serve MB/s | registry MB/s |")
+        p("|---|---|---|---|---|---|")
+        for key, label, copies in (("pull", "`ferry pull --no-cache`", 1),
+                                   ("curl", "curl, every blob, %d in parallel" % meta["concurrency"], 1),
+                                   ("pulls", "%d `ferry pull --no-cache` at once" % n, n)):
+            f, r = h.get("ferry-serve-" + key), h.get("registry-" + key)
+            if not f or not r:
+                continue
+            mb = sv["bytes"] * copies / MB
+            p("| %s | %s | %s | %s | %s | %s |" % (label, fmt(f["median_s"], 3), fmt(r["median_s"], 3),
+                                                    ratio(r["median_s"] / f["median_s"]),
+                                                    rate(mb / f["median_s"]), rate(mb / r["median_s"])))
+        p("")
+        rss = sv["server_peak_rss_kib"]
+        if rss:
+            p("Peak RSS of the servers over all of it (VmHWM): ferry serve %s MiB, docker-registry %s MiB."
+              % (fmt(rss.get("ferry-serve", 0) / 1024, 1), fmt(rss.get("registry", 0) / 1024, 1)))
+        if sv["ferry_serve_first_curl_s"] is not None:
+            p("ferry serve hashes every blob before it first serves it (and remembers the file's stamp): the"
+              " first curl pass, before the timed runs, took %s s." % fmt(sv["ferry_serve_first_curl_s"], 3))
         p("")
 
     p("## What bounds each case")

@@ -129,6 +129,16 @@ pub enum Command {
     #[command(subcommand)]
     Package(PackageCommand),
 
+    /// Serve a layout, a Zarf package, an OCI archive or the blob cache as a registry (OCI distribution API).
+    #[command(after_help = "Examples:
+  ferry serve zarf-package-app-amd64-1.0.0.tar.zst          # a package, read in place, on 127.0.0.1:5000
+  ferry serve images --listen 0.0.0.0:5000 --tls-cert srv.crt --tls-key srv.key --htpasswd htpasswd
+  ferry serve images --zarf-names                           # also as <tag>-zarf-<crc32>, as Zarf pushed them
+  ferry serve staging --writable                            # docker push / ferry push into the layout
+  ferry serve oci-archive:images.tar
+  ferry serve --cache                                       # the blob cache, by digest")]
+    Serve(ServeArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   ferry completions bash > /etc/bash_completion.d/ferry
@@ -896,4 +906,57 @@ pub struct PackagePullArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// An OCI layout (a Zarf images/ directory), a Zarf package (directory, .tar, .tar.zst, .tar.gz) or an
+    /// oci-archive:FILE.
+    #[arg(
+        value_name = "SOURCE",
+        required_unless_present = "cache",
+        conflicts_with = "cache"
+    )]
+    pub source: Option<String>,
+
+    /// Address to listen on. Anything beyond loopback must be asked for (e.g. 0.0.0.0:5000).
+    #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require Basic authentication against this htpasswd file (bcrypt entries, `htpasswd -B`).
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+
+    /// Refuse pushes (the default).
+    #[arg(long, conflicts_with = "writable")]
+    pub read_only: bool,
+
+    /// Accept pushes (docker push, skopeo, ferry push) into the layout, verified before they are recorded.
+    #[arg(long)]
+    pub writable: bool,
+
+    /// Also serve every tagged image as <tag>-zarf-<crc32>, the name Zarf's push gives it.
+    #[arg(long)]
+    pub zarf_names: bool,
+
+    /// Serve the blob cache (content by digest; it keeps no names). DIR defaults to $FERRY_CACHE, else
+    /// $XDG_CACHE_HOME/ferry/v1, else ~/.cache/ferry/v1.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub cache: Option<Option<PathBuf>>,
+
+    /// The largest blob one push may upload (e.g. 500M, 20G).
+    #[arg(long, default_value = "64G", value_name = "SIZE")]
+    pub max_upload_size: String,
+
+    /// Where a compressed package or archive is decompressed to (default: beside it, else the temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
 }

@@ -16,6 +16,7 @@ mod push;
 mod registry_cmd;
 mod registry_opts;
 mod run_copy;
+mod serve;
 mod sync;
 
 use std::process::ExitCode;
@@ -42,6 +43,18 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cli.verbose;
+    // A server's Ctrl-C is its normal stop: it shuts down cleanly and exits 0.
+    if let Command::Serve(args) = cli.command {
+        let code = match runtime.block_on(serve::run(args, cli.quiet)) {
+            Ok(()) => 0,
+            Err(e) => {
+                report(&e, verbose);
+                EXIT_ERROR
+            }
+        };
+        runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+        return ExitCode::from(code);
+    }
     let code = runtime.block_on(async move {
         tokio::select! {
             result = run(cli) => match result {
@@ -81,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => registry_cmd::run_delete(args, cli.quiet).await,
         Command::Layout(cmd) => layout_cmd::run(cmd, cli.quiet).await,
         Command::Package(cmd) => package::run(cmd, cli.quiet).await,
+        Command::Serve(args) => serve::run(args, cli.quiet).await,
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args, cli.quiet),
     }

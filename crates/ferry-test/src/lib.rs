@@ -43,3 +43,20 @@ pub enum Mode {
     /// Basic [`USER`]/[`PASSWORD`] and grants whatever scope is asked.
     Token,
 }
+
+/// Write the test CA and a server certificate for 127.0.0.1/localhost (signed by it) with its key into
+/// `dir`, for servers other than the registry (`ferry serve`). Returns (ca, cert, key) paths.
+pub fn write_tls_files(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let material = pki::tls();
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&ca, &material.ca_pem).expect("write CA");
+    std::fs::write(&cert, &material.server_cert_pem).expect("write server cert");
+    std::fs::write(&key, &material.server_key_pem).expect("write server key");
+    (ca, cert, key)
+}

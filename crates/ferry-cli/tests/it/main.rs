@@ -11,6 +11,7 @@ mod package;
 mod pull;
 mod push;
 mod referrers;
+mod serve;
 mod support;
 mod sync;
 mod zarf_compat;

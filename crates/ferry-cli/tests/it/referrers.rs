@@ -8,17 +8,17 @@ use serde_json::json;
 
 use crate::support::{Env, assert_has_all, entries, json};
 
-const SBOM: &str = "application/spdx+json";
+pub(crate) const SBOM: &str = "application/spdx+json";
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
-struct Family {
-    image: Artifact,
-    sbom: Artifact,
-    sbom_sig: Artifact,
-    cosign: Artifact,
+pub(crate) struct Family {
+    pub image: Artifact,
+    pub sbom: Artifact,
+    pub sbom_sig: Artifact,
+    pub cosign: Artifact,
 }
 
-fn family(seed: u64) -> Family {
+pub(crate) fn family(seed: u64) -> Family {
     let image = fixtures::oci_image(seed, 1, "amd64");
     let sbom = fixtures::artifact_with_subject(&image.manifest, SBOM, seed + 1);
     let sbom_sig = fixtures::artifact_with_subject(&sbom.manifest, SIG, seed + 2);
@@ -46,7 +46,7 @@ fn referrers_index(referrers: &[&Artifact], artifact_type: &str) -> Blob {
 
 /// The family in a registry without the referrers API: artifacts by digest, the fallback indexes
 /// `sha256-<hex>` (as a conforming client leaves them) and the cosign tag.
-async fn seed_with_fallback(reg: &Registry, f: &Family) {
+pub(crate) async fn seed_with_fallback(reg: &Registry, f: &Family) {
     reg.seed("app", Some("1"), &f.image).await;
     reg.seed("app", None, &f.sbom).await;
     reg.seed("app", None, &f.sbom_sig).await;
