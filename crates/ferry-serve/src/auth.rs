@@ -97,7 +97,7 @@ fn basic_credentials(header: &[u8]) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = ferry_registry::credentials::base64_decode(value.trim())?;
+    let decoded = ferry_oci::base64::decode(value.trim())?;
     let pair = String::from_utf8(decoded).ok()?;
     let (user, password) = pair.split_once(':')?;
     Some((user.to_string(), password.to_string()))
