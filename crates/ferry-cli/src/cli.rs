@@ -42,7 +42,7 @@ pub enum Command {
   ferry push images docker.io/library/nginx:1.25 registry.local/web:prod   # one image, explicit name")]
     Push(PushArgs),
 
-    /// Copy an image (a whole index unless a platform is chosen) from one registry to another.
+    /// Copy an image from any location to a registry or layout (a whole index unless a platform is chosen).
     #[command(after_help = "Examples:
   ferry copy ghcr.io/stefanprodan/podinfo:6.4.0 registry.local/podinfo:6.4.0
   ferry copy --all-tags ghcr.io/stefanprodan/podinfo registry.local/mirror/podinfo

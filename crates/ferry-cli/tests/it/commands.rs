@@ -692,7 +692,8 @@ const HELP_COMMANDS: &str = "\
 Commands:
   pull         Pull images and artifacts from registries into an OCI image layout (a Zarf `images/` directory)
   push         Push the images of an OCI layout (or a Zarf package directory) into a registry, named as Zarf names them
-  copy         Copy an image (a whole index unless a platform is chosen) from one registry to another
+  copy         Copy an image from any location to a registry or layout (a whole index unless a platform is chosen)
+  sync         Mirror what a skopeo-sync YAML file names into a registry prefix, an OCI layout or an archive
   export       Write an OCI layout (or a Zarf package's images/) as one archive file that travels as a unit
   cache        Inspect and manage the shared blob cache
   login        Check credentials against a registry, then store them in the Docker config (or its credential helper)
@@ -705,6 +706,7 @@ Commands:
   delete       Delete a manifest by digest (a tag is resolved to its digest first: every tag on it goes too)
   layout       Look at and tidy an OCI image layout (a Zarf package's images/ directory)
   package      Inspect, verify, publish and pull Zarf packages (directory, .tar, .tar.zst or oci://)
+  serve        Serve a layout, a Zarf package, an OCI archive or the blob cache as a registry (OCI distribution API)
   completions  Print a shell completion script
   man          Print the man page (roff), or write one page per command into a directory
   help         Print this message or the help of the given subcommand(s)
