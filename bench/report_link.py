@@ -122,7 +122,7 @@ def goals(meta, limits, loop_cases, link_cases):
             if nc:
                 cold_over.append((c["median_s"] / nc["median_s"], c["image"]))
     worst = max(cold_over) if cold_over else None
-    add("loopback: cold pull (cache on) within 15 % of `--no-cache` (worst image: %s)" % (worst[1] if worst else "—"),
+    add("loopback: cold pull (cache on) within 15 %% of `--no-cache` (worst image: %s)" % (worst[1] if worst else "—"),
         worst and worst[0], worst and worst[0] <= 1.15, "× `--no-cache`")
     lim_many = limits.get("images", {}).get("many") if limits else None
     for tool in ("ferry-cold", "ferry-no-cache"):
