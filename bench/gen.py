@@ -27,7 +27,13 @@ SPECS = {
     "many": (["linux/amd64"], 60, 60 * MB, "random"),
     "multi": (["linux/amd64", "linux/arm64"], 4, 100 * MB, "random"),
     "compressible": (["linux/amd64"], 8, 300 * MB, "text"),
+    "huge": (["linux/amd64"], 1, 2000 * MB, "random"),  # one 2 GB layer: an AI model in an image
 }
+# A fleet: FLEET_SIZE small images (config and two layers each, nothing shared) in one layout, each under
+# its own name, pulled in one run.
+FLEET = "fleet"
+FLEET_SIZE = 30
+FLEET_SPEC = (2, 512 * 1000, "random")
 TAG = "v1"
 REF_HOST = "bench.local"  # the name recorded in the layout; bench/run pushes it under other names
 
@@ -159,10 +165,49 @@ def image(layout, name, platform, layers, layer_bytes, content):
     return layout.put_bytes(dumps(manifest), OCI_MANIFEST, "manifest")
 
 
+def write_index(root, entries):
+    with open(os.path.join(root, "oci-layout"), "wb") as f:
+        f.write(dumps({"imageLayoutVersion": "1.0.0"}))
+    with open(os.path.join(root, "index.json"), "wb") as f:
+        f.write(dumps({"schemaVersion": 2, "manifests": [dict(top, annotations={REF_NAME: ref})
+                                                          for top, ref in entries]}))
+
+
+def blob_totals(layout):
+    return {
+        "bytes": sum(b["size"] for b in layout.blobs),
+        "layerBytes": sum(b["size"] for b in layout.blobs if b["kind"] == "layer"),
+        "blobs": layout.blobs,
+    }
+
+
+def fleet(out):
+    """FLEET_SIZE images named bench/fleet-NN:v1 in one layout."""
+    root = os.path.join(out, FLEET)
+    layout = Layout(root)
+    layers, layer_bytes, content = FLEET_SPEC
+    entries, members = [], []
+    for n in range(FLEET_SIZE):
+        name = "%s-%02d" % (FLEET, n)
+        top = image(layout, name, "linux/amd64", layers, layer_bytes, content)
+        ref = "%s/bench/%s:%s" % (REF_HOST, name, TAG)
+        entries.append((top, ref))
+        members.append({"ref": ref, "repository": "bench/" + name, "digest": top["digest"]})
+    write_index(root, entries)
+    summary = {
+        "name": FLEET, "layout": root, "platforms": ["linux/amd64"], "content": content,
+        "images": members, "layers": layers * FLEET_SIZE, **blob_totals(layout),
+    }
+    with open(os.path.join(out, FLEET + ".json"), "w") as f:
+        json.dump(summary, f, indent=1)
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in SPECS:
-        sys.exit("usage: gen.py OUT NAME   (NAME: %s)" % ", ".join(SPECS))
+    if len(sys.argv) != 3 or sys.argv[2] not in list(SPECS) + [FLEET]:
+        sys.exit("usage: gen.py OUT NAME   (NAME: %s, %s)" % (", ".join(SPECS), FLEET))
     out, name = os.path.abspath(sys.argv[1]), sys.argv[2]
+    if name == FLEET:
+        return fleet(out)
     platforms, layers, layer_bytes, content = SPECS[name]
     root = os.path.join(out, name)
     layout = Layout(root)
@@ -178,17 +223,11 @@ def main():
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
         top = layout.put_bytes(dumps(index), OCI_INDEX, "index")
     ref = "%s/bench/%s:%s" % (REF_HOST, name, TAG)
-    with open(os.path.join(root, "oci-layout"), "wb") as f:
-        f.write(dumps({"imageLayoutVersion": "1.0.0"}))
-    with open(os.path.join(root, "index.json"), "wb") as f:
-        f.write(dumps({"schemaVersion": 2, "manifests": [dict(top, annotations={REF_NAME: ref})]}))
+    write_index(root, [(top, ref)])
     summary = {
         "name": name, "ref": ref, "repository": "bench/" + name, "tag": TAG, "layout": root,
         "platforms": platforms, "content": content, "layers": layers * len(platforms),
-        "digest": top["digest"], "mediaType": top["mediaType"],
-        "bytes": sum(b["size"] for b in layout.blobs),
-        "layerBytes": sum(b["size"] for b in layout.blobs if b["kind"] == "layer"),
-        "blobs": layout.blobs,
+        "digest": top["digest"], "mediaType": top["mediaType"], **blob_totals(layout),
     }
     with open(os.path.join(out, name + ".json"), "w") as f:
         json.dump(summary, f, indent=1)

@@ -14,6 +14,8 @@ import re
 import statistics
 import sys
 
+import report_link as link
+
 MB = 1e6
 MIB = 1 << 20
 NOTES_START = "<!-- profile-notes:start -->"
@@ -123,14 +125,13 @@ def rate(mbps):
     return "—" if mbps is None else fmt(mbps)
 
 
-def main():
-    out, doc_path, json_path = sys.argv[1:4]
-    meta = load(os.path.join(out, "meta.json"))
-    images = {n: load(os.path.join(out, "images", n + ".json")) for n in meta["images"]}
-    cores = meta["cores"]
+def loopback(out, meta, images):
+    """The loopback suite's limits and cases, from what bench/run left in OUT-DIR."""
 
     # ------------------------------------------------------------------ limits
     sha = {}
+    if not os.path.exists(os.path.join(out, "sha256.txt")):
+        return {}, []  # no loopback suite in this run
     with open(os.path.join(out, "sha256.txt")) as f:
         for line in f:
             k, v = line.split()
@@ -194,6 +195,18 @@ def main():
                 if m:
                     case["measured_run"] = m
                 cases.append(case)
+    return limits, cases
+
+
+def main():
+    out, doc_path, json_path = sys.argv[1:4]
+    meta = load(os.path.join(out, "meta.json"))
+    images = {n: load(os.path.join(out, "images", n + ".json")) for n in meta["images"]}
+    every_image = {n: load(os.path.join(out, "images", n + ".json")) for n in meta.get("generated", meta["images"])}
+    cores = meta["cores"]
+    limits, cases = loopback(out, meta, images)
+    link_cases = link.cases(out, every_image, hyperfine)
+    goals = link.goals(meta, limits, cases, link_cases)
 
     serve = {}
     for name, img in images.items():
@@ -215,7 +228,7 @@ def main():
 
     results = {"meta": meta, "images": {n: {k: v for k, v in i.items() if k not in ("blobs", "layout")}
                                         for n, i in images.items()},
-               "limits": limits, "cases": cases, "serve": serve}
+               "limits": limits, "cases": cases, "link_cases": link_cases, "goals": goals, "serve": serve}
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1)
@@ -258,11 +271,34 @@ def main():
     p("")
     p("| image | platforms | layers | bytes (all blobs) | content |")
     p("|---|---|---|---|---|")
-    for n, i in images.items():
-        p("| %s | %s | %d | %s MB | %s |" % (n, ", ".join(i["platforms"]), i["layers"], fmt(i["bytes"] / MB),
+    for n, i in every_image.items():
+        p("| %s | %s | %d | %s MB | %s |" % (n, ", ".join(i["platforms"]) + (" (%d images)" % len(i["images"])
+                                                                               if "images" in i else ""),
+                                            i["layers"], fmt(i["bytes"] / MB),
                                             "text-like" if i["content"] == "text" else "random"))
     p("")
 
+    if limits:
+        limits_section(p, meta, limits)
+    loopback_section(p, meta, limits, cases)
+    serve_section(p, meta, serve)
+    link.section(p, meta, every_image, link_cases, goals, fmt)
+    link.profile_section(p, out, meta)
+
+    p("## Profile notes")
+    p("")
+    p(NOTES_START)
+    p(notes)
+    p(NOTES_END)
+    p("")
+    method_section(p, meta)
+    os.makedirs(os.path.dirname(os.path.abspath(doc_path)), exist_ok=True)
+    with open(doc_path, "w") as f:
+        f.write("\n".join(w))
+
+
+def limits_section(p, meta, limits):
+    cores = meta["cores"]
     p("## Limits of this machine")
     p("")
     p("| limit | MB/s |")
@@ -272,7 +308,7 @@ def main():
     p("| disk write, %d MiB with `dd conv=fdatasync` | %s |"
       % (limits["disk_write_bytes"] // MIB, rate(limits["disk_write_fdatasync_MBps"])))
     p("| one blob GET, curl → /dev/null (%s MB blob of %s) | %s |"
-      % (fmt(machine["bytes"] / MB), machine["image"], rate(limits["curl_get_one_blob_MBps"])))
+      % (fmt(limits["one_blob"]["bytes"] / MB), limits["one_blob"]["image"], rate(limits["curl_get_one_blob_MBps"])))
     p("| one blob monolithic upload, curl POST + PUT ?digest= (same blob, fresh repository) | %s |"
       % rate(limits["curl_put_one_blob_MBps"]))
     for n, l in limits["images"].items():
@@ -281,6 +317,9 @@ def main():
           " fresh repository | %s |" % (n, meta["concurrency"], rate(l["raw_put_MBps"])))
     p("")
 
+
+def loopback_section(p, meta, limits, cases):
+    cores = meta["cores"]
     for family in ("pull", "push", "copy"):
         rows = [c for c in cases if c["family"] == family]
         if not rows:
@@ -323,36 +362,8 @@ def main():
             p("| " + " | ".join(row) + " |")
         p("")
 
-    for name, sv in serve.items():
-        h, n = sv["timings"], sv["clients"] or 0
-        p("## Serve: `ferry serve` vs the CNCF registry (%s)" % name)
-        p("")
-        p("The same image served by `ferry serve LAYOUT` (the generated layout, read in place) and by a fresh"
-          " `docker-registry` seeded with skopeo; both on 127.0.0.1, plain HTTP. **ratio** = the registry's"
-          " median ÷ ferry serve's (> 1: ferry serve faster). MB/s counts every byte the clients received.")
-        p("")
-        p("| clients | ferry serve median s | registry median s | ratio | ferry serve MB/s | registry MB/s |")
-        p("|---|---|---|---|---|---|")
-        for key, label, copies in (("pull", "`ferry pull --no-cache`", 1),
-                                   ("curl", "curl, every blob, %d in parallel" % meta["concurrency"], 1),
-                                   ("pulls", "%d `ferry pull --no-cache` at once" % n, n)):
-            f, r = h.get("ferry-serve-" + key), h.get("registry-" + key)
-            if not f or not r:
-                continue
-            mb = sv["bytes"] * copies / MB
-            p("| %s | %s | %s | %s | %s | %s |" % (label, fmt(f["median_s"], 3), fmt(r["median_s"], 3),
-                                                    ratio(r["median_s"] / f["median_s"]),
-                                                    rate(mb / f["median_s"]), rate(mb / r["median_s"])))
-        p("")
-        rss = sv["server_peak_rss_kib"]
-        if rss:
-            p("Peak RSS of the servers over all of it (VmHWM): ferry serve %s MiB, docker-registry %s MiB."
-              % (fmt(rss.get("ferry-serve", 0) / 1024, 1), fmt(rss.get("registry", 0) / 1024, 1)))
-        if sv["ferry_serve_first_curl_s"] is not None:
-            p("ferry serve hashes every blob before it first serves it (and remembers the file's stamp): the"
-              " first curl pass, before the timed runs, took %s s." % fmt(sv["ferry_serve_first_curl_s"], 3))
-        p("")
-
+    if not cases:
+        return
     p("## What bounds each case")
     p("")
     p("Generated from the measured run of each case: CPU seconds of the tool and of the registries against the"
@@ -409,13 +420,41 @@ def main():
                                     "; ".join(parts)))
     p("")
 
-    p("## Profile notes")
-    p("")
-    p(NOTES_START)
-    p(notes)
-    p(NOTES_END)
-    p("")
 
+def serve_section(p, meta, serve):
+    for name, sv in serve.items():
+        h, n = sv["timings"], sv["clients"] or 0
+        p("## Serve: `ferry serve` vs the CNCF registry (%s)" % name)
+        p("")
+        p("The same image served by `ferry serve LAYOUT` (the generated layout, read in place) and by a fresh"
+          " `docker-registry` seeded with skopeo; both on 127.0.0.1, plain HTTP. **ratio** = the registry's"
+          " median ÷ ferry serve's (> 1: ferry serve faster). MB/s counts every byte the clients received.")
+        p("")
+        p("| clients | ferry serve median s | registry median s | ratio | ferry serve MB/s | registry MB/s |")
+        p("|---|---|---|---|---|---|")
+        for key, label, copies in (("pull", "`ferry pull --no-cache`", 1),
+                                   ("curl", "curl, every blob, %d in parallel" % meta["concurrency"], 1),
+                                   ("pulls", "%d `ferry pull --no-cache` at once" % n, n)):
+            f, r = h.get("ferry-serve-" + key), h.get("registry-" + key)
+            if not f or not r:
+                continue
+            mb = sv["bytes"] * copies / MB
+            p("| %s | %s | %s | %s | %s | %s |" % (label, fmt(f["median_s"], 3), fmt(r["median_s"], 3),
+                                                    ratio(r["median_s"] / f["median_s"]),
+                                                    rate(mb / f["median_s"]), rate(mb / r["median_s"])))
+        p("")
+        rss = sv["server_peak_rss_kib"]
+        if rss:
+            p("Peak RSS of the servers over all of it (VmHWM): ferry serve %s MiB, docker-registry %s MiB."
+              % (fmt(rss.get("ferry-serve", 0) / 1024, 1), fmt(rss.get("registry", 0) / 1024, 1)))
+        if sv["ferry_serve_first_curl_s"] is not None:
+            p("ferry serve hashes every blob before it first serves it (and remembers the file's stamp): the"
+              " first curl pass, before the timed runs, took %s s." % fmt(sv["ferry_serve_first_curl_s"], 3))
+        p("")
+
+
+def method_section(p, meta):
+    cores = meta["cores"]
     p("## Method")
     p("")
     p("- **Registry**: the CNCF distribution registry (`docker-registry` from Debian), filesystem storage in a"
@@ -459,10 +498,8 @@ def main():
       " well under 15 minutes on 2 cores; their pull cases cover them.")
     p("- Raw data: `bench/results.json` (every run's time, the limits, each measured run's RSS, CPU and"
       " requests by method).")
+    link.method(p, meta)
     p("")
-    os.makedirs(os.path.dirname(os.path.abspath(doc_path)), exist_ok=True)
-    with open(doc_path, "w") as f:
-        f.write("\n".join(w))
 
 
 if __name__ == "__main__":

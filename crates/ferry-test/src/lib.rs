@@ -9,6 +9,7 @@ pub mod encode;
 pub mod faults;
 pub mod fixtures;
 pub mod hostile;
+pub mod link;
 mod pki;
 mod registry;
 mod server;
