@@ -121,13 +121,15 @@ impl CachedSource {
             return e;
         }
         tracing::warn!(
-            "partial download of {} is unusable ({e}); starting over",
-            desc.digest
+            "partial download of {} is unusable ({}); starting over",
+            desc.digest,
+            ferry_oci::error_chain(&e)
         );
-        StoreError::RangeIgnored {
+        StoreError::PartialDiscarded {
             store: self.inner.describe(),
             digest: desc.digest.clone(),
             offset: already,
+            cause: Box::new(e),
         }
     }
 
