@@ -78,6 +78,14 @@ impl CachedSource {
                             self.inner.describe(),
                             desc.digest
                         ),
+                        Err(e) if self.cache_is_full(&e) => {
+                            self.cache.discard_partial(desc);
+                            tracing::warn!(
+                                "the cache's disk is full; {} goes to the destination without the cache",
+                                desc.digest
+                            );
+                            return Ok(None);
+                        }
                         Err(e) => return Err(self.failed(desc, e, start.len())),
                     }
                 }
@@ -101,6 +109,19 @@ impl CachedSource {
         if let Err(e) =
             transfer_from(self.inner.as_ref(), desc, vec![writer], start, progress).await
         {
+            // A full cache disk must not fail a pull whose destination has room: the blob goes straight
+            // there instead (the caller streams it from the origin).
+            if self.cache_is_full(&e) {
+                if ours {
+                    self.cache.discard_partial(desc);
+                }
+                tracing::warn!(
+                    "the cache's disk is full ({}); {} goes to the destination without the cache",
+                    ferry_oci::error_chain(&e),
+                    desc.digest
+                );
+                return Ok(None);
+            }
             return Err(if ours {
                 self.failed(desc, e, already)
             } else {
@@ -108,6 +129,13 @@ impl CachedSource {
             });
         }
         Ok(Some(already))
+    }
+
+    /// Whether `e` is the cache's own disk running out of space.
+    fn cache_is_full(&self, e: &StoreError) -> bool {
+        matches!(e, StoreError::Io { path, source }
+            if source.kind() == std::io::ErrorKind::StorageFull
+                && path.starts_with(self.cache.store_dir()))
     }
 
     /// A download into the cache failed: a partial whose bytes cannot be the blob is dropped, and when an

@@ -367,3 +367,37 @@ async fn disk_full_during_a_pull_fails_cleanly() {
     );
     assert_has_all(&out, &small);
 }
+
+#[tokio::test]
+async fn a_full_cache_disk_falls_back_to_the_layout_with_a_warning() {
+    let reg = Registry::start(Mode::Plain);
+    let big = fixtures::oci_image_sized(608, &[3 << 20], "amd64");
+    reg.seed("big", Some("1"), &big).await;
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(env.path("cachedisk"), "1m") else {
+        return;
+    };
+    let out = env.path("images");
+    let cache = disk.0.join("cache");
+    let res = env
+        .command()
+        .args([
+            "pull",
+            &format!("{}/big:1", reg.host()),
+            "-o",
+            out.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.contains("cache's disk is full"), "{stderr}");
+    assert_has_all(&out, &big);
+    let partials = std::fs::read_dir(cache.join("images/ingest"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(partials, 0, "no partial left in the full cache");
+}
