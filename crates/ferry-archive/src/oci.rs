@@ -48,6 +48,13 @@ impl OciArchive {
 
     pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<OciArchive> {
         let mut store = ArchiveStore::open(path, opts, "oci-archive")?;
+        // A layout wrapped in one directory is read as if it were at the root.
+        if !ocitar::is_layout(&store.index) && store.index.strip_single_root().is_some() {
+            tracing::debug!(
+                "{}: the layout sits in one wrapping directory",
+                path.display()
+            );
+        }
         if !ocitar::is_layout(&store.index) {
             return Err(ArchiveError::invalid(
                 path,

@@ -91,6 +91,21 @@ impl TarIndex {
         self.files.get(name).copied()
     }
 
+    /// When every file sits under one top-level directory, make that directory the root (a tarball made
+    /// with `tar -cf x.tar dir/`, which Zarf accepts for `imageArchives`). Returns the directory stripped.
+    pub fn strip_single_root(&mut self) -> Option<String> {
+        let first = self.files.keys().next()?.split_once('/')?.0.to_string();
+        let prefix = format!("{first}/");
+        if !self.files.keys().all(|k| k.starts_with(&prefix)) {
+            return None;
+        }
+        self.files = std::mem::take(&mut self.files)
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+            .collect();
+        Some(first)
+    }
+
     /// Every regular file (and link resolved to one), by normalized name.
     pub fn files(&self) -> impl Iterator<Item = (&str, Span)> {
         self.files.iter().map(|(k, v)| (k.as_str(), *v))

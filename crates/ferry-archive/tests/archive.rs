@@ -1423,3 +1423,26 @@ async fn archive_writer_matches_layout_then_export() {
         back.resolve(n).unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_layout_wrapped_in_one_directory_is_read_as_zarf_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wrap = tmp.path().join("wrap");
+    let names = fixture_layout(&wrap.join("images")).await;
+    let out = tmp.path().join("wrapped.tar");
+    // `tar -cf wrapped.tar images/`: every entry under one directory, as Zarf's imageArchives allow.
+    tar_dir(&wrap, &out);
+    let archive = Arc::new(OciArchive::open(&out).unwrap());
+    let found: Vec<String> = archive
+        .images()
+        .iter()
+        .filter_map(|i| i.name.clone())
+        .collect();
+    for n in &names {
+        assert!(found.contains(n), "{n} in {found:?}");
+    }
+    let image = archive.resolve(&names[0]).unwrap().desc.clone();
+    let dest = tmp.path().join("copied");
+    copy_into(archive.clone(), &image, &names[0], &dest).await;
+    assert!(!blob_files(&dest).is_empty());
+}
