@@ -616,18 +616,29 @@ pub fn cosign_tag(subject_digest: &str) -> String {
 /// through go-containerregistry: size-before-digest descriptors, a simplesigning payload layer with
 /// the signature annotation, and cosign's near-empty config. The signature itself is random bytes.
 pub fn cosign_signature(subject_digest: &str, seed: u64) -> Artifact {
-    let payload = format!(
-        "{{\"critical\":{{\"identity\":{{\"docker-reference\":\"ferry.test/signed\"}},\"image\":{{\"docker-manifest-digest\":\"{subject_digest}\"}},\"type\":\"cosign container image signature\"}},\"optional\":null}}"
-    );
-    let layer = Blob::new(COSIGN_SIMPLESIGNING, payload.into_bytes());
+    let payload = cosign_payload("ferry.test/signed", subject_digest);
+    cosign_signature_of(payload, &base64(&Rng::new(seed, 0xC05161).bytes(71)))
+}
+
+/// The simple-signing payload cosign signs for `subject_digest` named `reference`.
+pub fn cosign_payload(reference: &str, subject_digest: &str) -> Vec<u8> {
+    format!(
+        "{{\"critical\":{{\"identity\":{{\"docker-reference\":\"{reference}\"}},\"image\":{{\"docker-manifest-digest\":\"{subject_digest}\"}},\"type\":\"cosign container image signature\"}},\"optional\":null}}"
+    )
+    .into_bytes()
+}
+
+/// A cosign signature manifest carrying `payload` and `signature` (base64), as [`cosign_signature`] lays
+/// it out.
+pub fn cosign_signature_of(payload: Vec<u8>, signature: &str) -> Artifact {
+    let layer = Blob::new(COSIGN_SIMPLESIGNING, payload);
     let config = format!(
         "{{\"architecture\":\"\",\"created\":\"0001-01-01T00:00:00Z\",\"history\":[{{\"created\":\"0001-01-01T00:00:00Z\"}}],\"os\":\"\",\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{}\"]}},\"config\":{{}}}}",
         layer.digest()
     );
     let config = Blob::new(OCI_CONFIG, config.into_bytes());
-    let signature = base64(&Rng::new(seed, 0xC05161).bytes(71));
     let mut layer_desc = size_first_desc(&layer);
-    layer_desc.annotations = annotations(&[(COSIGN_SIGNATURE_ANNOTATION, &signature)]);
+    layer_desc.annotations = annotations(&[(COSIGN_SIGNATURE_ANNOTATION, signature)]);
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST),

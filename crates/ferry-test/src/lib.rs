@@ -5,6 +5,7 @@
 //! `apt-get install -y docker-registry apache2-utils`.
 
 mod artifact;
+pub mod cosign_keys;
 pub mod encode;
 pub mod faults;
 pub mod fixtures;

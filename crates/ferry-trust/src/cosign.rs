@@ -1,0 +1,126 @@
+//! cosign's tag-based signatures: the `sha256-<hex>.sig` manifest beside an image, each simple-signing
+//! layer a payload with its signature in an annotation.
+
+use base64::Engine;
+use bytes::Bytes;
+use ferry_oci::{Descriptor, Digest, Manifest};
+use ferry_store::{ReadTarget, StoreError};
+
+/// The media type of a cosign payload layer.
+pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The annotation holding a layer's base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// A payload is a few hundred bytes; a larger layer is not read.
+pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
+/// A signature manifest with more layers than this is not read past it.
+pub const MAX_SIGNATURES: usize = 32;
+
+/// One signature found, read and not yet checked (or why it could not be read).
+pub struct Candidate {
+    /// E.g. `sha256-ab….sig layer 0`.
+    pub label: String,
+    /// The payload bytes and the raw signature.
+    pub found: Result<(Bytes, Vec<u8>), String>,
+}
+
+/// cosign's tag for the signatures of `digest`.
+pub fn signature_tag(digest: &Digest) -> String {
+    format!("{}-{}.sig", digest.algorithm(), digest.hex())
+}
+
+/// The name `source` knows the signature tag of `digest` by, given the name `key` it knows the image by:
+/// a registry knows bare tags, a layout full names.
+pub fn signature_name(key: &str, digest: &Digest) -> String {
+    let tag = signature_tag(digest);
+    if key.parse::<Digest>().is_ok() {
+        return tag;
+    }
+    ferry_copy::sibling_name(key, &tag)
+}
+
+/// The signatures stored for `digest` (`None`: no signature tag), each payload fetched and verified
+/// against its descriptor. One manifest resolve and one small blob per signature.
+pub async fn signatures(
+    source: &dyn ReadTarget,
+    key: &str,
+    digest: &Digest,
+) -> Result<Option<Vec<Candidate>>, StoreError> {
+    let name = signature_name(key, digest);
+    let tag = signature_tag(digest);
+    let (desc, bytes) = match source.resolve(&name).await {
+        Ok(found) => found,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let manifest = match Manifest::parse(&desc.media_type, &bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(Some(vec![Candidate {
+                label: tag,
+                found: Err(format!("not a signature manifest ({e})")),
+            }]));
+        }
+    };
+    let mut out = Vec::new();
+    for (i, layer) in manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == SIMPLESIGNING)
+        .take(MAX_SIGNATURES)
+        .enumerate()
+    {
+        out.push(Candidate {
+            label: format!("{tag} layer {i}"),
+            found: read_layer(source, layer).await?,
+        });
+    }
+    if out.is_empty() {
+        out.push(Candidate {
+            label: tag,
+            found: Err(format!("no {SIMPLESIGNING} layer")),
+        });
+    }
+    Ok(Some(out))
+}
+
+/// A layer's payload and signature; a store failure is the caller's, a bad layer is this signature's.
+async fn read_layer(
+    source: &dyn ReadTarget,
+    layer: &Descriptor,
+) -> Result<Result<(Bytes, Vec<u8>), String>, StoreError> {
+    let Some(sig) = layer.annotation(SIGNATURE_ANNOTATION) else {
+        return Ok(Err(format!("no {SIGNATURE_ANNOTATION} annotation")));
+    };
+    let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(sig.trim()) else {
+        return Ok(Err("the signature annotation is not base64".into()));
+    };
+    if layer.size > MAX_PAYLOAD_BYTES {
+        return Ok(Err(format!(
+            "the payload is {} bytes, more than a payload can be ({MAX_PAYLOAD_BYTES})",
+            layer.size
+        )));
+    }
+    let payload = fetch_small(source, layer).await?;
+    let actual = Digest::of(&payload);
+    if actual != layer.digest {
+        return Ok(Err(format!(
+            "the payload hashes to {actual}, not {}",
+            layer.digest
+        )));
+    }
+    Ok(Ok((payload, sig)))
+}
+
+/// A blob known to be small, read whole (never past its descriptor's size and one byte).
+async fn fetch_small(source: &dyn ReadTarget, desc: &Descriptor) -> Result<Bytes, StoreError> {
+    let (mut body, start) = source.fetch_blob(desc, 0).await?;
+    debug_assert_eq!(start, 0);
+    let mut out = Vec::with_capacity(desc.size as usize);
+    while let Some(chunk) = body.next_chunk().await? {
+        out.extend_from_slice(&chunk);
+        if out.len() as u64 > desc.size {
+            break;
+        }
+    }
+    Ok(Bytes::from(out))
+}

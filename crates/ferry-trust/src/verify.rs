@@ -1,0 +1,231 @@
+//! The decision: does a policy accept this image, as the source has it?
+
+use ferry_oci::{Descriptor, Digest};
+use ferry_store::{ReadTarget, StoreError};
+
+use crate::cosign;
+use crate::key::PublicKey;
+use crate::payload;
+use crate::policy::{Policy, Requirement, SignedIdentity, identity_matches};
+
+/// The image to decide about.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    /// The image's name: it chooses the policy scope, and identity rules compare signatures to it.
+    pub name: &'a str,
+    /// What the source calls it (a tag or digest in a registry, a full name in a layout).
+    pub key: &'a str,
+    /// What the name resolved to.
+    pub resolved: &'a Descriptor,
+    /// What will be copied: the resolved node, or a platform's manifest chosen from that index.
+    pub selected: &'a Descriptor,
+}
+
+/// A signature that held.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Signature {
+    /// The digest it signs (the image's, or the index's it was chosen from).
+    pub digest: String,
+    /// Where it was found (`sha256-<hex>.sig layer 0`).
+    pub signature: String,
+    /// The key that made it.
+    pub key: String,
+    /// The name it was signed under (`critical.identity.docker-reference`).
+    pub signed_as: String,
+}
+
+/// What the policy decided, when it accepted.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Verified {
+    /// The image.
+    pub image: String,
+    /// The policy scope that applied.
+    pub scope: String,
+    /// The signatures that satisfied it (none: the scope accepts anything).
+    pub signatures: Vec<Signature>,
+}
+
+/// One signature looked at, and why it did not do.
+#[derive(Clone, Debug)]
+pub struct Tried {
+    /// Which signature.
+    pub signature: String,
+    /// Why it failed.
+    pub why: String,
+}
+
+/// Why an image was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The policy rejects the image outright.
+    #[error("{image}: the signature policy rejects it (scope {scope})")]
+    Rejected {
+        /// The image.
+        image: String,
+        /// The scope that said so.
+        scope: String,
+    },
+    /// No signature satisfied the policy.
+    #[error(
+        "{image} ({digest}) has no valid signature by {keys}: {}",
+        describe(tried)
+    )]
+    Unsigned {
+        /// The image.
+        image: String,
+        /// Its digest.
+        digest: Digest,
+        /// The trusted keys.
+        keys: String,
+        /// Every signature looked at, and why it failed.
+        tried: Vec<Tried>,
+    },
+    /// The signatures could not be read.
+    #[error("{image}: reading its signatures from {store}")]
+    Store {
+        /// The image.
+        image: String,
+        /// The source.
+        store: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl VerifyError {
+    /// Whether trying again may help (the source failed, the signatures did not).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, VerifyError::Store { source, .. } if source.is_transient())
+    }
+}
+
+fn describe(tried: &[Tried]) -> String {
+    tried
+        .iter()
+        .map(|t| format!("{}: {}", t.signature, t.why))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A policy applied to images.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    policy: Policy,
+}
+
+impl Verifier {
+    /// Apply `policy`.
+    pub fn new(policy: Policy) -> Verifier {
+        Verifier { policy }
+    }
+
+    /// Decide about `subject` as `source` has it. Costs, per digest looked at, one manifest resolve and
+    /// one payload blob per signature; a child chosen from an index is covered by a signature of the index
+    /// (cosign signs what the tag names) or one of its own (`cosign sign --recursive`).
+    pub async fn verify(
+        &self,
+        source: &dyn ReadTarget,
+        subject: Subject<'_>,
+    ) -> Result<Verified, VerifyError> {
+        let (scope, requirements) = self.policy.requirements(subject.name);
+        let mut signatures = Vec::new();
+        for requirement in requirements {
+            match requirement {
+                Requirement::InsecureAcceptAnything => {}
+                Requirement::Reject => {
+                    return Err(VerifyError::Rejected {
+                        image: subject.name.to_string(),
+                        scope,
+                    });
+                }
+                Requirement::SigstoreSigned { keys, identity } => {
+                    signatures.push(signed(source, subject, keys, identity).await?);
+                }
+            }
+        }
+        Ok(Verified {
+            image: subject.name.to_string(),
+            scope,
+            signatures,
+        })
+    }
+}
+
+async fn signed(
+    source: &dyn ReadTarget,
+    subject: Subject<'_>,
+    keys: &[PublicKey],
+    identity: &SignedIdentity,
+) -> Result<Signature, VerifyError> {
+    let mut digests = vec![&subject.resolved.digest];
+    if subject.selected.digest != subject.resolved.digest {
+        digests.push(&subject.selected.digest);
+    }
+    let mut tried = Vec::new();
+    for digest in digests {
+        let found = cosign::signatures(source, subject.key, digest)
+            .await
+            .map_err(|source_err| VerifyError::Store {
+                image: subject.name.to_string(),
+                store: source.describe(),
+                source: source_err,
+            })?;
+        let Some(candidates) = found else {
+            tried.push(Tried {
+                signature: cosign::signature_tag(digest),
+                why: "not found".into(),
+            });
+            continue;
+        };
+        for c in candidates {
+            match check(&c, digest, subject.name, keys, identity) {
+                Ok(s) => return Ok(s),
+                Err(why) => tried.push(Tried {
+                    signature: c.label,
+                    why,
+                }),
+            }
+        }
+    }
+    Err(VerifyError::Unsigned {
+        image: subject.name.to_string(),
+        digest: subject.selected.digest.clone(),
+        keys: keys
+            .iter()
+            .map(PublicKey::describe)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        tried,
+    })
+}
+
+/// Whether one signature is a trusted key's, over a payload naming `digest` (and the identity wanted).
+fn check(
+    c: &cosign::Candidate,
+    digest: &Digest,
+    name: &str,
+    keys: &[PublicKey],
+    identity: &SignedIdentity,
+) -> Result<Signature, String> {
+    let (payload, sig) = c.found.as_ref().map_err(Clone::clone)?;
+    let key = keys
+        .iter()
+        .find(|k| k.verify(payload, sig))
+        .ok_or("not a signature by a trusted key")?;
+    let claims = payload::parse(payload)?;
+    if claims.digest != digest.to_string() {
+        return Err(format!(
+            "signed by {} but its payload names {}, not {digest}",
+            key.describe(),
+            claims.digest
+        ));
+    }
+    identity_matches(identity, name, &claims.reference)?;
+    Ok(Signature {
+        digest: digest.to_string(),
+        signature: c.label.clone(),
+        key: key.describe(),
+        signed_as: claims.reference,
+    })
+}
