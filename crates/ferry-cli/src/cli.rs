@@ -478,6 +478,9 @@ pub struct PushArgs {
     pub referrers: ReferrerArgs,
 
     #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
     pub upload: UploadArgs,
 
     #[command(flatten)]
@@ -585,6 +588,9 @@ pub struct CopyArgs {
     pub referrers: ReferrerArgs,
 
     #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
     pub transfer: TransferArgs,
 
     #[command(flatten)]
@@ -679,10 +685,25 @@ pub struct PullArgs {
     pub referrers: ReferrerArgs,
 
     #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
     pub transfer: TransferArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrustArgs {
+    /// Refuse any image without a cosign signature by this public key (PEM, as `cosign generate-key-pair`
+    /// writes it: ECDSA P-256/P-384, RSA, Ed25519), checked before anything of it is written.
+    #[arg(long, value_name = "KEY.pub", conflicts_with = "verify_policy")]
+    pub verify_key: Option<std::path::PathBuf>,
+
+    /// Decide by a signature policy file (see the README: scopes to keys, reject, insecureAcceptAnything).
+    #[arg(long, value_name = "FILE")]
+    pub verify_policy: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

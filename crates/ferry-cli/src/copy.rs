@@ -15,7 +15,9 @@ use crate::cli::CopyArgs;
 use crate::output::short_digest;
 use crate::progress::Mode;
 use crate::registry_opts::{build, credential};
-use crate::run_copy::{Caching, Moved, cached, copy_with_progress, options, referrers};
+use crate::run_copy::{
+    Caching, Moved, cached, copy_with_progress, options, referrers, verifier, verify,
+};
 
 #[derive(Serialize)]
 struct CopiedImage {
@@ -91,15 +93,26 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         args.retries,
         referrers(&args.referrers),
     );
+    let verifier = verifier(&args.trust)?;
     let mode = Mode::detect(quiet);
     let mut copied = Vec::new();
     for (image, to) in pairs {
         let shown = image.name.clone().unwrap_or_else(|| from.to_string());
         let context = format!("copying {shown} to {to}");
         let (desc, bytes) = source.resolve(&image.key).await.context(context.clone())?;
-        let selection = select_root(source.as_ref(), desc, bytes, image.pinned, &choice)
+        let selection = select_root(source.as_ref(), desc.clone(), bytes, image.pinned, &choice)
             .await
             .context(context.clone())?;
+        verify(
+            verifier.as_deref(),
+            source.as_ref(),
+            &shown,
+            &image.key,
+            &desc,
+            &selection,
+        )
+        .await
+        .context(context.clone())?;
         if let Location::Registry(Reference {
             digest: Some(d), ..
         }) = &to

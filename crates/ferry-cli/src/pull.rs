@@ -16,7 +16,10 @@ use crate::cli::{PullArgs, TransferArgs};
 use crate::output::short_digest;
 use crate::progress::Mode;
 use crate::registry_opts;
-use crate::run_copy::{Caching, Moved, cached, copy_with_progress, options, referrers};
+use crate::run_copy::{
+    Caching, Moved, cached, copy_with_progress, options, referrers, verifier, verify,
+};
+use ferry_trust::Verifier;
 
 /// Whole-image attempts, as Zarf makes.
 const PULL_ATTEMPTS: u32 = 3;
@@ -141,6 +144,9 @@ async fn resolve_all(
     args: &PullArgs,
     spill: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Vec<Resolved>> {
+    // Signatures are checked as each image resolves, before anything is written.
+    let verifier = verifier(&args.trust)?;
+    let verifier = verifier.as_deref();
     let ctx = OpenContext {
         client: client.clone(),
         archive: ferry_archive::SourceOptions {
@@ -156,18 +162,27 @@ async fn resolve_all(
     let mut out: Vec<Vec<Resolved>> = (0..wanted.len()).map(|_| Vec::new()).collect();
     for (i, location) in wanted.iter().enumerate() {
         let Location::Registry(reference) = location else {
-            out[i] = resolve_location(location, None, &ctx, cache, choice).await?;
+            out[i] = resolve_location(location, None, &ctx, cache, choice, verifier).await?;
             continue;
         };
         // The bytes may come from a mirror; the recorded name never changes.
         let from = Location::Registry(ferry_zarf::overrides::apply_override(reference, overrides)?);
         let (ctx, slots, choice, cache) =
             (ctx.clone(), slots.clone(), choice.clone(), cache.cloned());
+        let verifier = verifier.cloned();
         let reference = reference.clone();
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
             let name = reference.to_string();
-            let r = resolve_location(&from, Some(&name), &ctx, cache.as_ref(), &choice).await;
+            let r = resolve_location(
+                &from,
+                Some(&name),
+                &ctx,
+                cache.as_ref(),
+                &choice,
+                verifier.as_ref(),
+            )
+            .await;
             (i, reference, r)
         });
     }
@@ -182,7 +197,7 @@ async fn resolve_all(
                 let daemon = Location::Archive(ferry_archive::SourceSpec::DockerDaemon {
                     name: reference.to_string(),
                 });
-                resolve_location(&daemon, None, &ctx, None, choice)
+                resolve_location(&daemon, None, &ctx, None, choice, verifier)
                     .await
                     .with_context(|| format!("{e:#}; the Docker daemon fallback failed too"))?
             }
@@ -200,6 +215,7 @@ async fn resolve_location(
     ctx: &OpenContext,
     cache: Option<&Caching>,
     choice: &PlatformChoice,
+    verifier: Option<&Verifier>,
 ) -> anyhow::Result<Vec<Resolved>> {
     let opened = location.open_source(ctx).await?;
     let cache = cache.filter(|_| matches!(location, Location::Registry(_)));
@@ -214,9 +230,19 @@ async fn resolve_location(
             })?;
         let context = || describe_source(&shown, &location.to_string());
         let (desc, bytes) = target.resolve(&image.key).await.with_context(context)?;
-        let selection = select_root(target.as_ref(), desc, bytes, image.pinned, choice)
+        let selection = select_root(target.as_ref(), desc.clone(), bytes, image.pinned, choice)
             .await
             .with_context(context)?;
+        verify(
+            verifier,
+            target.as_ref(),
+            &shown,
+            &image.key,
+            &desc,
+            &selection,
+        )
+        .await
+        .with_context(context)?;
         out.push(Resolved {
             origin: location.to_string(),
             name: shown,

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::cli::PushArgs;
 use crate::progress::Mode;
 use crate::registry_opts;
-use crate::run_copy::{copy_with_progress, options, referrers};
+use crate::run_copy::{copy_with_progress, options, referrers, verifier, verify};
 
 #[derive(Serialize)]
 struct PushedImage {
@@ -68,6 +68,7 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     let client = registry_opts::client(&args.registry_opts, Some(&args.upload))?;
     let mode = Mode::detect(quiet);
     let source: Arc<dyn ReadStore> = Arc::new(layout.clone());
+    let verifier = verifier(&args.trust)?;
     let opts = options(
         PlatformChoice::All,
         args.oci_concurrency,
@@ -83,9 +84,20 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
             .first()
             .cloned()
             .unwrap_or_else(|| item.source.clone());
-        let result = push_one(mode, &source, Arc::new(repo), &item, &label, &opts)
-            .await
-            .with_context(|| format!("pushing {} to {label}", item.source));
+        let result = async {
+            verify(
+                verifier.as_deref(),
+                &layout,
+                &item.source,
+                &item.source,
+                &item.desc,
+                &Selection::of(item.desc.clone(), None),
+            )
+            .await?;
+            push_one(mode, &source, Arc::new(repo), &item, &label, &opts).await
+        }
+        .await
+        .with_context(|| format!("pushing {} to {label}", item.source));
         let (blobs, error) = match result {
             Ok(stats) => (Some(stats), None),
             Err(e) => {

@@ -6,7 +6,11 @@ use ferry_copy::{Budget, Copied, CopyFailed, CopyOptions, PlatformChoice, Referr
 use ferry_store::ranged::RangePolicy;
 use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, WriteTarget};
 
-use crate::cli::{ReferrerArgs, TransferArgs};
+use anyhow::Context;
+use ferry_oci::Descriptor;
+use ferry_trust::{Policy, PublicKey, Subject, Verifier};
+
+use crate::cli::{ReferrerArgs, TransferArgs, TrustArgs};
 use crate::progress::{ImageProgress, Mode};
 
 /// What one image's copy did, as `--json` shows it (after the command's own naming fields).
@@ -116,4 +120,49 @@ pub async fn copy_with_progress(
     let result = ferry_copy::copy_selected(src, selection, dst, names, &opts).await;
     progress.finish(result.is_ok());
     result
+}
+
+/// The signature policy `--verify-key` or `--verify-policy` asks for, if any.
+pub fn verifier(args: &TrustArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
+    let policy = match (&args.verify_key, &args.verify_policy) {
+        (Some(key), _) => Policy::key(
+            PublicKey::from_file(key)
+                .with_context(|| format!("reading --verify-key {}", key.display()))?,
+        ),
+        (None, Some(file)) => Policy::from_file(file)?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Arc::new(Verifier::new(policy))))
+}
+
+/// Refuse the image unless the policy accepts it, as `source` has it. Runs after resolving and choosing
+/// the platform, before anything of the image is written or named.
+pub async fn verify(
+    verifier: Option<&Verifier>,
+    source: &dyn ReadTarget,
+    name: &str,
+    key: &str,
+    resolved: &Descriptor,
+    selection: &Selection,
+) -> anyhow::Result<()> {
+    let Some(verifier) = verifier else {
+        return Ok(());
+    };
+    let subject = Subject {
+        name,
+        key,
+        resolved,
+        selected: &selection.root,
+    };
+    let verified = verifier.verify(source, subject).await?;
+    for s in &verified.signatures {
+        tracing::info!("{name}: {} signed by {} ({})", s.digest, s.key, s.signature);
+    }
+    if verified.signatures.is_empty() {
+        tracing::info!(
+            "{name}: accepted without a signature (policy scope {})",
+            verified.scope
+        );
+    }
+    Ok(())
 }

@@ -351,13 +351,17 @@ impl OciLayout {
         Ok(self
             .entries()?
             .into_iter()
-            .filter(|d| {
-                d.annotation(ANNOTATION_REF_NAME) == Some(name)
-                    || d.annotation(ANNOTATION_BASE_NAME) == Some(name)
-                    || (wanted.is_some() && d.image_name().and_then(|n| n.parse().ok()) == wanted)
-            })
+            .filter(|d| is_named(d, name, wanted.as_ref()))
             .collect())
     }
+}
+
+/// Whether a layout entry is named `name` (`wanted`: `name` parsed): either naming annotation as written,
+/// or the same reference once both are normalized.
+pub(crate) fn is_named(d: &Descriptor, name: &str, wanted: Option<&ferry_oci::Reference>) -> bool {
+    d.annotation(ANNOTATION_REF_NAME) == Some(name)
+        || d.annotation(ANNOTATION_BASE_NAME) == Some(name)
+        || (wanted.is_some() && d.image_name().and_then(|n| n.parse().ok()).as_ref() == wanted)
 }
 
 /// The exclusive lock on a layout's `index.json` ([`OciLayout::lock_index`]); released when dropped (closing

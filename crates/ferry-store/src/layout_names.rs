@@ -11,25 +11,38 @@ use crate::{BoxFuture, OciLayout, ReadStore, Resolver, Result, Store, StoreError
 impl Resolver for OciLayout {
     /// `reference` is an image name (matched as [`OciLayout::find`] does) or the digest of an entry.
     fn resolve<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(Descriptor, Bytes)>> {
-        Box::pin(async move {
-            let found = match reference.parse::<Digest>() {
-                Ok(d) => self.entries()?.into_iter().find(|e| e.digest == d),
-                Err(_) => self.find(reference)?.into_iter().next(),
-            };
-            let Some(entry) = found else {
-                return Err(StoreError::NotFound {
-                    store: self.describe(),
-                    what: format!("image {reference}"),
-                });
-            };
-            // The layout's naming annotations are not part of the image.
-            let mut desc = entry.clone();
-            desc.annotations.remove(ANNOTATION_REF_NAME);
-            desc.annotations.remove(ANNOTATION_BASE_NAME);
-            let bytes = self.fetch_manifest(&desc).await?;
-            Ok((desc, bytes))
-        })
+        Box::pin(async move { resolve_entry(self, self.entries()?, reference).await })
     }
+}
+
+/// The entry of `entries` (a layout's `index.json`, read by `store`) that `reference` names: an image name
+/// (matched as [`OciLayout::find`] does) or an entry's digest; with its bytes.
+pub async fn resolve_entry(
+    store: &dyn ReadStore,
+    entries: Vec<Descriptor>,
+    reference: &str,
+) -> Result<(Descriptor, Bytes)> {
+    let found = match reference.parse::<Digest>() {
+        Ok(d) => entries.into_iter().find(|e| e.digest == d),
+        Err(_) => {
+            let wanted = reference.parse::<ferry_oci::Reference>().ok();
+            entries
+                .into_iter()
+                .find(|e| crate::layout::is_named(e, reference, wanted.as_ref()))
+        }
+    };
+    let Some(entry) = found else {
+        return Err(StoreError::NotFound {
+            store: store.describe(),
+            what: format!("image {reference}"),
+        });
+    };
+    // The layout's naming annotations are not part of the image.
+    let mut desc = entry;
+    desc.annotations.remove(ANNOTATION_REF_NAME);
+    desc.annotations.remove(ANNOTATION_BASE_NAME);
+    let bytes = store.fetch_manifest(&desc).await?;
+    Ok((desc, bytes))
 }
 
 impl Tagger for OciLayout {

@@ -25,6 +25,7 @@ use ferry_oci::Descriptor;
 pub use cache::BlobCache;
 pub use error::StoreError;
 pub use layout::OciLayout;
+pub use layout_names::resolve_entry;
 pub use proxy::CachedSource;
 pub use transfer::{transfer, transfer_from};
 

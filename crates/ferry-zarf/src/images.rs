@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferry_archive::{OciArchive, OpenOptions as ArchiveOptions};
 use ferry_oci::{Descriptor, Digest, media_type};
-use ferry_store::{BoxFuture, ByteSource, OciLayout, ReadStore, Referrer, Store, StoreError};
+use ferry_store::{
+    BoxFuture, ByteSource, OciLayout, ReadStore, Referrer, Resolver, Store, StoreError,
+};
 
 use crate::IMAGES_INDEX;
 use crate::error::{PackageError, Result};
@@ -165,6 +167,20 @@ impl ReadStore for PackageImages {
             Inner::Files { store, entries } => Box::pin(referrers_in(store, entries, subject)),
             Inner::Archive(archive) => Box::pin(referrers_in(archive, archive.entries(), subject)),
         }
+    }
+}
+
+/// Names as the layout (or the package's `index.json`) records them; the signature tags beside an image
+/// are how `push --verify-key` finds its signatures.
+impl Resolver for PackageImages {
+    fn resolve<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, ferry_store::Result<(Descriptor, Bytes)>> {
+        Box::pin(async move {
+            let entries = self.entries()?;
+            ferry_store::resolve_entry(self, entries, reference).await
+        })
     }
 }
 

@@ -14,4 +14,5 @@ mod referrers;
 mod serve;
 mod support;
 mod sync;
+mod trust;
 mod zarf_compat;

@@ -1,0 +1,271 @@
+//! `--verify-key` on pull, copy and push against the real registry: a signed image passes; an unsigned
+//! one, one signed by another key, one whose payload names another digest, one with flipped signature
+//! bytes and one whose `.sig` tag was re-pointed are each refused with nothing written.
+
+use ferry_test::cosign_keys::{KeyType, SigningKey};
+use ferry_test::encode::base64;
+use ferry_test::faults::FaultProxy;
+use ferry_test::fixtures::{cosign_payload, cosign_signature_of, cosign_tag, oci_image};
+use ferry_test::{Artifact, Mode, Registry};
+
+use crate::support::{Env, blob, entries};
+
+/// How each repository's image is (not) signed.
+#[derive(Clone, Copy, Debug)]
+enum Case {
+    Signed,
+    Unsigned,
+    OtherKey,
+    OtherDigest,
+    Flipped,
+    Repointed,
+}
+
+const BAD: [(Case, &str, &str); 5] = [
+    (Case::Unsigned, "unsigned", "not found"),
+    (
+        Case::OtherKey,
+        "otherkey",
+        "not a signature by a trusted key",
+    ),
+    (Case::OtherDigest, "otherdigest", "payload names"),
+    (Case::Flipped, "flipped", "not a signature by a trusted key"),
+    (Case::Repointed, "repointed", "payload names"),
+];
+
+struct Keys {
+    _dir: tempfile::TempDir,
+    trusted: SigningKey,
+    other: SigningKey,
+}
+
+fn keys() -> Keys {
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = SigningKey::generate(KeyType::EcdsaP256, dir.path(), "trusted");
+    let other = SigningKey::generate(KeyType::EcdsaP256, dir.path(), "other");
+    Keys {
+        _dir: dir,
+        trusted,
+        other,
+    }
+}
+
+/// `repo:1` in `reg`, signed as `case` says; returns the image.
+async fn seed(reg: &Registry, repo: &str, seed: u64, case: Case, keys: &Keys) -> Artifact {
+    let image = oci_image(seed, 1, "amd64");
+    reg.seed(repo, Some("1"), &image).await;
+    let digest = image.digest();
+    let name = format!("{}/{repo}", reg.host());
+    let (payload_digest, key) = match case {
+        Case::Unsigned => return image,
+        Case::OtherKey => (digest.clone(), &keys.other),
+        Case::OtherDigest => (oci_image(seed + 1, 1, "amd64").digest(), &keys.trusted),
+        _ => (digest.clone(), &keys.trusted),
+    };
+    let payload = cosign_payload(&name, &payload_digest);
+    let mut sig = key.sign(&payload);
+    if let Case::Flipped = case {
+        let i = sig.len() - 3;
+        sig[i] ^= 0x01;
+    }
+    let signature = cosign_signature_of(payload, &base64(&sig));
+    if let Case::Repointed = case {
+        // A valid signature of another image in the same repository, under this image's tag.
+        let other = oci_image(seed + 1, 1, "amd64");
+        reg.seed(repo, Some("other"), &other).await;
+        let payload = cosign_payload(&name, &other.digest());
+        let theirs = cosign_signature_of(payload.clone(), &keys.trusted.sign_base64(&payload));
+        reg.seed(repo, Some(&cosign_tag(&other.digest())), &theirs)
+            .await;
+        reg.seed(repo, Some(&cosign_tag(&digest)), &theirs).await;
+        return image;
+    }
+    reg.seed(repo, Some(&cosign_tag(&digest)), &signature).await;
+    image
+}
+
+/// The layer (not config, not manifest) of `image`: present only if the image was copied.
+fn layer_digest(image: &Artifact) -> String {
+    image.blobs.last().unwrap().digest()
+}
+
+#[tokio::test]
+async fn pull_takes_a_signed_image_and_refuses_each_bad_one_writing_nothing() {
+    let reg = Registry::start(Mode::Plain);
+    let keys = keys();
+    let key = keys.trusted.public_pem.to_str().unwrap().to_string();
+    let signed = seed(&reg, "signed", 900, Case::Signed, &keys).await;
+    let env = Env::new();
+    let out = env.path("images");
+    let o = out.to_str().unwrap();
+    env.ok(&[
+        "pull",
+        &format!("{}/signed:1", reg.host()),
+        "-o",
+        o,
+        "--verify-key",
+        &key,
+        "-q",
+    ])
+    .await;
+    assert_eq!(entries(&out).len(), 1);
+    assert!(blob(&out, &layer_digest(&signed)).exists());
+
+    for (i, (case, repo, why)) in BAD.into_iter().enumerate() {
+        let image = seed(&reg, repo, 910 + 10 * i as u64, case, &keys).await;
+        let reference = format!("{}/{repo}:1", reg.host());
+        let err = env
+            .fails(&["pull", &reference, "-o", o, "--verify-key", &key])
+            .await;
+        assert!(
+            err.contains(&reference) && err.contains(why),
+            "{case:?}: {err}"
+        );
+        assert!(
+            err.contains(&cosign_tag(&image.digest())),
+            "{case:?} names the signature tried: {err}"
+        );
+        assert_eq!(
+            entries(&out).len(),
+            1,
+            "{case:?}: the layout gained an entry"
+        );
+        assert!(
+            !blob(&out, &layer_digest(&image)).exists(),
+            "{case:?}: a layer was written"
+        );
+        // A layout the refused pull would have created is not left behind.
+        let fresh = env.path(&format!("fresh-{repo}"));
+        env.fails(&[
+            "pull",
+            &reference,
+            "-o",
+            fresh.to_str().unwrap(),
+            "--verify-key",
+            &key,
+        ])
+        .await;
+        assert!(!fresh.exists(), "{case:?}: {} was created", fresh.display());
+    }
+}
+
+#[tokio::test]
+async fn copy_and_push_refuse_what_is_not_signed_leaving_the_destination_untagged() {
+    let src = Registry::start(Mode::Plain);
+    let dst = Registry::start(Mode::Plain);
+    let keys = keys();
+    let key = keys.trusted.public_pem.to_str().unwrap().to_string();
+    let mut images = vec![(
+        "signed",
+        seed(&src, "signed", 950, Case::Signed, &keys).await,
+    )];
+    for (i, (case, repo, _)) in BAD.into_iter().enumerate() {
+        images.push((
+            repo,
+            seed(&src, repo, 960 + 10 * i as u64, case, &keys).await,
+        ));
+    }
+    let env = Env::new();
+    for (repo, image) in &images {
+        let from = format!("{}/{repo}:1", src.host());
+        let to = format!("{}/{repo}:1", dst.host());
+        let args = ["copy", &from, &to, "--verify-key", &key, "-q"];
+        if *repo == "signed" {
+            env.ok(&args).await;
+            assert!(dst.get_manifest(repo, "1").await.is_some());
+        } else {
+            let err = env.fails(&args).await;
+            assert!(err.contains(&from), "{repo}: {err}");
+            assert!(
+                dst.get_manifest(repo, "1").await.is_none(),
+                "{repo}: tagged at the destination"
+            );
+            assert!(
+                !dst.blob_exists(repo, &layer_digest(image)).await,
+                "{repo}: a layer was copied"
+            );
+        }
+    }
+
+    // Push from a layout holding every image with its signature tags (pulled without verification).
+    let layout = env.path("all");
+    let l = layout.to_str().unwrap();
+    for (repo, _) in &images {
+        env.ok(&[
+            "pull",
+            &format!("{}/{repo}:1", src.host()),
+            "-o",
+            l,
+            "--referrers",
+            "-q",
+        ])
+        .await;
+    }
+    let third = Registry::start(Mode::Plain);
+    for (repo, image) in &images {
+        let name = format!("{}/{repo}:1", src.host());
+        let to = format!("{}/{repo}:1", third.host());
+        let args = ["push", l, &name, &to, "--verify-key", &key, "-q"];
+        if *repo == "signed" {
+            env.ok(&args).await;
+            assert!(third.get_manifest(repo, "1").await.is_some());
+        } else {
+            let err = env.fails(&args).await;
+            assert!(err.contains(&name), "{repo}: {err}");
+            assert!(
+                third.get_manifest(repo, "1").await.is_none(),
+                "{repo}: pushed"
+            );
+            assert!(
+                !third.blob_exists(repo, &layer_digest(image)).await,
+                "{repo}: a layer was pushed"
+            );
+        }
+    }
+}
+
+/// Verification costs one signature manifest and one payload blob per image, nothing more. Requests are
+/// counted through a proxy; times are taken straight against the registry (best of three, fresh caches).
+#[tokio::test]
+async fn verification_adds_one_manifest_and_one_payload_request_per_image() {
+    let reg = Registry::start(Mode::Plain);
+    let keys = keys();
+    let key = keys.trusted.public_pem.to_str().unwrap().to_string();
+    seed(&reg, "signed", 990, Case::Signed, &keys).await;
+    let pull = |host: String, verify: bool| {
+        let key = key.clone();
+        async move {
+            let env = Env::new();
+            let out = env.path("images");
+            let reference = format!("{host}/signed:1");
+            let mut args = vec!["pull", &reference, "-o", out.to_str().unwrap(), "-q"];
+            if verify {
+                args.extend(["--verify-key", key.as_str()]);
+            }
+            let started = std::time::Instant::now();
+            env.ok(&args).await;
+            started.elapsed()
+        }
+    };
+    let mut requests = Vec::new();
+    for verify in [false, true] {
+        let proxy = FaultProxy::start(&reg.base_url());
+        pull(proxy.host(), verify).await;
+        requests.push(proxy.requests().len());
+    }
+    let mut best = [std::time::Duration::MAX; 2];
+    for _ in 0..3 {
+        for (i, verify) in [false, true].into_iter().enumerate() {
+            best[i] = best[i].min(pull(reg.host(), verify).await);
+        }
+    }
+    eprintln!(
+        "pull: {} requests, best {:?}; with --verify-key: {} requests, best {:?}",
+        requests[0], best[0], requests[1], best[1]
+    );
+    assert_eq!(
+        requests[1],
+        requests[0] + 2,
+        "the .sig manifest and its payload, nothing else"
+    );
+}
