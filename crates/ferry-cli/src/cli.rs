@@ -848,6 +848,10 @@ pub struct PackageVerifyArgs {
     /// A package directory, .tar or .tar.zst, or oci://REGISTRY/REPOSITORY:TAG.
     pub package: String,
 
+    /// Also check the package's signature (zarf.bundle.sig, else zarf.yaml.sig) with this public key.
+    #[arg(long, value_name = "KEY.pub")]
+    pub key: Option<PathBuf>,
+
     /// Files listed in checksums.txt may be absent (a package pulled with --components).
     #[arg(long)]
     pub partial: bool,

@@ -91,7 +91,11 @@ fn check(integrity: &Integrity, label: &str, action: &str) -> anyhow::Result<()>
     )
 }
 
-async fn open_local(path: &Path, extract: Extract, hash: bool) -> anyhow::Result<LocalPackage> {
+pub(crate) async fn open_local(
+    path: &Path,
+    extract: Extract,
+    hash: bool,
+) -> anyhow::Result<LocalPackage> {
     // Its errors name the package and the file in it already.
     Ok(read_local(path, extract, hash, false).await?)
 }
@@ -119,7 +123,7 @@ async fn read_local(
 }
 
 /// `oci://…` is a package in a registry; anything else a path.
-fn remote_reference(package: &str) -> anyhow::Result<Option<Reference>> {
+pub(crate) fn remote_reference(package: &str) -> anyhow::Result<Option<Reference>> {
     match package.strip_prefix("oci://") {
         Some(rest) => {
             Ok(Some(rest.parse().with_context(|| {
@@ -130,7 +134,7 @@ fn remote_reference(package: &str) -> anyhow::Result<Option<Reference>> {
     }
 }
 
-async fn resolve_remote(
+pub(crate) async fn resolve_remote(
     reference: Reference,
     arch: Option<&str>,
     registry: &RegistryArgs,
@@ -295,6 +299,19 @@ fn integrity_line(i: &Integrity) -> String {
 }
 
 async fn verify(args: PackageVerifyArgs, quiet: bool) -> anyhow::Result<()> {
+    // The signature first, as Zarf checks it on load.
+    if let Some(key) = &args.key {
+        let signed = crate::package_trust::check(
+            &args.package,
+            args.architecture.as_deref(),
+            &args.registry,
+            key,
+        )
+        .await?;
+        if !quiet && !args.json {
+            println!("{}: {} signed by {}", args.package, signed.file, signed.key);
+        }
+    }
     let s = summarize(
         &args.package,
         args.architecture.as_deref(),

@@ -3,14 +3,17 @@
 //!
 //! Keys as cosign writes them ([`PublicKey`]: ECDSA P-256/P-384, RSA, Ed25519), cosign's tag-based image
 //! signatures ([`cosign`]), a policy of which images need whose signature ([`Policy`]), and the decision
-//! ([`Verifier`]). Everything is offline: signatures are read from the same source as the image.
+//! ([`Verifier`]); and file signatures as `cosign sign-blob` writes them ([`blob`]), with Zarf's rules for a
+//! package's ([`zarf`]). Everything is offline: signatures are read from the same source as the image.
 
+pub mod blob;
 pub mod cosign;
 mod der;
 mod key;
 pub mod payload;
 mod policy;
 mod verify;
+pub mod zarf;
 
 pub use key::{KeyError, KeyKind, PublicKey};
 pub use policy::{Policy, PolicyError, Requirement, SignedIdentity};

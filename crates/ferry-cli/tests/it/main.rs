@@ -8,6 +8,7 @@ mod commands;
 mod faults;
 mod interrupts;
 mod package;
+mod package_trust;
 mod pull;
 mod push;
 mod referrers;
