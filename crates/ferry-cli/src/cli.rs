@@ -884,6 +884,10 @@ pub struct PackagePublishArgs {
     #[arg(long)]
     pub skip_verify: bool,
 
+    /// Refuse the package unless this public key signed its zarf.yaml (zarf.bundle.sig, else zarf.yaml.sig).
+    #[arg(long, value_name = "KEY.pub")]
+    pub key: Option<PathBuf>,
+
     /// Attempts; retries run with one copy at a time.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
     pub retries: u32,
@@ -921,6 +925,10 @@ pub struct PackagePullArgs {
     /// The architecture to pull (default: the only one, else this machine's).
     #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
     pub architecture: Option<String>,
+
+    /// Refuse the package unless this public key signed its zarf.yaml (zarf.bundle.sig, else zarf.yaml.sig).
+    #[arg(long, value_name = "KEY.pub")]
+    pub key: Option<PathBuf>,
 
     /// Print the summary as JSON (bytes fetched and served from the cache).
     #[arg(long)]

@@ -352,6 +352,10 @@ struct Published {
 }
 
 async fn publish(args: PackagePublishArgs, quiet: bool) -> anyhow::Result<()> {
+    if let Some(key) = &args.key {
+        let package = args.package.display().to_string();
+        crate::package_trust::check(&package, None, &args.registry, key).await?;
+    }
     let pkg = open_local(&args.package, Extract::Everything, true).await?;
     let label = pkg.label();
     let def = pkg
@@ -452,6 +456,12 @@ async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
     let reference = remote_reference(&args.reference)?
         .or_else(|| args.reference.parse().ok())
         .with_context(|| format!("invalid package reference {:?}", args.reference))?;
+    // The signature is read from the registry before anything is written.
+    if let Some(key) = &args.key {
+        let package = format!("oci://{reference}");
+        crate::package_trust::check(&package, args.architecture.as_deref(), &args.registry, key)
+            .await?;
+    }
     // An existing directory receives the package as Zarf names it (`zarf-package-….tar.zst`).
     let into_dir = args.output.is_dir();
     let tarball = TarKind::for_path(&args.output);

@@ -2,7 +2,7 @@
 //! or a Sigstore bundle (`--bundle`, `--new-bundle-format`) whose `messageSignature` signs the file.
 
 use base64::Engine;
-use ferry_oci::Digest;
+use ferry_oci::digest::to_hex;
 use serde::Deserialize;
 
 use crate::key::PublicKey;
@@ -99,14 +99,19 @@ pub fn verify_bundle<'k>(
     let claimed = b64
         .decode(&ms.message_digest.digest)
         .map_err(|_| "the bundle's message digest is not base64")?;
-    let actual = match ms.message_digest.algorithm.as_str() {
-        "SHA2_256" => Digest::of(blob).hex().to_string(),
+    let algorithm = match ms.message_digest.algorithm.as_str() {
+        "SHA2_256" => &ring::digest::SHA256,
+        "SHA2_384" => &ring::digest::SHA384,
+        "SHA2_512" => &ring::digest::SHA512,
         other => return Err(format!("message digest algorithm {other} is not supported")),
     };
-    if ferry_oci::digest::to_hex(&claimed) != actual {
+    let actual = ring::digest::digest(algorithm, blob);
+    if claimed != actual.as_ref() {
         return Err(format!(
-            "the bundle signs a file hashing to sha256:{}, not this one (sha256:{actual})",
-            ferry_oci::digest::to_hex(&claimed)
+            "the bundle signs a file whose {} is {}, not this one's ({})",
+            ms.message_digest.algorithm,
+            to_hex(&claimed),
+            to_hex(actual.as_ref())
         ));
     }
     let sig = b64

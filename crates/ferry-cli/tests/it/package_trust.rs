@@ -82,10 +82,81 @@ async fn package_verify_checks_the_bundle_or_the_legacy_signature() {
     std::fs::write(&yaml_path, &tampered).unwrap();
     let err = env.fails(&["package", "verify", dir, "--key", k]).await;
     assert!(
-        err.contains("zarf.bundle.sig: the bundle signs a file hashing to"),
+        err.contains("zarf.bundle.sig: the bundle signs a file whose SHA2_256 is"),
         "{err}"
     );
     std::fs::remove_file(pkg.dir.join("zarf.bundle.sig")).unwrap();
     let err = env.fails(&["package", "verify", dir, "--key", k]).await;
     assert!(err.contains("zarf.yaml.sig: not a signature by"), "{err}");
+}
+
+#[tokio::test]
+async fn publish_and_package_pull_refuse_a_package_the_key_did_not_sign() {
+    let reg = ferry_test::Registry::start(ferry_test::Mode::Plain);
+    let env = Env::new();
+    let keys = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(KeyType::EcdsaP384, keys.path(), "zarf");
+    let other = SigningKey::generate(KeyType::Rsa, keys.path(), "other");
+    let (k, o) = (
+        key.public_pem.to_str().unwrap(),
+        other.public_pem.to_str().unwrap(),
+    );
+    let pkg = build(
+        &PackageSpec::sample("demo", "amd64", 1300),
+        &env.path("out"),
+    );
+    let dir = pkg.dir.to_str().unwrap();
+    let yaml = std::fs::read(pkg.dir.join("zarf.yaml")).unwrap();
+    std::fs::write(pkg.dir.join("zarf.bundle.sig"), bundle(&key, &yaml)).unwrap();
+    let dest = format!("oci://{}", reg.host());
+    let tag = pkg.spec.version.clone();
+
+    let err = env
+        .fails(&["package", "publish", dir, &dest, "--key", o])
+        .await;
+    assert!(
+        err.contains("zarf.bundle.sig: not a signature by RSA key"),
+        "{err}"
+    );
+    assert!(
+        reg.get_manifest("demo", &tag).await.is_none(),
+        "published anyway"
+    );
+    env.ok(&["package", "publish", dir, &dest, "--key", k, "-q"])
+        .await;
+
+    let reference = format!("oci://{}/demo:{tag}", reg.host());
+    let out = env.path("pulled");
+    let err = env
+        .fails(&[
+            "package",
+            "pull",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+            "--key",
+            o,
+        ])
+        .await;
+    assert!(err.contains("not a signature by RSA key"), "{err}");
+    assert!(!out.exists(), "written anyway");
+    env.ok(&[
+        "package",
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--key",
+        k,
+        "-q",
+    ])
+    .await;
+    assert_eq!(
+        std::fs::read(out.join("zarf.bundle.sig")).unwrap(),
+        bundle_bytes(&pkg.dir)
+    );
+}
+
+fn bundle_bytes(dir: &std::path::Path) -> Vec<u8> {
+    std::fs::read(dir.join("zarf.bundle.sig")).unwrap()
 }
