@@ -80,6 +80,12 @@ pub enum Command {
   ferry logout docker.io")]
     Logout(LogoutArgs),
 
+    /// Check an image's cosign signatures against a key or a policy, and print who signed what.
+    #[command(after_help = "Examples:
+  ferry verify registry.local/team/app:1 --verify-key cosign.pub
+  ferry verify oci:images:registry.local/team/app:1 --verify-policy policy.json --json")]
+    Verify(VerifyArgs),
+
     /// Show an image's descriptor, platforms, layers, total size and annotations (registry or OCI layout).
     #[command(after_help = "Examples:
   ferry inspect nginx:1.25                                   # an index: its platforms
@@ -689,6 +695,22 @@ pub struct PullArgs {
 
     #[command(flatten)]
     pub transfer: TransferArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The image: REF, oci:DIR[:NAME], oci-archive:FILE[:REF], docker-archive:FILE[:REF].
+    pub image: String,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 
     #[command(flatten)]
     pub registry: RegistryArgs,

@@ -19,6 +19,7 @@ mod registry_opts;
 mod run_copy;
 mod serve;
 mod sync;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -87,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(args) => sync::run(args, cli.quiet).await,
         Command::Login(args) => login::run_login(args, cli.quiet).await,
         Command::Logout(args) => login::run_logout(args, cli.quiet).await,
+        Command::Verify(args) => verify_cmd::run(args, cli.quiet).await,
         Command::Inspect(args) => inspect::run_inspect(args).await,
         Command::Digest(args) => inspect::run_digest(args).await,
         Command::Ls(args) => registry_cmd::run_ls(args).await,

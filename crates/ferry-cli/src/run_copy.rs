@@ -8,7 +8,7 @@ use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, WriteTarget};
 
 use anyhow::Context;
 use ferry_oci::Descriptor;
-use ferry_trust::{Policy, PublicKey, Subject, Verifier};
+use ferry_trust::{Policy, PublicKey, Subject, Verified, Verifier};
 
 use crate::cli::{ReferrerArgs, TransferArgs, TrustArgs};
 use crate::progress::{ImageProgress, Mode};
@@ -135,8 +135,9 @@ pub fn verifier(args: &TrustArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
     Ok(Some(Arc::new(Verifier::new(policy))))
 }
 
-/// Refuse the image unless the policy accepts it, as `source` has it. Runs after resolving and choosing
-/// the platform, before anything of the image is written or named.
+/// Refuse the image unless the policy accepts it, as `source` has it (what was accepted, and by whom, when
+/// there is a policy). Runs after resolving and choosing the platform, before anything of the image is
+/// written or named.
 pub async fn verify(
     verifier: Option<&Verifier>,
     source: &dyn ReadTarget,
@@ -144,9 +145,9 @@ pub async fn verify(
     key: &str,
     resolved: &Descriptor,
     selection: &Selection,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Verified>> {
     let Some(verifier) = verifier else {
-        return Ok(());
+        return Ok(None);
     };
     let subject = Subject {
         name,
@@ -164,5 +165,5 @@ pub async fn verify(
             verified.scope
         );
     }
-    Ok(())
+    Ok(Some(verified))
 }

@@ -269,3 +269,46 @@ async fn verification_adds_one_manifest_and_one_payload_request_per_image() {
         "the .sig manifest and its payload, nothing else"
     );
 }
+
+#[tokio::test]
+async fn verify_prints_who_signed_what_in_a_registry_and_a_layout() {
+    let reg = Registry::start(Mode::Plain);
+    let keys = keys();
+    let key = keys.trusted.public_pem.to_str().unwrap().to_string();
+    let image = seed(&reg, "signed", 1000, Case::Signed, &keys).await;
+    seed(&reg, "otherkey", 1010, Case::OtherKey, &keys).await;
+    let env = Env::new();
+    let reference = format!("{}/signed:1", reg.host());
+    let out = crate::support::json(
+        &env.ok(&["verify", &reference, "--verify-key", &key, "--json"])
+            .await,
+    );
+    assert_eq!(out[0]["image"], reference.as_str());
+    assert_eq!(out[0]["signatures"][0]["digest"], image.digest().as_str());
+    assert_eq!(
+        out[0]["signatures"][0]["signed_as"],
+        format!("{}/signed", reg.host()).as_str()
+    );
+    let bad = format!("{}/otherkey:1", reg.host());
+    let err = env.fails(&["verify", &bad, "--verify-key", &key]).await;
+    assert!(err.contains("not a signature by a trusted key"), "{err}");
+
+    // A layout pulled with its signature tag verifies offline.
+    let layout = env.path("images");
+    let l = layout.to_str().unwrap();
+    env.ok(&["pull", &reference, "-o", l, "--referrers", "-q"])
+        .await;
+    let text = env
+        .ok(&[
+            "verify",
+            &format!("oci:{l}:{reference}"),
+            "--verify-key",
+            &key,
+        ])
+        .await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("{} signed by ECDSA P-256 key", image.digest())),
+        "{text}"
+    );
+}
