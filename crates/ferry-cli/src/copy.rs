@@ -100,7 +100,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         let shown = image.name.clone().unwrap_or_else(|| from.to_string());
         let context = format!("copying {shown} to {to}");
         let (desc, bytes) = source.resolve(&image.key).await.context(context.clone())?;
-        let selection = select_root(source.as_ref(), desc.clone(), bytes, image.pinned, &choice)
+        let selection = select_root(source.as_ref(), desc, bytes, image.pinned, &choice)
             .await
             .context(context.clone())?;
         verify(
@@ -108,7 +108,6 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             source.as_ref(),
             &shown,
             &image.key,
-            &desc,
             &selection,
         )
         .await

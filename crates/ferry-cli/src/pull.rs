@@ -230,19 +230,12 @@ async fn resolve_location(
             })?;
         let context = || describe_source(&shown, &location.to_string());
         let (desc, bytes) = target.resolve(&image.key).await.with_context(context)?;
-        let selection = select_root(target.as_ref(), desc.clone(), bytes, image.pinned, choice)
+        let selection = select_root(target.as_ref(), desc, bytes, image.pinned, choice)
             .await
             .with_context(context)?;
-        verify(
-            verifier,
-            target.as_ref(),
-            &shown,
-            &image.key,
-            &desc,
-            &selection,
-        )
-        .await
-        .with_context(context)?;
+        verify(verifier, target.as_ref(), &shown, &image.key, &selection)
+            .await
+            .with_context(context)?;
         out.push(Resolved {
             origin: location.to_string(),
             name: shown,

@@ -90,7 +90,6 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
                 &layout,
                 &item.source,
                 &item.source,
-                &item.desc,
                 &Selection::of(item.desc.clone(), None),
             )
             .await?;

@@ -7,7 +7,6 @@ use ferry_store::ranged::RangePolicy;
 use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, WriteTarget};
 
 use anyhow::Context;
-use ferry_oci::Descriptor;
 use ferry_trust::{Policy, PublicKey, Subject, Verified, Verifier};
 
 use crate::cli::{ReferrerArgs, TransferArgs, TrustArgs};
@@ -143,7 +142,6 @@ pub async fn verify(
     source: &dyn ReadTarget,
     name: &str,
     key: &str,
-    resolved: &Descriptor,
     selection: &Selection,
 ) -> anyhow::Result<Option<Verified>> {
     let Some(verifier) = verifier else {
@@ -152,8 +150,8 @@ pub async fn verify(
     let subject = Subject {
         name,
         key,
-        resolved,
-        selected: &selection.root,
+        resolved: selection.chosen_from().unwrap_or(&selection.root.digest),
+        selected: &selection.root.digest,
     };
     let verified = verifier.verify(source, subject).await?;
     for s in &verified.signatures {

@@ -34,6 +34,7 @@ pub async fn run(args: SyncArgs, quiet: bool) -> anyhow::Result<()> {
         plan: args.plan,
         cache: open_cache(&args.transfer)?,
         lock: args.lock.clone(),
+        verify: crate::run_copy::verifier(&args.trust)?,
     };
     let report = ferry_sync::sync(&file, &args.file, dest, &opts)
         .await

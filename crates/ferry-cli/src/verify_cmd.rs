@@ -42,7 +42,6 @@ pub async fn run(args: VerifyArgs, quiet: bool) -> anyhow::Result<()> {
             opened.target.as_ref(),
             &name,
             &image.key,
-            &desc,
             &selection,
         )
         .await?;

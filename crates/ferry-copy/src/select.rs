@@ -29,6 +29,12 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The index the root was chosen from, when a platform's manifest was chosen (the other manifest the
+    /// selection knows): what a signature of the tag covers.
+    pub fn chosen_from(&self) -> Option<&Digest> {
+        self.known.keys().find(|d| **d != self.root.digest)
+    }
+
     /// `root` as it is, its bytes (if known) handed on.
     pub fn of(root: Descriptor, bytes: Option<Bytes>) -> Selection {
         Selection {

@@ -11,6 +11,7 @@ use ferry_copy::{Budget, CopyFailed, CopyOptions, Event, PlatformChoice, Referre
 use ferry_oci::{Descriptor, Digest, PlatformSpec, Reference, error_chain};
 use ferry_registry::{ClientOptions, RegistryClient, RegistryError, Repository};
 use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, StoreError, WriteTarget};
+use ferry_trust::{Subject, Verifier};
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -41,6 +42,8 @@ pub struct SyncOptions {
     pub cache: Option<BlobCache>,
     /// Where to write the lock file (read first: unchanged images keep their entries).
     pub lock: Option<PathBuf>,
+    /// Refuse images this signature policy does not accept (checked as each resolves, before any copy).
+    pub verify: Option<Arc<Verifier>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,9 @@ pub enum SyncError {
         #[source]
         source: Box<CopyFailed>,
     },
+    /// The signature policy refused the image (the error names it).
+    #[error(transparent)]
+    Verify(Box<ferry_trust::VerifyError>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -331,9 +337,17 @@ async fn resolve_all(
             None => opts.platform.clone(),
         };
         let (client, slots, cache) = (clients[i].clone(), slots.clone(), opts.cache.clone());
+        let verify = opts.verify.clone();
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
-            let result = resolve_one(&client, &reference, cache.as_ref(), &platform).await;
+            let result = resolve_one(
+                &client,
+                &reference,
+                cache.as_ref(),
+                &platform,
+                verify.as_deref(),
+            )
+            .await;
             (order, i, reference, platform, result)
         });
     }
@@ -365,6 +379,7 @@ async fn resolve_one(
     reference: &Reference,
     cache: Option<&BlobCache>,
     platform: &PlatformChoice,
+    verify: Option<&Verifier>,
 ) -> Result<(Arc<dyn ReadTarget>, Selection), SyncError> {
     let opened = ferry_registry::open_read(client, &reference.registry, &reference.repository)
         .map_err(|source| SyncError::Open {
@@ -378,6 +393,19 @@ async fn resolve_one(
             reference: reference.to_string(),
             source: Box::new(source),
         })?;
+    if let Some(verifier) = verify {
+        let name = reference.to_string();
+        let subject = Subject {
+            name: &name,
+            key: &reference.target(),
+            resolved: selection.chosen_from().unwrap_or(&selection.root.digest),
+            selected: &selection.root.digest,
+        };
+        verifier
+            .verify(source.as_ref(), subject)
+            .await
+            .map_err(|e| SyncError::Verify(Box::new(e)))?;
+    }
     Ok((source, selection))
 }
 

@@ -1,6 +1,6 @@
 //! The decision: does a policy accept this image, as the source has it?
 
-use ferry_oci::{Descriptor, Digest};
+use ferry_oci::Digest;
 use ferry_store::{ReadTarget, StoreError};
 
 use crate::cosign;
@@ -15,10 +15,11 @@ pub struct Subject<'a> {
     pub name: &'a str,
     /// What the source calls it (a tag or digest in a registry, a full name in a layout).
     pub key: &'a str,
-    /// What the name resolved to.
-    pub resolved: &'a Descriptor,
-    /// What will be copied: the resolved node, or a platform's manifest chosen from that index.
-    pub selected: &'a Descriptor,
+    /// The digest of what the name resolved to.
+    pub resolved: &'a Digest,
+    /// The digest of what will be copied: the resolved node, or a platform's manifest chosen from that
+    /// index.
+    pub selected: &'a Digest,
 }
 
 /// A signature that held.
@@ -158,9 +159,9 @@ async fn signed(
     keys: &[PublicKey],
     identity: &SignedIdentity,
 ) -> Result<Signature, VerifyError> {
-    let mut digests = vec![&subject.resolved.digest];
-    if subject.selected.digest != subject.resolved.digest {
-        digests.push(&subject.selected.digest);
+    let mut digests = vec![subject.resolved];
+    if subject.selected != subject.resolved {
+        digests.push(subject.selected);
     }
     let mut tried = Vec::new();
     for digest in digests {
@@ -190,7 +191,7 @@ async fn signed(
     }
     Err(VerifyError::Unsigned {
         image: subject.name.to_string(),
-        digest: subject.selected.digest.clone(),
+        digest: subject.selected.clone(),
         keys: keys
             .iter()
             .map(PublicKey::describe)

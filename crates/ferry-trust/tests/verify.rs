@@ -52,8 +52,8 @@ async fn verify(
         Subject {
             name: NAME,
             key: "1",
-            resolved: desc,
-            selected: desc,
+            resolved: &desc.digest,
+            selected: &desc.digest,
         },
     )
     .await
@@ -178,8 +178,8 @@ async fn a_platform_chosen_from_a_signed_index_is_covered_by_the_index_signature
     let subject = Subject {
         name: NAME,
         key: "1",
-        resolved: &index_desc,
-        selected: &child,
+        resolved: &index_desc.digest,
+        selected: &child.digest,
     };
     let v = verifier(&key);
     // Neither signed: both signature tags were looked for.
@@ -251,8 +251,8 @@ async fn a_policy_chooses_by_scope_and_checks_identities() {
     let subject = |name| Subject {
         name,
         key: "1",
-        resolved: &desc,
-        selected: &desc,
+        resolved: &desc.digest,
+        selected: &desc.digest,
     };
     let open = v
         .verify(source.as_ref(), subject("registry.example.com/open/x:1"))

@@ -312,3 +312,41 @@ async fn verify_prints_who_signed_what_in_a_registry_and_a_layout() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn sync_copies_the_signed_image_and_refuses_the_other() {
+    let src = Registry::start(Mode::Plain);
+    let dst = Registry::start(Mode::Plain);
+    let keys = keys();
+    let key = keys.trusted.public_pem.to_str().unwrap().to_string();
+    seed(&src, "signed", 1100, Case::Signed, &keys).await;
+    let bad = seed(&src, "otherkey", 1110, Case::OtherKey, &keys).await;
+    let env = Env::new();
+    let file = env.path("sync.yaml");
+    let text = format!(
+        "{}:\n  images:\n    signed: [\"1\"]\n    otherkey: [\"1\"]\n",
+        src.host()
+    );
+    std::fs::write(&file, text).unwrap();
+    let dest = format!("{}/mirror", dst.host());
+    let err = env
+        .fails(&[
+            "sync",
+            "-f",
+            file.to_str().unwrap(),
+            &dest,
+            "--plain-http",
+            "--no-cache",
+            "--keep-going",
+            "--verify-key",
+            &key,
+        ])
+        .await;
+    assert!(err.contains("1 of 2 images failed"), "{err}");
+    assert!(dst.get_manifest("mirror/signed", "1").await.is_some());
+    assert!(dst.get_manifest("mirror/otherkey", "1").await.is_none());
+    assert!(
+        !dst.blob_exists("mirror/otherkey", &layer_digest(&bad))
+            .await
+    );
+}
