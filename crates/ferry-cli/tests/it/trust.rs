@@ -170,21 +170,7 @@ async fn copy_and_push_refuse_what_is_not_signed_leaving_the_destination_untagge
         let from = format!("{}/{repo}:1", src.host());
         let to = format!("{}/{repo}:1", dst.host());
         let args = ["copy", &from, &to, "--verify-key", &key, "-q"];
-        if *repo == "signed" {
-            env.ok(&args).await;
-            assert!(dst.get_manifest(repo, "1").await.is_some());
-        } else {
-            let err = env.fails(&args).await;
-            assert!(err.contains(&from), "{repo}: {err}");
-            assert!(
-                dst.get_manifest(repo, "1").await.is_none(),
-                "{repo}: tagged at the destination"
-            );
-            assert!(
-                !dst.blob_exists(repo, &layer_digest(image)).await,
-                "{repo}: a layer was copied"
-            );
-        }
+        lands_only_if_signed(&env, &args, &dst, repo, image, &from).await;
     }
 
     // Push from a layout holding every image with its signature tags (pulled without verification).
@@ -206,22 +192,35 @@ async fn copy_and_push_refuse_what_is_not_signed_leaving_the_destination_untagge
         let name = format!("{}/{repo}:1", src.host());
         let to = format!("{}/{repo}:1", third.host());
         let args = ["push", l, &name, &to, "--verify-key", &key, "-q"];
-        if *repo == "signed" {
-            env.ok(&args).await;
-            assert!(third.get_manifest(repo, "1").await.is_some());
-        } else {
-            let err = env.fails(&args).await;
-            assert!(err.contains(&name), "{repo}: {err}");
-            assert!(
-                third.get_manifest(repo, "1").await.is_none(),
-                "{repo}: pushed"
-            );
-            assert!(
-                !third.blob_exists(repo, &layer_digest(image)).await,
-                "{repo}: a layer was pushed"
-            );
-        }
+        lands_only_if_signed(&env, &args, &third, repo, image, &name).await;
     }
+}
+
+/// Run `args`: the signed image lands at `dst` as `repo:1`; any other is refused naming `shown`, with no tag
+/// and no layer at `dst`.
+async fn lands_only_if_signed(
+    env: &Env,
+    args: &[&str],
+    dst: &Registry,
+    repo: &str,
+    image: &Artifact,
+    shown: &str,
+) {
+    if repo == "signed" {
+        env.ok(args).await;
+        assert!(dst.get_manifest(repo, "1").await.is_some());
+        return;
+    }
+    let err = env.fails(args).await;
+    assert!(err.contains(shown), "{repo}: {err}");
+    assert!(
+        dst.get_manifest(repo, "1").await.is_none(),
+        "{repo}: tagged at the destination"
+    );
+    assert!(
+        !dst.blob_exists(repo, &layer_digest(image)).await,
+        "{repo}: a layer reached the destination"
+    );
 }
 
 /// Verification costs one signature manifest and one payload blob per image, nothing more. Requests are
