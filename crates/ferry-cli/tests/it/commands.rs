@@ -698,6 +698,7 @@ Commands:
   cache        Inspect and manage the shared blob cache
   login        Check credentials against a registry, then store them in the Docker config (or its credential helper)
   logout       Remove the credentials stored for a registry
+  verify       Check an image's cosign signatures against a key or a policy, and print who signed what
   inspect      Show an image's descriptor, platforms, layers, total size and annotations (registry or OCI layout)
   digest       Print the digest of the manifest a reference names (a HEAD request when the registry allows)
   ls           List the tags of a repository
