@@ -1,7 +1,7 @@
 //! Signatures over a file, as `cosign sign-blob` writes them: a base64 signature (`--output-signature`),
 //! or a Sigstore bundle (`--bundle`, `--new-bundle-format`) whose `messageSignature` signs the file.
 
-use base64::Engine;
+use ferry_oci::base64::decode;
 use ferry_oci::digest::to_hex;
 use serde::Deserialize;
 
@@ -19,9 +19,7 @@ pub fn verify_signature<'k>(
     signature: &[u8],
 ) -> Result<&'k PublicKey, String> {
     let text = std::str::from_utf8(signature).map_err(|_| "the signature is not base64 text")?;
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|_| "the signature is not base64 text")?;
+    let sig = decode(text.trim()).ok_or("the signature is not base64 text")?;
     signed_by(keys, blob, &sig)
 }
 
@@ -95,10 +93,8 @@ pub fn verify_bundle<'k>(
                 .into(),
         );
     };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let claimed = b64
-        .decode(&ms.message_digest.digest)
-        .map_err(|_| "the bundle's message digest is not base64")?;
+    let claimed =
+        decode(&ms.message_digest.digest).ok_or("the bundle's message digest is not base64")?;
     let algorithm = match ms.message_digest.algorithm.as_str() {
         "SHA2_256" => &ring::digest::SHA256,
         "SHA2_384" => &ring::digest::SHA384,
@@ -114,8 +110,6 @@ pub fn verify_bundle<'k>(
             to_hex(actual.as_ref())
         ));
     }
-    let sig = b64
-        .decode(&ms.signature)
-        .map_err(|_| "the bundle's signature is not base64")?;
+    let sig = decode(&ms.signature).ok_or("the bundle's signature is not base64")?;
     signed_by(keys, blob, &sig)
 }

@@ -1,7 +1,6 @@
 //! cosign's tag-based signatures: the `sha256-<hex>.sig` manifest beside an image, each simple-signing
 //! layer a payload with its signature in an annotation.
 
-use base64::Engine;
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, Manifest};
 use ferry_store::{ReadTarget, StoreError};
@@ -91,7 +90,7 @@ async fn read_layer(
     let Some(sig) = layer.annotation(SIGNATURE_ANNOTATION) else {
         return Ok(Err(format!("no {SIGNATURE_ANNOTATION} annotation")));
     };
-    let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(sig.trim()) else {
+    let Some(sig) = ferry_oci::base64::decode(sig.trim()) else {
         return Ok(Err("the signature annotation is not base64".into()));
     };
     if layer.size > MAX_PAYLOAD_BYTES {

@@ -1,7 +1,6 @@
 //! Public keys as cosign writes them (PEM `PUBLIC KEY`, a SubjectPublicKeyInfo; or `RSA PUBLIC KEY`,
 //! PKCS#1), and checking a signature with one the way cosign signs.
 
-use base64::Engine;
 use ferry_oci::Digest;
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 
@@ -95,11 +94,9 @@ impl PublicKey {
                 .chars()
                 .filter(|c| !c.is_whitespace())
                 .collect();
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| KeyError::Base64 {
-                    origin: origin.to_string(),
-                })?;
+            let der = ferry_oci::base64::decode(&b64).ok_or_else(|| KeyError::Base64 {
+                origin: origin.to_string(),
+            })?;
             return if pkcs1 {
                 Ok(PublicKey::rsa_pkcs1(der, origin))
             } else {

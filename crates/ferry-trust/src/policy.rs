@@ -19,7 +19,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use ferry_oci::Reference;
 use serde::Deserialize;
 
@@ -240,9 +239,7 @@ fn requirement(
                 );
             }
             if let Some(data) = key_data {
-                let pem = base64::engine::general_purpose::STANDARD
-                    .decode(data.trim())
-                    .ok()
+                let pem = ferry_oci::base64::decode(data.trim())
                     .filter(|p| p.len() <= MAX_KEY_BYTES)
                     .ok_or_else(|| bad("keyData is not base64 of a PEM key".into()))?;
                 keys.push(PublicKey::from_pem(&pem, "keyData").map_err(PolicyError::Key)?);
