@@ -78,15 +78,7 @@ impl CachedSource {
                             self.inner.describe(),
                             desc.digest
                         ),
-                        Err(e) if self.cache_is_full(&e) => {
-                            self.cache.discard_partial(desc);
-                            tracing::warn!(
-                                "the cache's disk is full; {} goes to the destination without the cache",
-                                desc.digest
-                            );
-                            return Ok(None);
-                        }
-                        Err(e) => return Err(self.failed(desc, e, start.len())),
+                        Err(e) => return self.settle(desc, e, start.len(), true),
                     }
                 }
                 (Box::new(p), start)
@@ -109,33 +101,40 @@ impl CachedSource {
         if let Err(e) =
             transfer_from(self.inner.as_ref(), desc, vec![writer], start, progress).await
         {
-            // A full cache disk must not fail a pull whose destination has room: the blob goes straight
-            // there instead (the caller streams it from the origin).
-            if self.cache_is_full(&e) {
-                if ours {
-                    self.cache.discard_partial(desc);
-                }
-                tracing::warn!(
-                    "the cache's disk is full ({}); {} goes to the destination without the cache",
-                    ferry_oci::error_chain(&e),
-                    desc.digest
-                );
-                return Ok(None);
-            }
-            return Err(if ours {
-                self.failed(desc, e, already)
-            } else {
-                e
-            });
+            return self.settle(desc, e, already, ours);
         }
         Ok(Some(already))
     }
 
-    /// Whether `e` is the cache's own disk running out of space.
-    fn cache_is_full(&self, e: &StoreError) -> bool {
-        matches!(e, StoreError::Io { path, source }
+    /// After a download into the cache failed (`ours`: into our own partial). A full cache disk must not
+    /// fail a pull whose destination has room: `Ok(None)` sends the blob straight there (the caller streams
+    /// it from the origin). Anything else is the error, the partial dropped if its bytes cannot be the blob.
+    fn settle(
+        &self,
+        desc: &Descriptor,
+        e: StoreError,
+        already: u64,
+        ours: bool,
+    ) -> Result<Option<u64>> {
+        let cache_full = matches!(&e, StoreError::Io { path, source }
             if source.kind() == std::io::ErrorKind::StorageFull
-                && path.starts_with(self.cache.store_dir()))
+                && path.starts_with(self.cache.store_dir()));
+        if cache_full {
+            if ours {
+                self.cache.discard_partial(desc);
+            }
+            tracing::warn!(
+                "the cache's disk is full ({}); {} goes to the destination without the cache",
+                ferry_oci::error_chain(&e),
+                desc.digest
+            );
+            return Ok(None);
+        }
+        Err(if ours {
+            self.failed(desc, e, already)
+        } else {
+            e
+        })
     }
 
     /// A download into the cache failed: a partial whose bytes cannot be the blob is dropped, and when an
