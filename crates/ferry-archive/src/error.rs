@@ -5,7 +5,7 @@ use ferry_store::StoreError;
 /// Errors from archives and the Docker Engine. Messages name the archive and entry, or the socket.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,

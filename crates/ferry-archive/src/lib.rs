@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_oci::PlatformSpec;
-use ferry_store::ReadTarget;
+use ferry_store::{ReadStore, ReadTarget};
 
 pub use compress::Compression;
 pub use daemon::{
@@ -120,6 +120,16 @@ pub struct Source {
     pub images: Vec<ArchiveImage>,
 }
 
+impl Source {
+    /// `images` of `archive`, whose names resolve to them.
+    fn of(archive: Arc<dyn ReadStore>, images: Vec<ArchiveImage>) -> Source {
+        Source {
+            store: Arc::new(ArchiveTarget::new(archive, images.clone())),
+            images,
+        }
+    }
+}
+
 /// Open `spec` as a store. Archives are indexed on a blocking thread; the daemon's export is streamed to a
 /// temp file first.
 pub async fn open_source(spec: &SourceSpec, opts: &SourceOptions) -> Result<Source> {
@@ -132,11 +142,7 @@ pub async fn open_source(spec: &SourceSpec, opts: &SourceOptions) -> Result<Sour
             }
             let daemon = DockerDaemon::connect(opts.open.clone()).await?;
             let export = daemon.export(name, opts.platform.as_ref()).await?;
-            let images = vec![export.image];
-            Ok(Source {
-                store: Arc::new(ArchiveTarget::new(Arc::new(export.archive), images.clone())),
-                images,
-            })
+            Ok(Source::of(Arc::new(export.archive), vec![export.image]))
         }
         SourceSpec::DockerArchive { path, reference } => {
             let (path, o) = (path.clone(), opts.open.clone());
@@ -144,10 +150,7 @@ pub async fn open_source(spec: &SourceSpec, opts: &SourceOptions) -> Result<Sour
             let images = chosen(archive.images(), reference.as_deref(), |r| {
                 archive.resolve(r)
             })?;
-            Ok(Source {
-                store: Arc::new(ArchiveTarget::new(Arc::new(archive), images.clone())),
-                images,
-            })
+            Ok(Source::of(Arc::new(archive), images))
         }
         SourceSpec::OciArchive { path, reference } => {
             let (path, o) = (path.clone(), opts.open.clone());
@@ -155,10 +158,7 @@ pub async fn open_source(spec: &SourceSpec, opts: &SourceOptions) -> Result<Sour
             let images = chosen(archive.images(), reference.as_deref(), |r| {
                 archive.resolve(r)
             })?;
-            Ok(Source {
-                store: Arc::new(ArchiveTarget::new(Arc::new(archive), images.clone())),
-                images,
-            })
+            Ok(Source::of(Arc::new(archive), images))
         }
     }
 }

@@ -317,14 +317,6 @@ impl WriteStore for OciArchiveWriter {
         self.layout.blob_writer(desc)
     }
 
-    fn put_manifest<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-        bytes: Bytes,
-    ) -> BoxFuture<'a, ferry_store::Result<()>> {
-        self.layout.put_manifest(desc, bytes)
-    }
-
     fn link_blob<'a>(
         &'a self,
         desc: &'a Descriptor,

@@ -44,9 +44,8 @@ impl Resolver for ArchiveTarget {
         reference: &'a str,
     ) -> BoxFuture<'a, ferry_store::Result<(Descriptor, Bytes)>> {
         Box::pin(async move {
-            let image = self.find(reference).ok_or_else(|| StoreError::NotFound {
-                store: self.describe(),
-                what: format!("image {reference}"),
+            let image = self.find(reference).ok_or_else(|| {
+                StoreError::not_found(self.describe(), format!("image {reference}"))
             })?;
             let bytes = self.store.fetch_manifest(&image.desc).await?;
             Ok((image.desc.clone(), bytes))

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use ferry_oci::PlatformSpec;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -248,7 +249,7 @@ pub struct InspectArgs {
 
     /// For an index: inspect the first manifest for this platform (os/arch[/variant]).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<String>,
+    pub platform: Option<PlatformSpec>,
 
     /// Print JSON.
     #[arg(long)]
@@ -265,7 +266,7 @@ pub struct DigestArgs {
 
     /// For an index: the digest of the first manifest for this platform (os/arch[/variant]).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<String>,
+    pub platform: Option<PlatformSpec>,
 
     /// Print JSON.
     #[arg(long)]
@@ -526,7 +527,7 @@ pub struct SyncArgs {
 
     /// Copy only this platform (os/arch[/variant]); by default every platform of an index.
     #[arg(long, value_name = "PLATFORM")]
-    pub platform: Option<String>,
+    pub platform: Option<PlatformSpec>,
 
     /// Attempts per image; retries run with one copy at a time.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -583,7 +584,7 @@ pub struct CopyArgs {
         value_name = "OS/ARCH[/VARIANT]",
         conflicts_with = "architecture"
     )]
-    pub platform: Option<String>,
+    pub platform: Option<PlatformSpec>,
 
     /// Attempts per image; retries run with one copy at a time.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -671,7 +672,7 @@ pub struct PullArgs {
 
     /// Platform to select (os/arch[/variant]), even from an index pinned by digest.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", conflicts_with_all = ["architecture", "all_platforms"])]
-    pub platform: Option<String>,
+    pub platform: Option<PlatformSpec>,
 
     /// Keep every platform of multi-platform images.
     #[arg(long)]

@@ -43,11 +43,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             upload,
         )
     };
-    let platform = args.platform.as_ref().map(|p| p.parse::<PlatformSpec>());
-    let platform = match (
-        platform.transpose().map_err(anyhow::Error::msg)?,
-        &args.architecture,
-    ) {
+    let platform = match (args.platform.clone(), &args.architecture) {
         (Some(p), _) => Some(p),
         (None, Some(a)) => Some(PlatformSpec::linux(a)),
         (None, None) => None,

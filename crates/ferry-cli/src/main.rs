@@ -104,23 +104,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn report(e: &anyhow::Error, verbose: u8) {
-    // Library errors often repeat their cause in their own message; each text is shown once.
-    // TODO: remove once no library error prints `{source}` in its message (ferry-registry's no longer do;
-    // StoreError::Remote/Io/Manifest, ArchiveError's path error and ZarfError's still do).
-    let mut causes: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !causes.iter().any(|c| c.contains(&text)) {
-            causes.push(text);
-        }
-    }
+    // Every error carries its cause once (as its source, not in its message): the chain is printed as is.
     if verbose >= 2 {
-        eprintln!("error: {}", causes[0]);
-        for cause in &causes[1..] {
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
             eprintln!("  caused by: {cause}");
         }
     } else {
-        eprintln!("error: {}", causes.join(": "));
+        eprintln!("error: {e:#}");
     }
 }
 

@@ -248,7 +248,7 @@ async fn resolve_location(
 
 fn is_rate_limited(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<ferry_registry::RegistryError>()
+        ferry_registry::RegistryError::find(c)
             .is_some_and(ferry_registry::RegistryError::is_rate_limited)
     })
 }
@@ -340,11 +340,7 @@ fn collect_references(args: &PullArgs) -> anyhow::Result<Vec<Location>> {
             .is_some_and(|n| n == "zarf.yaml" || n == "zarf.yml");
         if is_zarf {
             let arch = match &args.platform {
-                Some(p) => Some(
-                    p.parse::<PlatformSpec>()
-                        .map_err(anyhow::Error::msg)?
-                        .architecture,
-                ),
+                Some(p) => Some(p.architecture.clone()),
                 None => args.architecture.clone(),
             };
             raw.extend(ferry_zarf::pull_list(file, arch.as_deref(), &args.flavor)?);
@@ -374,9 +370,7 @@ fn platform_choice(args: &PullArgs) -> anyhow::Result<PlatformChoice> {
         return Ok(PlatformChoice::All);
     }
     if let Some(p) = &args.platform {
-        return Ok(PlatformChoice::Exactly(
-            p.parse::<PlatformSpec>().map_err(anyhow::Error::msg)?,
-        ));
+        return Ok(PlatformChoice::Exactly(p.clone()));
     }
     Ok(PlatformChoice::Auto(match &args.architecture {
         Some(a) => PlatformSpec::linux(a),

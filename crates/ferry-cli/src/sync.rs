@@ -2,7 +2,6 @@
 
 use anyhow::{Context, bail};
 use ferry_copy::{Budget, PlatformChoice};
-use ferry_oci::PlatformSpec;
 use ferry_sync::{Destination, Naming, Report, Status, SyncFile, SyncOptions};
 
 use crate::cli::SyncArgs;
@@ -20,7 +19,7 @@ pub async fn run(args: SyncArgs, quiet: bool) -> anyhow::Result<()> {
         _ => Naming::LastComponent,
     };
     let platform = match &args.platform {
-        Some(p) => PlatformChoice::Exactly(p.parse::<PlatformSpec>().map_err(anyhow::Error::msg)?),
+        Some(p) => PlatformChoice::Exactly(p.clone()),
         None => PlatformChoice::All,
     };
     let dest = Destination::open(&args.destination, &client, naming)?;

@@ -228,13 +228,12 @@ impl GraphCopy {
             .get_or_init(|| async {
                 ran_here.store(true, std::sync::atomic::Ordering::Relaxed);
                 let result = if depth > MAX_DEPTH {
-                    Err(StoreError::Remote {
-                        source: format!(
+                    Err(StoreError::remote(
+                        format!(
                             "nested more than {MAX_DEPTH} levels deep; refusing to walk further"
-                        )
-                        .into(),
-                        transient: false,
-                    })
+                        ),
+                        false,
+                    ))
                 } else if is_manifest {
                     self.manifest(&desc, depth).await
                 } else {
@@ -295,11 +294,10 @@ impl GraphCopy {
             }
         }
         if let Some(e) = first_error {
-            // A parent fails the way its child did: a transient child failure is worth another attempt.
-            return Err(StoreError::Remote {
-                transient: e.is_transient(),
-                source: Box::new(e),
-            });
+            // A parent fails the way its child did (the child named in the chain): a transient child
+            // failure is worth another attempt.
+            let transient = e.is_transient();
+            return Err(StoreError::remote(e, transient));
         }
         let _slot = self.slots.acquire().await;
         if self.skipped(desc).await? {

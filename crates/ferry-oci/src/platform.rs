@@ -36,6 +36,15 @@ impl fmt::Display for Platform {
     }
 }
 
+impl Platform {
+    /// The platform an image config (OCI or Docker) declares; None when it is not JSON or lacks `os` or
+    /// `architecture` (an artifact's config).
+    pub fn from_config(config: &[u8]) -> Option<Platform> {
+        let p: Platform = serde_json::from_slice(config).ok()?;
+        (!p.os.is_empty() && !p.architecture.is_empty()).then_some(p)
+    }
+}
+
 /// A platform a user asked for. The variant is compared only when given (Zarf's rule).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformSpec {

@@ -180,12 +180,19 @@ impl RegistryError {
         matches!(self, RegistryError::MissingReferences { .. })
     }
 
-    /// The registry error in `err` or its causes: store errors carry registry errors as their source
-    /// (`StoreError::Remote`), and the copy engine wraps those in turn.
+    /// The registry error in `err` or its causes: store errors carry registry errors inside
+    /// `StoreError::Remote` (which reads as its cause), and callers wrap those in turn.
     pub fn find<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a RegistryError> {
         let mut cur = Some(err);
         while let Some(e) = cur {
             if let Some(r) = e.downcast_ref::<RegistryError>() {
+                return Some(r);
+            }
+            if let Some(r) = e
+                .downcast_ref::<StoreError>()
+                .and_then(StoreError::remote_cause)
+                .and_then(|c| c.downcast_ref::<RegistryError>())
+            {
                 return Some(r);
             }
             cur = e.source();
@@ -201,10 +208,10 @@ impl From<RegistryError> for StoreError {
                 store: format!("registry {registry}"),
                 what,
             },
-            other => StoreError::Remote {
-                transient: other.is_transient(),
-                source: Box::new(other),
-            },
+            other => {
+                let transient = other.is_transient();
+                StoreError::remote(other, transient)
+            }
         }
     }
 }

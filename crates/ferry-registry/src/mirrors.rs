@@ -310,18 +310,17 @@ pub fn open_read(
     repository: &str,
 ) -> Result<Arc<dyn ReadTarget>, StoreError> {
     let conf = &client.options().registries;
-    let endpoints = conf
-        .endpoints(registry, repository)
-        .ok_or_else(|| StoreError::Remote {
-            source: format!(
+    let endpoints = conf.endpoints(registry, repository).ok_or_else(|| {
+        StoreError::remote(
+            format!(
                 "{registry}/{repository} is blocked by registries.conf ({})",
                 conf.rule_for(registry, repository)
                     .map(|r| r.prefix.as_str())
                     .unwrap_or("")
-            )
-            .into(),
-            transient: false,
-        })?;
+            ),
+            false,
+        )
+    })?;
     let mut repos: Vec<Repository> = endpoints
         .iter()
         .map(|e| Repository::new(client.clone(), &e.registry, &e.repository))

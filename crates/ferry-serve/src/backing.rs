@@ -204,10 +204,7 @@ impl Backing {
         };
         Stamp::of(&path)
             .map(Some)
-            .ok_or_else(|| StoreError::NotFound {
-                store: self.describe(),
-                what: format!("blob {digest}"),
-            })
+            .ok_or_else(|| StoreError::not_found(self.describe(), format!("blob {digest}")))
     }
 }
 
@@ -281,13 +278,9 @@ impl ReadStore for CacheStore {
         desc: &'a Descriptor,
     ) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
         Box::pin(async move {
-            self.0
-                .get_bytes(desc)
-                .await
-                .ok_or_else(|| StoreError::NotFound {
-                    store: self.describe(),
-                    what: format!("manifest {}", desc.digest),
-                })
+            self.0.get_bytes(desc).await.ok_or_else(|| {
+                StoreError::not_found(self.describe(), format!("manifest {}", desc.digest))
+            })
         })
     }
 
@@ -297,16 +290,10 @@ impl ReadStore for CacheStore {
         offset: u64,
     ) -> BoxFuture<'a, ferry_store::Result<(Box<dyn ByteSource>, u64)>> {
         Box::pin(async move {
-            let path = self
-                .0
-                .lookup(desc)
-                .await
-                .ok_or_else(|| StoreError::NotFound {
-                    store: self.describe(),
-                    what: format!("blob {}", desc.digest),
-                })?;
-            let src = FileSource::open(&path, offset).await?;
-            Ok((Box::new(src) as Box<dyn ByteSource>, offset))
+            let path = self.0.lookup(desc).await.ok_or_else(|| {
+                StoreError::not_found(self.describe(), format!("blob {}", desc.digest))
+            })?;
+            FileSource::blob(&path, offset).await
         })
     }
 }

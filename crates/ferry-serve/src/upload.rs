@@ -238,10 +238,10 @@ impl ReadStore for Spool {
         desc: &'a Descriptor,
     ) -> BoxFuture<'a, ferry_store::Result<Bytes>> {
         Box::pin(async move {
-            Err(ferry_store::StoreError::NotFound {
-                store: self.describe(),
-                what: format!("manifest {}", desc.digest),
-            })
+            Err(ferry_store::StoreError::not_found(
+                self.describe(),
+                format!("manifest {}", desc.digest),
+            ))
         })
     }
 
@@ -250,10 +250,7 @@ impl ReadStore for Spool {
         _desc: &'a Descriptor,
         offset: u64,
     ) -> BoxFuture<'a, ferry_store::Result<(Box<dyn ByteSource>, u64)>> {
-        Box::pin(async move {
-            let src = ferry_store::file::FileSource::open(&self.0, offset).await?;
-            Ok((Box::new(src) as Box<dyn ByteSource>, offset))
-        })
+        Box::pin(async move { ferry_store::file::FileSource::blob(&self.0, offset).await })
     }
 }
 

@@ -64,13 +64,13 @@ pub enum StoreError {
         cause: Box<StoreError>,
     },
 
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
 
-    #[error("invalid manifest {digest} from {store}: {source}")]
+    #[error("invalid manifest {digest} from {store}")]
     Manifest {
         store: String,
         digest: String,
@@ -80,12 +80,37 @@ pub enum StoreError {
     #[error("{}: {why}", path.display())]
     InvalidLayout { path: PathBuf, why: String },
 
-    /// An error from a remote store (registry). `transient` says whether retrying may help.
-    #[error("{source}")]
-    Remote {
-        source: Box<dyn std::error::Error + Send + Sync>,
-        transient: bool,
-    },
+    /// An error from a remote store (registry), or a refusal that is not about content. It reads as its
+    /// cause: the message is the cause's, and the cause's own causes follow it once.
+    #[error(transparent)]
+    Remote(RemoteError),
+}
+
+/// The cause of a [`StoreError::Remote`], and whether retrying may help.
+#[derive(Debug)]
+pub struct RemoteError {
+    cause: Box<dyn std::error::Error + Send + Sync>,
+    transient: bool,
+}
+
+impl RemoteError {
+    /// The error the remote store reported (a `ferry_registry::RegistryError`, say), for callers that
+    /// need its kind.
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.cause.as_ref()
+    }
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.cause.fmt(f)
+    }
+}
+
+impl std::error::Error for RemoteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
+    }
 }
 
 impl StoreError {
@@ -100,6 +125,34 @@ impl StoreError {
         )
     }
 
+    /// A remote store's failure (or any refusal given as a message); `transient`: retrying may help.
+    pub fn remote(
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        transient: bool,
+    ) -> Self {
+        StoreError::Remote(RemoteError {
+            cause: cause.into(),
+            transient,
+        })
+    }
+
+    /// The remote store's own error, if this is one: see [`RemoteError::cause`].
+    pub fn remote_cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            StoreError::Remote(r) => Some(r.cause()),
+            _ => None,
+        }
+    }
+
+    /// `what` (`manifest sha256:…`, `image NAME`) is not in `store` (a store's `describe()`).
+    pub fn not_found(store: String, what: impl Into<String>) -> Self {
+        StoreError::NotFound {
+            store,
+            what: what.into(),
+        }
+    }
+
+    /// An I/O failure on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StoreError::Io {
             path: path.into(),
@@ -111,7 +164,7 @@ impl StoreError {
     /// missing content, bad credentials or corrupt data.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Remote { transient, .. } => *transient,
+            StoreError::Remote(r) => r.transient,
             // Starting the blob over from byte 0 works.
             StoreError::RangeIgnored { .. } | StoreError::PartialDiscarded { .. } => true,
             _ => false,

@@ -19,6 +19,12 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// `path` from byte `offset` on, as a store's `fetch_blob` answers (the source, and the offset it
+    /// starts at).
+    pub async fn blob(path: &Path, offset: u64) -> Result<(Box<dyn crate::ByteSource>, u64)> {
+        Ok((Box::new(FileSource::open(path, offset).await?), offset))
+    }
+
     pub async fn open(path: &Path, offset: u64) -> Result<FileSource> {
         let mut file = tokio::fs::File::open(path)
             .await

@@ -191,10 +191,10 @@ impl OciLayout {
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound {
-                    store: self.describe(),
-                    what: format!("blob {digest}"),
-                });
+                return Err(StoreError::not_found(
+                    self.describe(),
+                    format!("blob {digest}"),
+                ));
             }
             Err(e) => return Err(StoreError::io(path, e)),
         };
@@ -528,14 +528,6 @@ impl WriteStore for OciLayout {
         })
     }
 
-    fn put_manifest<'a>(&'a self, desc: &'a Descriptor, bytes: Bytes) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let mut w = self.blob_writer(desc).await?;
-            w.write(bytes).await?;
-            w.commit().await
-        })
-    }
-
     fn link_blob<'a>(
         &'a self,
         desc: &'a Descriptor,
@@ -675,8 +667,7 @@ impl ReadStore for OciLayout {
             let path = tokio::task::spawn_blocking(move || this.blob_file(&digest))
                 .await
                 .expect("stat task panicked")?;
-            let src = FileSource::open(&path, offset).await?;
-            Ok((Box::new(src) as Box<dyn ByteSource>, offset))
+            FileSource::blob(&path, offset).await
         })
     }
 }

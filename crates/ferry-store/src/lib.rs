@@ -23,7 +23,7 @@ use bytes::Bytes;
 use ferry_oci::Descriptor;
 
 pub use cache::BlobCache;
-pub use error::StoreError;
+pub use error::{RemoteError, StoreError};
 pub use layout::OciLayout;
 pub use layout_names::resolve_entry;
 pub use proxy::CachedSource;
@@ -178,8 +178,15 @@ pub trait WriteStore: Store {
         desc: &'a Descriptor,
     ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>>>;
 
-    /// Store a manifest or index whose bytes the caller has verified against `desc`.
-    fn put_manifest<'a>(&'a self, desc: &'a Descriptor, bytes: Bytes) -> BoxFuture<'a, Result<()>>;
+    /// Store a manifest or index whose bytes the caller has verified against `desc`. By default it is
+    /// written as a blob, as a content-addressed store keeps manifests; a registry sends it as a manifest.
+    fn put_manifest<'a>(&'a self, desc: &'a Descriptor, bytes: Bytes) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut w = self.blob_writer(desc).await?;
+            w.write(bytes).await?;
+            w.commit().await
+        })
+    }
 
     /// Make a verified local file the content of `desc` without copying bytes (hard link), when the store
     /// and the file share a filesystem. `Ok(false)` means "not possible here, stream it instead".

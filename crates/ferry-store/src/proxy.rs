@@ -227,10 +227,7 @@ impl ReadStore for CachedSource {
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
         Box::pin(async move {
             match self.cache.lookup(desc).await {
-                Some(path) => {
-                    let src = crate::file::FileSource::open(&path, offset).await?;
-                    Ok((Box::new(src) as Box<dyn ByteSource>, offset))
-                }
+                Some(path) => crate::file::FileSource::blob(&path, offset).await,
                 None => self.inner.fetch_blob(desc, offset).await,
             }
         })

@@ -233,15 +233,14 @@ impl Ctx<'_> {
                 block_at = at;
                 resumes += 1;
                 if resumes > MAX_RESUMES {
-                    return Err(StoreError::Remote {
-                        source: format!(
+                    return Err(StoreError::remote(
+                        format!(
                             "range {start}-{end} of {} from {} broke {resumes} times: {why}",
                             self.desc.digest,
                             self.source.describe()
-                        )
-                        .into(),
-                        transient: true,
-                    });
+                        ),
+                        true,
+                    ));
                 }
                 tracing::warn!(
                     "range of {} from {} {why}; resuming at byte {at}",

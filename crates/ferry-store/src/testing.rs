@@ -191,18 +191,12 @@ impl MemoryStore {
             .unwrap()
             .get(&desc.digest)
             .cloned()
-            .ok_or_else(|| StoreError::NotFound {
-                store: self.describe(),
-                what: desc.digest.to_string(),
-            })
+            .ok_or_else(|| StoreError::not_found(self.describe(), desc.digest.to_string()))
     }
 }
 
 fn remote(message: String, transient: bool) -> StoreError {
-    StoreError::Remote {
-        source: message.into(),
-        transient,
-    }
+    StoreError::remote(message, transient)
 }
 
 /// One fetch in flight (a body being read counts until it is dropped).
@@ -303,9 +297,8 @@ impl Resolver for MemoryStore {
                     .cloned(),
                 Err(_) => self.tagged(reference),
             }
-            .ok_or_else(|| StoreError::NotFound {
-                store: self.describe(),
-                what: format!("manifest {reference}"),
+            .ok_or_else(|| {
+                StoreError::not_found(self.describe(), format!("manifest {reference}"))
             })?;
             let bytes = self.fetch_manifest(&desc).await?;
             Ok((desc, bytes))
@@ -322,10 +315,10 @@ impl Tagger for MemoryStore {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             if !self.has(&desc.digest) {
-                return Err(StoreError::NotFound {
-                    store: self.describe(),
-                    what: format!("manifest {} to tag {name}", desc.digest),
-                });
+                return Err(StoreError::not_found(
+                    self.describe(),
+                    format!("manifest {} to tag {name}", desc.digest),
+                ));
             }
             self.set_tag(name, desc);
             Ok(())

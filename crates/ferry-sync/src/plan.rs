@@ -102,10 +102,10 @@ impl WriteStore for PlanTarget {
     ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, StoreError>> {
         // Unreachable: `mount` below always answers "done". Refuse rather than write.
         Box::pin(async move {
-            Err(StoreError::Remote {
-                source: format!("a plan writes nothing ({} was about to be)", desc.digest).into(),
-                transient: false,
-            })
+            Err(StoreError::remote(
+                format!("a plan writes nothing ({} was about to be)", desc.digest),
+                false,
+            ))
         })
     }
 

@@ -10,6 +10,8 @@
 //! | `docker-archive:FILE[:REF]` | `docker save` output, either format |
 //! | `docker-daemon:IMAGE` | an image in the local Docker Engine |
 
+pub mod inspect;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use ferry_store::StoreError;
 /// reference) and, where there is one, the file inside it.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -228,6 +228,9 @@ impl LocalPackage {
     fn open_dir(path: &Path, opts: &OpenOptions) -> Result<LocalPackage> {
         let mut files = BTreeMap::new();
         walk(path, path, &mut |rel, full, size| {
+            let Some(size) = size else {
+                return Ok(());
+            };
             let digest = if opts.hash {
                 Some(hash_file(full)?)
             } else {
@@ -474,12 +477,13 @@ fn check_length(label: &str, rel: &str, got: u64, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// Every regular file under `root` (symlinks to files count; symlinked directories are not followed).
-fn walk(
-    root: &Path,
-    dir: &Path,
-    visit: &mut dyn FnMut(String, &Path, u64) -> Result<()>,
-) -> Result<()> {
+/// What [`walk`] calls with each thing it finds: its relative name, its path, its size (None: a directory).
+pub(crate) type Visit<'a> = dyn FnMut(String, &Path, Option<u64>) -> Result<()> + 'a;
+
+/// Every directory (`size` None, before its contents) and regular file under `root`, names sorted as
+/// Zarf's archiver walks them, with paths relative to `root` joined by `/`. Symlinks to files count;
+/// symlinked directories are not followed (they could lead out of the package, or in circles).
+pub(crate) fn walk(root: &Path, dir: &Path, visit: &mut Visit) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| PackageError::io(dir, e))?
         .collect::<std::io::Result<_>>()
@@ -487,15 +491,6 @@ fn walk(
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        let kind = e.file_type().map_err(|err| PackageError::io(&path, err))?;
-        if kind.is_dir() {
-            walk(root, &path, visit)?;
-            continue;
-        }
-        let meta = std::fs::metadata(&path).map_err(|err| PackageError::io(&path, err))?;
-        if !meta.is_file() {
-            continue;
-        }
         let rel = path
             .strip_prefix(root)
             .expect("walked below the root")
@@ -503,7 +498,16 @@ fn walk(
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        visit(rel, &path, meta.len())?;
+        let kind = e.file_type().map_err(|err| PackageError::io(&path, err))?;
+        if kind.is_dir() {
+            visit(rel, &path, None)?;
+            walk(root, &path, visit)?;
+            continue;
+        }
+        let meta = std::fs::metadata(&path).map_err(|err| PackageError::io(&path, err))?;
+        if meta.is_file() {
+            visit(rel, &path, Some(meta.len()))?;
+        }
     }
     Ok(())
 }

@@ -429,18 +429,6 @@ impl WriteStore for PackageDir {
         })
     }
 
-    fn put_manifest<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-        bytes: Bytes,
-    ) -> BoxFuture<'a, ferry_store::Result<()>> {
-        Box::pin(async move {
-            let mut w = self.blob_writer(desc).await?;
-            w.write(bytes).await?;
-            w.commit().await
-        })
-    }
-
     fn link_blob<'a>(
         &'a self,
         desc: &'a Descriptor,

@@ -37,35 +37,17 @@ pub fn write(dir: &Path, out: &Path, kind: TarKind) -> Result<u64> {
         TarKind::TarZstd => Compression::Zstd,
     };
     let mut tar = TarWriter::create(out, compression)?;
-    append_dir(&mut tar, dir, dir)?;
-    Ok(tar.finish()?)
-}
-
-fn append_dir(tar: &mut TarWriter, root: &Path, dir: &Path) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| PackageError::io(dir, e))?
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| PackageError::io(dir, e))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let path = e.path();
-        let rel = path
-            .strip_prefix(root)
-            .expect("below the root")
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        let meta = std::fs::metadata(&path).map_err(|err| PackageError::io(&path, err))?;
-        if meta.is_dir() {
-            tar.append_dir(&format!("{rel}/"))?;
-            append_dir(tar, root, &path)?;
-        } else {
-            let mut f = File::open(&path).map_err(|err| PackageError::io(&path, err))?;
-            tar.append_file(&rel, FILE_MODE, meta.len(), &mut f, &path)?;
+    crate::local::walk(dir, dir, &mut |rel, path, size| {
+        match size {
+            None => tar.append_dir(&format!("{rel}/"))?,
+            Some(size) => {
+                let mut f = File::open(path).map_err(|err| PackageError::io(path, err))?;
+                tar.append_file(&rel, FILE_MODE, size, &mut f, path)?;
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })?;
+    Ok(tar.finish()?)
 }
 
 #[cfg(test)]
