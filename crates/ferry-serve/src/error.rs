@@ -36,7 +36,7 @@ pub enum ServeError {
     /// Options that cannot work together, or an unusable htpasswd or PEM file; holds the whole message.
     #[error("{0}")]
     Invalid(String),
-    /// A file could not be read.
+    /// The htpasswd file could not be read.
     #[error("{}", path.display())]
     Io {
         /// The file.
