@@ -129,8 +129,9 @@ impl<'a> Call<'a> {
     }
 }
 
-/// The one HTTP client of a run, shared (as `Arc`) by every [`Repository`]: per-host state (scheme, auth
-/// challenge, budgets, pauses), the token cache, and the one `send` path every request takes.
+/// The one HTTP client of a run, shared (as `Arc`) by every [`Repository`](crate::Repository): per-host
+/// state (scheme, auth challenge, budgets, pauses), the token cache, and the one `send` path every request
+/// takes.
 pub struct RegistryClient {
     opts: ClientOptions,
     http: Mutex<HttpClients>,
