@@ -13,8 +13,11 @@ use crate::error::{ArchiveError, Result};
 /// How a tar file is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// A plain tar.
     None,
+    /// gzip (`.tar.gz`, `.tgz`).
     Gzip,
+    /// Zstandard (`.tar.zst`, Zarf's package format).
     Zstd,
 }
 
@@ -40,6 +43,7 @@ impl Compression {
         Ok(Self::of_bytes(&head[..n]))
     }
 
+    /// By the first bytes of a file (gzip and zstd magic numbers); anything else is taken as uncompressed.
     pub fn of_bytes(head: &[u8]) -> Compression {
         if head.starts_with(&GZIP_MAGIC) {
             Compression::Gzip

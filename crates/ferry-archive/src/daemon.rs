@@ -13,6 +13,7 @@ use crate::error::{ArchiveError, Result};
 use crate::names::{ArchiveImage, normalize_name};
 use crate::store::{ArchiveStore, OpenOptions};
 
+/// Where the Docker Engine listens when neither `DOCKER_HOST` nor a docker context says otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// The newest API version ferry speaks; older engines are spoken to in their own version.
 const MAX_API: (u32, u32) = (1, 48);
@@ -23,16 +24,25 @@ const SHORT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where the Docker Engine listens, and how ferry found that out (for messages).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The engine's Unix socket.
     pub socket: PathBuf,
+    /// What named that socket, for messages.
     pub origin: EndpointOrigin,
 }
 
+/// What gave ferry the Docker Engine's socket; messages say it, so a user who did not expect that engine
+/// knows where to look.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndpointOrigin {
     /// `DOCKER_HOST`, with its value.
     DockerHost(String),
     /// A docker context: its name and the `meta.json` that gave the endpoint.
-    Context { name: String, meta: PathBuf },
+    Context {
+        /// The context's name.
+        name: String,
+        /// Its `meta.json`.
+        meta: PathBuf,
+    },
     /// Nothing set: the default socket.
     Default,
     /// Given by the caller.
@@ -56,6 +66,7 @@ impl std::fmt::Display for EndpointOrigin {
 }
 
 impl Endpoint {
+    /// The engine at the Unix socket `socket`, as given by the caller.
     pub fn unix(socket: impl Into<PathBuf>) -> Endpoint {
         Endpoint {
             socket: socket.into(),
@@ -166,23 +177,31 @@ fn context_host(meta: &Path) -> std::result::Result<String, String> {
 /// What `GET /images/{name}/json` says about an image (the parts ferry uses).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ImageInspect {
+    /// The image ID (`sha256:<hex>` of its config).
     #[serde(rename = "Id", default)]
     pub id: String,
+    /// `repo:tag` names the engine knows it by.
     #[serde(rename = "RepoTags", default)]
     pub repo_tags: Option<Vec<String>>,
+    /// `repo@digest` names of the registry manifests it was pulled from.
     #[serde(rename = "RepoDigests", default)]
     pub repo_digests: Option<Vec<String>>,
+    /// Operating system (`linux`).
     #[serde(rename = "Os", default)]
     pub os: String,
+    /// Architecture (`amd64`).
     #[serde(rename = "Architecture", default)]
     pub architecture: String,
+    /// Architecture variant (`v7`), if any; may be empty.
     #[serde(rename = "Variant", default)]
     pub variant: Option<String>,
+    /// Size in bytes as the engine reports it (uncompressed layers).
     #[serde(rename = "Size", default)]
     pub size: u64,
 }
 
 impl ImageInspect {
+    /// The image's platform (an empty variant is no variant).
     pub fn platform(&self) -> ferry_oci::Platform {
         ferry_oci::Platform {
             architecture: self.architecture.clone(),
@@ -196,7 +215,9 @@ impl ImageInspect {
 /// An image exported from the engine: the archive (a store; its temp file goes when it is dropped) and the
 /// image in it, named by the reference it was asked for.
 pub struct DaemonExport {
+    /// The export, as a docker-save archive store.
     pub archive: DockerArchive,
+    /// The image asked for, as the archive holds it.
     pub image: ArchiveImage,
 }
 
@@ -280,6 +301,7 @@ impl DockerDaemon {
         })
     }
 
+    /// Where the engine was found, and how.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }

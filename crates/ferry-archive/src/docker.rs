@@ -63,6 +63,7 @@ impl DockerArchive {
         Self::open_with(path, &OpenOptions::default())
     }
 
+    /// [`DockerArchive::open`] with `opts` (limits, where a compressed archive is spooled).
     pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<DockerArchive> {
         Self::from_store(ArchiveStore::open(path, opts, "docker-archive")?)
     }
@@ -89,6 +90,7 @@ impl DockerArchive {
         })
     }
 
+    /// Which of the two `docker save` formats the archive is.
     pub fn format(&self) -> DockerFormat {
         self.format
     }

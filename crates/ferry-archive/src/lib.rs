@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Image archives and the Docker Engine as ferry stores: more places content lives, read by the one copy
 //! engine like any other.
 //!
@@ -53,15 +54,22 @@ pub use tarwriter::{BLOB_MODE, DIR_MODE, FILE_MODE, TarWriter};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceSpec {
     /// `docker-daemon:IMAGE[:TAG]` (or `@digest`, or an image ID).
-    DockerDaemon { name: String },
+    DockerDaemon {
+        /// The image: a name, `name@digest` or an image ID.
+        name: String,
+    },
     /// `docker-archive:FILE[:REF]`.
     DockerArchive {
+        /// The archive file.
         path: PathBuf,
+        /// The image in it, if the spec named one.
         reference: Option<String>,
     },
     /// `oci-archive:FILE[:REF]`.
     OciArchive {
+        /// The archive file.
         path: PathBuf,
+        /// The image in it, if the spec named one.
         reference: Option<String>,
     },
 }
@@ -106,6 +114,7 @@ fn split_file_ref(rest: &str) -> (PathBuf, Option<String>) {
 /// What [`open_source`] needs beyond the spec.
 #[derive(Clone, Debug, Default)]
 pub struct SourceOptions {
+    /// How archives are opened (limits, where a compressed archive is spooled).
     pub open: OpenOptions,
     /// Passed to the engine's export where its API takes it (≥ 1.48). Archives are not filtered here:
     /// apply `ferry_copy::select_root` to what they hold, as for a registry.
@@ -114,6 +123,7 @@ pub struct SourceOptions {
 
 /// An opened source: the store to copy from (names resolve to its images), and the images to copy.
 pub struct Source {
+    /// The archive or export as a store; names resolve to its images.
     pub store: Arc<dyn ReadTarget>,
     /// The image the spec names, or, without a reference, every named image of the archive (every image,
     /// if none is named).

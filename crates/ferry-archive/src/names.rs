@@ -17,6 +17,7 @@ pub struct ArchiveImage {
 }
 
 impl ArchiveImage {
+    /// The image's name for messages and lists: its name, or `<unnamed sha256:…>`.
     pub fn label(&self) -> String {
         match &self.name {
             Some(n) => n.clone(),

@@ -29,7 +29,9 @@ delegate_read_store!(OciArchive);
 /// What [`OciArchive::write`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteSummary {
+    /// The archive file written.
     pub path: PathBuf,
+    /// How it is compressed.
     pub compression: Compression,
     /// Blobs in the archive.
     pub blobs: usize,
@@ -46,6 +48,7 @@ impl OciArchive {
         Self::open_with(path, &OpenOptions::default())
     }
 
+    /// [`OciArchive::open`] with `opts` (limits, where a compressed archive is spooled).
     pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<OciArchive> {
         let mut store = ArchiveStore::open(path, opts, "oci-archive")?;
         // A layout wrapped in one directory is read as if it were at the root.
@@ -92,6 +95,8 @@ impl OciArchive {
         &self.images
     }
 
+    /// The image `name` names: an image name (compared as a normalized reference; `repo@digest` too) or a
+    /// digest. The error lists the names the archive has.
     pub fn resolve(&self, name: &str) -> Result<&ArchiveImage> {
         names::resolve(&self.images, name, &self.store.describe())
     }
@@ -247,10 +252,13 @@ pub struct OciArchiveWriter {
 }
 
 impl OciArchiveWriter {
+    /// A writer for the archive `out`, compressed as its name says (`.zst`/`.tzst`: zstd, `.gz`/`.tgz`: gzip,
+    /// else plain). Nothing appears at `out` before [`OciArchiveWriter::finish`].
     pub fn create(out: &Path) -> Result<OciArchiveWriter> {
         Self::create_with(out, Compression::for_path(out))
     }
 
+    /// A writer for the archive `out`, compressed with `compression` whatever its extension.
     pub fn create_with(out: &Path, compression: Compression) -> Result<OciArchiveWriter> {
         let dir = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

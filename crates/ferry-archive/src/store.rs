@@ -128,14 +128,20 @@ impl ArchiveStore {
 /// layout directory.
 #[derive(Clone, Debug)]
 pub enum BlobSource {
+    /// A whole file.
     File(PathBuf),
+    /// `size` bytes of `file` from `offset` (an entry of an uncompressed tar, read in place).
     Range {
+        /// The file read.
         file: PathBuf,
+        /// Where the blob starts in it.
         offset: u64,
+        /// The blob's length.
         size: u64,
         /// What errors name: the archive the user gave, where `file` may be a temp copy of it.
         shown: PathBuf,
     },
+    /// Bytes held in memory.
     Memory(Bytes),
 }
 
@@ -222,6 +228,7 @@ pub struct BlobMap {
 }
 
 impl BlobMap {
+    /// An empty map, described as `describe` in messages.
     pub fn new(describe: impl Into<String>) -> BlobMap {
         BlobMap {
             describe: describe.into(),
@@ -229,10 +236,12 @@ impl BlobMap {
         }
     }
 
+    /// Say where the blob `digest` is (replacing any earlier source). Not verified here: every read is.
     pub fn insert(&mut self, digest: Digest, source: BlobSource) {
         self.blobs.insert(digest, source);
     }
 
+    /// Whether the map knows where `digest` is.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.blobs.contains_key(digest)
     }

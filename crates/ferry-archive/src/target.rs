@@ -16,6 +16,7 @@ pub struct ArchiveTarget {
 }
 
 impl ArchiveTarget {
+    /// A target over `store` whose names are those of `images`.
     pub fn new(store: Arc<dyn ReadStore>, images: Vec<ArchiveImage>) -> ArchiveTarget {
         ArchiveTarget { store, images }
     }

@@ -153,15 +153,20 @@ impl TarIndex {
 pub struct TarEntry {
     /// The normalized archive path (`./a//b` → `a/b`).
     pub path: String,
+    /// What the entry is.
     pub kind: EntryKind,
     /// Where the entry's data starts in the (uncompressed) tar.
     pub offset: u64,
+    /// Length of the entry's data in bytes.
     pub size: u64,
 }
 
+/// What a [`TarEntry`] is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A regular file.
     File,
+    /// A directory.
     Directory,
     /// A symlink or hard link, resolved to the archive path it reaches (checked to stay inside).
     Link(String),

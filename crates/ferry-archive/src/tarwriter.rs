@@ -13,6 +13,7 @@ use crate::error::{ArchiveError, Result};
 
 /// Mode of directories and of files that may be changed after unpacking.
 pub const DIR_MODE: u32 = 0o755;
+/// Mode of other files (metadata such as `index.json`), which may be changed after unpacking.
 pub const FILE_MODE: u32 = 0o644;
 /// Mode of content-addressed blobs: never changed in place.
 pub const BLOB_MODE: u32 = 0o444;

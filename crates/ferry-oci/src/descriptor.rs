@@ -6,10 +6,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Digest, Platform};
 
+/// The tag or name an `index.json` entry is known by (the OCI layout's name key; Zarf's ORAS era writes the
+/// full reference here).
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The full image reference of an `index.json` entry, as Crane-era Zarf and ferry write it.
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// A layer's file name in an artifact (ORAS and Zarf packages name their layers with it).
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+/// The full image name containerd and `docker save` (Engine ≥ 25) record; their `ref.name` holds only the
+/// tag.
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// Prefix of containerd's `containerd.io/distribution.source.<registry>` annotation, whose value is the
+/// repository the content came from.
 pub const ANNOTATION_DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
 
 /// Field order: mediaType, digest, size, urls, annotations, data, platform, artifactType — the order of
@@ -18,26 +26,34 @@ pub const ANNOTATION_DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.sou
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
+    /// The content's media type; empty when the document omitted it (some Docker-era indexes do).
     #[serde(default)]
     pub media_type: String,
+    /// The sha256 digest the content must hash to.
     pub digest: Digest,
+    /// The content's length in bytes; a read stops and fails past it.
     pub size: u64,
+    /// Other places the content may be fetched from (foreign layers); ferry never follows them.
     #[serde(
         default,
         deserialize_with = "null_as_empty",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub urls: Vec<String>,
+    /// Annotations, sorted by key as Go writes them.
     #[serde(
         default,
         deserialize_with = "null_as_empty",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub annotations: BTreeMap<String, String>,
+    /// The content itself, base64-encoded, when the writer embedded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// The platform an index entry is for; `None` for platform-independent content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// The artifact type of the manifest this describes (referrers and artifact indexes carry it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
 }
@@ -52,6 +68,7 @@ where
 }
 
 impl Descriptor {
+    /// A descriptor of `size` bytes of `media_type` content with `digest`, and nothing else set.
     pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
         Descriptor {
             media_type: media_type.into(),
@@ -70,6 +87,7 @@ impl Descriptor {
         Self::new(media_type, Digest::of(bytes), bytes.len() as u64)
     }
 
+    /// The annotation `key`, if present.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.get(key).map(String::as_str)
     }

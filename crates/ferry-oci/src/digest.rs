@@ -5,10 +5,13 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Why a string is not a digest ferry can use.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DigestError {
+    /// Not `<algorithm>:<encoded>` at all, or a sha256 digest whose hex is not 64 lowercase characters.
     #[error("invalid digest {0:?}: expected sha256:<64 lowercase hex characters>")]
     Invalid(String),
+    /// A well-formed digest of another algorithm (`sha512:…`), which ferry cannot verify and so refuses.
     #[error("unsupported digest algorithm in {0:?}: ferry verifies sha256 digests only")]
     UnsupportedAlgorithm(String),
 }
@@ -33,6 +36,7 @@ impl Digest {
         &self.hex
     }
 
+    /// Always `sha256`, the only algorithm a [`Digest`] can hold.
     pub fn algorithm(&self) -> &'static str {
         "sha256"
     }
@@ -129,10 +133,12 @@ impl Default for Hasher {
 }
 
 impl Hasher {
+    /// A hasher at the start of the stream (nothing hashed yet).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Hash the next `bytes` of the stream; any split of the stream into calls gives the same digest.
     pub fn update(&mut self, mut bytes: &[u8]) {
         self.len += bytes.len() as u64;
         if self.buf_len > 0 {
@@ -161,10 +167,12 @@ impl Hasher {
         self.len
     }
 
+    /// Whether nothing has been hashed yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The digest of every byte given to [`Hasher::update`] (and any restored state before them).
     pub fn finish(mut self) -> Digest {
         let bit_len = self.len.wrapping_mul(8);
         let mut tail = [0u8; 128];

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The OCI model ferry works with: references, digests, media types, descriptors and raw manifests.
 //!
 //! Manifests stay raw bytes everywhere in ferry; this crate parses them only to walk the graph.

@@ -9,42 +9,71 @@ use crate::media_type::{self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, 
 /// untrusted metadata is how memory gets exhausted.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Why bytes could not be read as a manifest or index. Each variant is a refusal of untrusted content, not an
+/// I/O failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// A Docker schema 1 manifest (served as, declared as, or with `schemaVersion: 1`); holds its media type.
     #[error(
         "Docker schema 1 manifest ({0}) is not supported: it is deprecated and unsigned-by-digest; \
          re-push the image with a current Docker or skopeo to convert it to schema 2"
     )]
     Schema1(String),
+    /// The bytes are not JSON of a manifest's shape.
     #[error("manifest is not valid JSON for {media_type}")]
     Json {
+        /// The media type the bytes were read as (`a manifest` when unknown).
         media_type: String,
+        /// The parser's complaint.
         source: serde_json::Error,
     },
+    /// More than [`MAX_MANIFEST_BYTES`]; refused before parsing.
     #[error("manifest is {size} bytes, more than the {MAX_MANIFEST_BYTES}-byte limit")]
-    TooLarge { size: u64 },
+    TooLarge {
+        /// The manifest's length in bytes.
+        size: u64,
+    },
+    /// Neither served type, declared `mediaType` nor shape (`manifests` or `config`) says what it is; holds
+    /// the served type.
     #[error("unknown manifest media type {0:?}: expected an OCI or Docker v2 manifest or index")]
     UnknownMediaType(String),
+    /// The document's `mediaType` disagrees with the specific type it was served as.
     #[error("manifest declares media type {declared:?} but was served as {served:?}")]
-    MediaTypeMismatch { declared: String, served: String },
+    MediaTypeMismatch {
+        /// The document's own `mediaType`.
+        declared: String,
+        /// The Content-Type or parent descriptor's type it came with.
+        served: String,
+    },
 }
 
+/// Which of the two manifest shapes a document is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ManifestKind {
+    /// An OCI index or Docker manifest list: its successors are `manifests`.
     Index,
+    /// An image or artifact manifest: its successors are the config and `layers`.
     Image,
 }
 
 /// The parts of a manifest or index ferry reads. Unknown fields are ignored; the raw bytes are what travel.
 #[derive(Clone, Debug)]
 pub struct Manifest {
+    /// Index or image manifest.
     pub kind: ManifestKind,
+    /// The media type it was read as (served type, else declared, else inferred from its shape).
     pub media_type: String,
+    /// The `artifactType`, if declared.
     pub artifact_type: Option<String>,
+    /// The config blob of an image manifest (`None` for an index).
     pub config: Option<Descriptor>,
+    /// The layers of an image manifest (also the `blobs` of the withdrawn artifact manifest).
     pub layers: Vec<Descriptor>,
+    /// The entries of an index (empty for an image manifest).
     pub manifests: Vec<Descriptor>,
+    /// The manifest this one is about (`subject`: a signature's or SBOM's image), for referrers.
     pub subject: Option<Descriptor>,
+    /// The document's annotations (empty when absent or `null`).
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 

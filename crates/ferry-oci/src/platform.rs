@@ -8,20 +8,25 @@ use serde::{Deserialize, Serialize};
 /// A descriptor's platform, field order as in the image spec's Go type.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
+    /// CPU architecture in Go's spelling (`amd64`, `arm64`).
     pub architecture: String,
+    /// Operating system in Go's spelling (`linux`, `windows`).
     pub os: String,
+    /// The OS version a Windows image needs (`os.version`).
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// Required OS features (`os.features`).
     #[serde(
         rename = "os.features",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_features: Option<Vec<String>>,
+    /// The architecture's variant (`v7` of `arm`, `v8` of `arm64`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
 }
@@ -48,8 +53,11 @@ impl Platform {
 /// A platform a user asked for. The variant is compared only when given (Zarf's rule).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformSpec {
+    /// Operating system (`linux`).
     pub os: String,
+    /// Architecture, already normalised (`amd64`, not `x86_64`).
     pub architecture: String,
+    /// Variant to require; `None` accepts any.
     pub variant: Option<String>,
 }
 
@@ -68,6 +76,8 @@ impl PlatformSpec {
         Self::linux(std::env::consts::ARCH)
     }
 
+    /// Whether `p` is this platform: same OS and (normalised) architecture, and the same variant when one
+    /// was asked for.
     pub fn matches(&self, p: &Platform) -> bool {
         p.os == self.os
             && normalize_arch(&p.architecture) == self.architecture

@@ -8,16 +8,27 @@ use std::str::FromStr;
 
 use crate::{Digest, DigestError};
 
+/// The registry a reference without a host names (Docker Hub).
 pub const DOCKER_HUB: &str = "docker.io";
 const MAX_NAME_LEN: usize = 255;
 
+/// Why a string is not an image reference.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReferenceError {
+    /// The string breaks the reference grammar (empty, a URL, a bad tag or repository, too long).
     #[error("invalid image reference {reference:?}: {why}")]
-    Invalid { reference: String, why: String },
+    Invalid {
+        /// The reference as given.
+        reference: String,
+        /// Which rule it breaks.
+        why: String,
+    },
+    /// The part after `@` is not a digest ferry accepts.
     #[error("invalid image reference {reference:?}")]
     Digest {
+        /// The whole reference as given.
         reference: String,
+        /// Why its digest was refused.
         source: DigestError,
     },
 }
@@ -25,9 +36,13 @@ pub enum ReferenceError {
 /// A normalized reference: `registry/repository[:tag][@digest]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
+    /// Registry host (and port), `docker.io` when none was written.
     pub registry: String,
+    /// Repository path, `library/` added to single-name Docker Hub repositories.
     pub repository: String,
+    /// The tag: as written, `latest` when neither tag nor digest was written, `None` with only a digest.
     pub tag: Option<String>,
+    /// The digest, which decides what is fetched when present.
     pub digest: Option<Digest>,
 }
 

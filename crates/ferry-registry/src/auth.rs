@@ -7,10 +7,15 @@ use std::time::{Duration, Instant};
 /// How a host wants to be authenticated, learned from its first 401.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Challenge {
+    /// HTTP Basic: the credentials go with every request.
     Basic,
+    /// A token service: credentials (or none) are exchanged at `realm` for a token per scope.
     Bearer {
+        /// The token endpoint's URL.
         realm: String,
+        /// The `service` parameter to send to it, if the challenge named one.
         service: Option<String>,
+        /// The scope the challenge asked for, if any (ferry asks for the scope of the call instead).
         scope: Option<String>,
     },
 }
@@ -67,9 +72,12 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     out
 }
 
+/// A Bearer token from a token service, and when to stop using it.
 #[derive(Clone)]
 pub struct Token {
+    /// The token, sent as `Authorization: Bearer <value>`. Secret: never logged.
     pub value: String,
+    /// When it is treated as expired (a little before the server's expiry; see [`token_lifetime`]).
     pub expires: Instant,
 }
 
@@ -81,6 +89,8 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// The slot for `host`'s token for `scope` (created empty on first use). Lock it before fetching a token,
+    /// so concurrent requests fetch it once.
     pub fn slot(&self, host: &str, scope: &str) -> Arc<tokio::sync::Mutex<Option<Token>>> {
         self.slots
             .lock()

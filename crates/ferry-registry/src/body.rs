@@ -15,6 +15,7 @@ use crate::error::RegistryError;
 pub struct Limits {
     /// A body must deliver at least this many bytes in every `window` of waiting for it.
     pub min_bytes: u64,
+    /// The window over which `min_bytes` is measured.
     pub window: Duration,
     /// How long a request may wait for the response headers; requests with a body get more, as if the
     /// body were sent at the minimum throughput.

@@ -13,7 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Limits per registry host; `None` is no limit.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostLimits {
+    /// Requests per second, paced evenly (`--requests-per-second`).
     pub requests_per_second: Option<f64>,
+    /// Requests waiting for their response at once.
     pub concurrency: Option<usize>,
 }
 

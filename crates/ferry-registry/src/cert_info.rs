@@ -8,12 +8,15 @@ use std::net::IpAddr;
 /// What a certificate says about itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CertInfo {
+    /// The subject's distinguished name, as text.
     pub subject: String,
+    /// The issuer's distinguished name, as text.
     pub issuer: String,
     /// `DNS:name` and `IP:address` entries of subjectAltName.
     pub sans: Vec<String>,
     /// Unix seconds.
     pub not_before: i64,
+    /// Unix seconds.
     pub not_after: i64,
     /// basicConstraints `CA:TRUE`.
     pub is_ca: bool,

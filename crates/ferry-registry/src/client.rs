@@ -24,11 +24,16 @@ use crate::error::RegistryError;
 use crate::retry::{Decision, Failure, RetryPolicy, jitter};
 use crate::tls::{CertificateRefused, TlsSettings};
 
+/// How a [`RegistryClient`] talks to registries: transport security, credentials, retries, limits. The
+/// defaults are HTTPS with the system roots and certs.d directories, no credentials, and ferry's retry
+/// policy and limits.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// Talk plain HTTP to every registry (no HTTPS probe); also the user's word that the network is
     /// trusted with credentials.
     pub plain_http: bool,
+    /// Accept any server certificate (`--insecure-skip-tls-verify`): the connection is encrypted but not
+    /// authenticated.
     pub insecure_skip_tls_verify: bool,
     /// Extra CA certificates (PEM) trusted besides the system roots, for every registry.
     pub ca_files: Vec<PathBuf>,
@@ -38,10 +43,13 @@ pub struct ClientOptions {
     /// Where per-registry `<host[:port]>/` certificate directories are looked up (Docker's and podman's
     /// certs.d; see [`crate::tls::default_certs_d_roots`]).
     pub certs_d_roots: Vec<PathBuf>,
+    /// Where credentials for each registry come from.
     pub credentials: CredentialStore,
+    /// When and how long to wait before trying a request again.
     pub retry: RetryPolicy,
     /// Deadlines and the minimum throughput of every request.
     pub limits: Limits,
+    /// The `User-Agent` header of every request.
     pub user_agent: String,
     /// Blobs up to this size are uploaded in one request; larger ones in chunks of `chunk_size`.
     pub chunk_threshold: u64,
@@ -121,6 +129,9 @@ impl<'a> Call<'a> {
     }
 }
 
+/// The one HTTP client of a run, shared (as `Arc`) by every [`Repository`](crate::Repository): per-host
+/// state (scheme, auth challenge, budgets, pauses), the token cache, and the one `send` path every request
+/// takes.
 pub struct RegistryClient {
     opts: ClientOptions,
     http: Mutex<HttpClients>,
@@ -197,6 +208,8 @@ impl HostState {
 }
 
 impl RegistryClient {
+    /// A client configured by `opts`. `Err` when the options cannot work (a chunk size out of range, a CA or
+    /// client certificate file that cannot be read); nothing is contacted yet.
     pub fn new(opts: ClientOptions) -> Result<Arc<RegistryClient>, RegistryError> {
         // ring, not aws-lc-rs: no cmake, half the build. Installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -8,15 +8,21 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// What to authenticate to a registry with. Its `Debug` redacts the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
+    /// A username and password (or a token used as one).
     Basic {
+        /// The username.
         username: String,
+        /// The password. Secret: never logged.
         password: String,
     },
     /// An OAuth2 refresh token (`identitytoken` in the Docker config), exchanged at the token endpoint.
     IdentityToken {
+        /// The username it belongs to (often `<token>`).
         username: String,
+        /// The refresh token. Secret: never logged.
         token: String,
     },
 }
@@ -32,37 +38,59 @@ impl fmt::Debug for Credential {
     }
 }
 
+/// Why credentials could not be looked up or stored.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    /// A `docker-credential-<helper>` the Docker config names could not be started.
     #[error(
         "cannot run docker-credential-{helper} for {host} (install it, or remove it from the Docker config)"
     )]
     HelperRun {
+        /// The helper's name (without `docker-credential-`).
         helper: String,
+        /// The registry host asked about.
         host: String,
+        /// Why it could not be run.
         #[source]
         source: std::io::Error,
     },
+    /// A credential helper ran but failed or answered something unreadable.
     #[error("credential helper docker-credential-{helper} failed for {host}: {why}")]
     Helper {
+        /// The helper's name (without `docker-credential-`).
         helper: String,
+        /// The registry host asked about.
         host: String,
+        /// What went wrong (its exit status and output, without secrets).
         why: String,
     },
+    /// An auth file could not be read or written.
     #[error("cannot access {}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// An auth file is not JSON.
     #[error("{} is not valid JSON", path.display())]
     Json {
+        /// The file.
         path: PathBuf,
+        /// The parser's complaint.
         #[source]
         source: serde_json::Error,
     },
+    /// An auth file's content is unusable (a bad `auth` entry, not a JSON object where one belongs), or a
+    /// login cannot be stored in it (a username with `:`).
     #[error("{}: {why}", path.display())]
-    Config { path: PathBuf, why: String },
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// Looks up credentials per registry host.
@@ -114,6 +142,8 @@ impl CredentialStore {
         CredentialStore { explicit, files }
     }
 
+    /// A store that searches `files` (in order) after `explicit`, ignoring the environment; for tests and
+    /// callers that know their files.
     pub fn with_files(explicit: Option<Credential>, files: Vec<PathBuf>) -> Self {
         CredentialStore { explicit, files }
     }

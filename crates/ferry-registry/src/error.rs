@@ -7,59 +7,97 @@ use crate::credentials::CredentialError;
 /// Registry errors. Each names the registry and what was asked of it; none contains a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// The registry has no such repository, manifest, blob or tag (HTTP 404).
     #[error("{what} not found on registry {registry}")]
-    NotFound { registry: String, what: String },
+    NotFound {
+        /// The registry host.
+        registry: String,
+        /// What was asked for, described.
+        what: String,
+    },
 
     #[error(
         "authentication to registry {registry} failed{detail}: check the username and password \
          (--username/--password, or `docker login {registry}`)"
     )]
-    Unauthorized { registry: String, detail: String },
+    /// The registry (or its token service) refused the credentials, or wants some and none were found.
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// Which of those it was, as a parenthesised clause for the message (may be empty).
+        detail: String,
+    },
 
     #[error(
         "registry {registry} denied access to {what} (HTTP 403): the credentials lack permission"
     )]
-    Denied { registry: String, what: String },
+    /// HTTP 403: the credentials are valid but lack permission for the request.
+    Denied {
+        /// The registry host.
+        registry: String,
+        /// The request, described.
+        what: String,
+    },
 
     /// The server's certificate was refused; the source names the certificate and why.
     #[error("the TLS certificate of registry {registry} is not trusted{hint}")]
     Certificate {
+        /// The registry host.
         registry: String,
+        /// What the user can do about it (empty when nothing would help).
         hint: &'static str,
+        /// The refusal, naming the certificate ([`crate::tls::CertificateRefused`] when ferry's verifier
+        /// refused it).
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The registry asked for a client certificate (TLS handshake refused) and ferry had none it accepts.
     #[error(
         "registry {registry} wants a client certificate it trusts: {why}; put NAME.cert and NAME.key in \
          its certs.d directory (/etc/containers/certs.d/HOST:PORT/) or give a directory with --cert-dir"
     )]
     ClientCertificate {
+        /// The registry host.
         registry: String,
+        /// What the handshake failure said.
         why: String,
+        /// The transport error.
         #[source]
         source: reqwest::Error,
     },
 
+    /// Neither HTTPS nor (where allowed) plain HTTP reached the registry on its first request.
     #[error("cannot reach registry {registry}")]
     Unreachable {
+        /// The registry host.
         registry: String,
+        /// The failure of the last scheme tried.
         #[source]
         source: Box<RegistryError>,
     },
 
+    /// An HTTP status that no other variant explains (a 5xx after retries, an unexpected 4xx).
     #[error("registry {registry} answered HTTP {status} for {what}{body}")]
     Status {
+        /// The registry host.
         registry: String,
+        /// The request, described (`GET manifest sha256:…`).
         what: String,
+        /// The HTTP status code.
         status: u16,
+        /// An excerpt of the response body (empty, or starting with `: `), for the registry's own message.
         body: String,
     },
 
+    /// The connection failed, timed out or broke mid-body; transient.
     #[error("{what} on registry {registry} failed")]
     Transport {
+        /// The registry host.
         registry: String,
+        /// The request, described.
         what: String,
+        /// reqwest's error.
         #[source]
         source: reqwest::Error,
     },
@@ -67,38 +105,57 @@ pub enum RegistryError {
     /// Broken off for a reason ferry found itself (an upload session lost); worth another attempt.
     #[error("{what} on registry {registry}: {why}")]
     Interrupted {
+        /// The registry host.
         registry: String,
+        /// The request, described.
         what: String,
+        /// What broke.
         why: String,
     },
 
+    /// No response headers within the deadline of [`crate::Limits`]; transient.
     #[error(
         "registry {registry} sent no response headers for {what} within {after:?}; it is too slow or \
          not answering"
     )]
     NoResponse {
+        /// The registry host.
         registry: String,
+        /// The request, described.
         what: String,
+        /// How long ferry waited.
         after: Duration,
     },
 
+    /// A body arrived slower than the minimum throughput of [`crate::Limits`]; transient.
     #[error(
         "{what} from registry {registry} stalled: {received} bytes in {window:?}, under the minimum \
          of {minimum} bytes per {window:?}"
     )]
     Stalled {
+        /// The registry host.
         registry: String,
+        /// The body, described.
         what: String,
+        /// Bytes received in the last window.
         received: u64,
+        /// Bytes required per window.
         minimum: u64,
+        /// The window.
         window: Duration,
     },
 
+    /// A body read into memory (a manifest, a token, a tag list) passed its size limit; refused, not
+    /// truncated.
     #[error("{what} from registry {registry} is larger than the {limit}-byte limit for {kind}")]
     TooLarge {
+        /// The registry host.
         registry: String,
+        /// The body, described.
         what: String,
+        /// What the limit is for (`a manifest`, `a token response`).
         kind: &'static str,
+        /// The limit in bytes.
         limit: u64,
     },
 
@@ -107,20 +164,35 @@ pub enum RegistryError {
          anyone on the network can read them: only loopback addresses get credentials over plain HTTP, \
          unless --plain-http says the network is trusted"
     )]
-    InsecureCredentials { registry: String, url: String },
+    /// Credentials would go over plain HTTP to a non-loopback address without `--plain-http`; refused.
+    InsecureCredentials {
+        /// The registry host.
+        registry: String,
+        /// Where they would have been sent.
+        url: String,
+    },
 
+    /// Every attempt of a request failed with a retryable error; not transient itself, as retrying is done.
     #[error("gave up after {attempts} attempts ({waited:.1?} waiting)")]
     RetriesExhausted {
+        /// The last attempt's error.
         #[source]
         last: Box<RegistryError>,
+        /// Attempts made.
         attempts: u32,
+        /// Time spent waiting between them.
         waited: Duration,
     },
 
+    /// The registry answered something the distribution API does not allow (a missing or bad header, an
+    /// unreadable JSON body, a digest that does not match).
     #[error("invalid response from registry {registry} for {what}: {why}")]
     Protocol {
+        /// The registry host.
         registry: String,
+        /// The request, described.
         what: String,
+        /// What was wrong with the answer.
         why: String,
     },
 
@@ -131,18 +203,27 @@ pub enum RegistryError {
          content the repository does not have ({detail})"
     )]
     MissingReferences {
+        /// The registry host.
         registry: String,
+        /// The repository pushed to.
         repository: String,
+        /// The manifest's digest.
         digest: String,
+        /// The registry's error code and message.
         detail: String,
     },
 
+    /// Credentials could not be looked up (a failing helper, an unreadable auth file).
     #[error(transparent)]
     Credentials(#[from] CredentialError),
 
+    /// [`crate::ClientOptions`] that cannot work (a chunk size out of range, an unreadable CA or client
+    /// certificate).
     #[error("invalid client configuration: {why}")]
     Config {
+        /// What is wrong.
         why: String,
+        /// The underlying error, if any.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },

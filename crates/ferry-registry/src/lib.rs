@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! A thin OCI distribution client over reqwest + rustls: authentication (anonymous, Basic, Bearer tokens),
 //! credentials from the usual files and helpers, HTTPS with a proven plain-HTTP fallback for local hosts,
 //! and one retry policy for every request. [`Repository`] exposes a repository as a ferry store, to read

@@ -40,35 +40,51 @@ pub struct RegistryRule {
     pub prefix: String,
     /// Where those names really are (usually the prefix itself).
     pub location: String,
+    /// Plain HTTP is allowed for `location`.
     pub insecure: bool,
+    /// Names under `prefix` must not be pulled at all.
     pub blocked: bool,
+    /// `[[registry.mirror]]` tables: tried in order before `location`.
     pub mirrors: Vec<Mirror>,
 }
 
+/// One `[[registry.mirror]]` table: another place the content of a rule's names can be read from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mirror {
+    /// `host[:port][/path]` of the mirror; the part of a name after the rule's prefix is appended to it.
     pub location: String,
+    /// Plain HTTP is allowed for the mirror.
     pub insecure: bool,
 }
 
 /// Every rule of one or more `registries.conf` files.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RegistriesConf {
+    /// Every rule, a later file's first (see [`RegistriesConf::merge`]); [`RegistriesConf::rule_for`] picks
+    /// the longest matching prefix.
     pub rules: Vec<RegistryRule>,
 }
 
+/// Why a `registries.conf` could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
+    /// The file exists but could not be read.
     #[error("reading {path}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A line ferry does not understand, or a file too large to be one; nothing of the file is used.
     #[error("{path}:{line}: {why}")]
     Syntax {
+        /// The file.
         path: PathBuf,
+        /// 1-based line number (0: the file as a whole).
         line: usize,
+        /// What is wrong with it.
         why: String,
     },
 }
@@ -76,8 +92,11 @@ pub enum ConfError {
 /// An endpoint to read a repository from: its registry name and repository path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The registry host (and port).
     pub registry: String,
+    /// The repository path there.
     pub repository: String,
+    /// Plain HTTP is allowed for it.
     pub insecure: bool,
 }
 
@@ -110,6 +129,8 @@ impl RegistriesConf {
         Self::parse(&text, path)
     }
 
+    /// Parse the text of a `registries.conf` (the TOML subset containers use); `path` only names it in
+    /// errors.
     pub fn parse(text: &str, path: &Path) -> Result<RegistriesConf, ConfError> {
         let mut rules: Vec<RegistryRule> = Vec::new();
         let mut in_mirror = false;

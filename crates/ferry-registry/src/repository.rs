@@ -17,6 +17,9 @@ use crate::client::{Call, HostState, RegistryClient};
 use crate::error::RegistryError;
 use crate::upload::Upload;
 
+/// One repository of a registry as a ferry store: a source ([`ferry_store::ReadStore`],
+/// [`ferry_store::Resolver`]) and a destination ([`ferry_store::WriteStore`], [`ferry_store::Tagger`]). Cheap
+/// to clone; every clone shares the client.
 #[derive(Clone)]
 pub struct Repository {
     pub(crate) client: Arc<RegistryClient>,
@@ -39,10 +42,12 @@ impl Repository {
         }
     }
 
+    /// The registry host as given (`docker.io`, `127.0.0.1:5000`).
     pub fn registry(&self) -> &str {
         &self.host.name
     }
 
+    /// The repository path (`library/nginx`).
     pub fn repository(&self) -> &str {
         &self.repository
     }

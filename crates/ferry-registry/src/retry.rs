@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
+/// When a failed request is tried again, and how long ferry waits first ([`RetryPolicy::decide`]). One policy
+/// for every request of a client.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     /// Total tries of one request, the first included.
@@ -33,19 +35,26 @@ pub enum Failure<'a> {
     Transport,
     /// An HTTP status, with the raw `Retry-After` header if any.
     Status {
+        /// The status code.
         code: u16,
+        /// The raw `Retry-After` header (seconds or an HTTP date), if the response had one.
         retry_after: Option<&'a str>,
     },
 }
 
+/// What to do after a failed try.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Wait, then try again. `host_wide` asks every request to the same host to wait too (429, 503 with
     /// Retry-After): the server said it is overloaded, not that this one request failed.
     Retry {
+        /// How long to wait.
         wait: Duration,
+        /// Whether every request to the host waits too.
         host_wide: bool,
     },
+    /// Stop: the failure is permanent, attempts are used up, or the server asks for a longer wait than
+    /// allowed.
     GiveUp,
 }
 

@@ -230,6 +230,7 @@ impl ResolvesClientCert for ClientCert {
 pub struct CertificateRefused {
     /// The certificate, described; or why it could not be read.
     pub presented: String,
+    /// Why it was refused (expired, wrong name, unknown issuer), with what would fix it.
     pub reason: String,
     /// Whether trusting another CA could fix it (unknown issuer, CA used as end entity).
     pub trust_would_help: bool,

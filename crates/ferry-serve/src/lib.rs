@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! `ferry serve`: the OCI distribution API over what ferry carries — an OCI layout (a Zarf `images/`), a
 //! Zarf package (directory or tarball, read in place), an `oci-archive:` file or the blob cache — so a
 //! cluster's containerd, `docker pull` or another ferry can pull from it directly.

@@ -22,9 +22,12 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// On shutdown, requests in flight get this long to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// How `ferry serve` runs: what it serves, where, and with which protections.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
+    /// What to serve: a layout, a Zarf package, an archive or the blob cache.
     pub source: SourceSpec,
+    /// The address to listen on (port 0: any free port; see [`Server::local_addr`]).
     pub listen: SocketAddr,
     /// Certificate chain and private key (PEM) for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -165,6 +168,7 @@ impl Server {
         })
     }
 
+    /// The address the server listens on (the port chosen, when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

@@ -19,6 +19,9 @@ use crate::{BlobWriter, BoxFuture, Result, StoreError};
 /// directory they disagree about.
 pub const CACHE_VERSION: &str = "v1";
 
+/// The shared blob cache (see the module docs): a store of verified blobs by digest, read through
+/// [`crate::CachedSource`] and shared by every ferry process and by Zarf. Cloning shares the handle and its
+/// lock.
 #[derive(Clone, Debug)]
 pub struct BlobCache {
     store: PathBuf,
@@ -31,7 +34,9 @@ pub struct BlobCache {
 /// One cached blob, for listing and pruning.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CachedBlob {
+    /// The blob's digest (its file name).
     pub digest: Digest,
+    /// Its length in bytes.
     pub size: u64,
     /// When ferry last served or added it (seconds since the Unix epoch); falls back to the blob's mtime.
     pub last_used: u64,
@@ -41,10 +46,13 @@ pub struct CachedBlob {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheUsage {
+    /// Blobs held.
     pub blobs: usize,
+    /// Their bytes.
     pub bytes: u64,
     /// Unfinished downloads and their hash states in `ingest/`.
     pub partials: usize,
+    /// Bytes of those partials (downloaded so far).
     pub partial_bytes: u64,
 }
 
@@ -61,16 +69,20 @@ pub struct PruneOptions {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PruneReport {
+    /// Blobs removed.
     pub blobs: usize,
     /// Blob bytes and temp file bytes freed.
     pub bytes: u64,
+    /// Leftover temp files (partials, stale ingest files) removed.
     pub temp_files: usize,
 }
 
 /// What `verify` found.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
+    /// Blobs hashed.
     pub checked: u64,
+    /// Their bytes.
     pub bytes: u64,
     /// Blobs whose content did not match their name; they were removed.
     pub evicted: Vec<Digest>,
@@ -324,6 +336,8 @@ impl BlobCache {
         &self.store
     }
 
+    /// Where the blob `digest` lives, whether or not it is there (`<root>/images/blobs/sha256/<hex>`). A file
+    /// at this path is not yet trusted: [`BlobCache::lookup`] verifies it.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.store.join("blobs").join("sha256").join(digest.hex())
     }

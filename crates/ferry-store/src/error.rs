@@ -5,28 +5,44 @@ use ferry_oci::{Digest, ManifestError};
 /// Errors from stores and transfers. Messages name the store, the path or the digest involved.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store does not hold the content or name asked for.
     #[error("{what} not found in {store}")]
-    NotFound { store: String, what: String },
+    NotFound {
+        /// The store, described.
+        store: String,
+        /// What was asked for (a digest, a name).
+        what: String,
+    },
 
+    /// Received bytes hash to another digest than the descriptor's; nothing was stored.
     #[error(
         "digest mismatch for {expected} from {store}: received {size} bytes hashing to {actual}; \
          the content is corrupt or was replaced, nothing was stored"
     )]
     DigestMismatch {
+        /// The store they came from, described.
         store: String,
+        /// The digest asked for.
         expected: Digest,
+        /// The digest of what arrived.
         actual: Digest,
+        /// Bytes that arrived.
         size: u64,
     },
 
+    /// A body was shorter or longer than its descriptor's size (a longer one is cut off at one byte past it).
     #[error(
         "size mismatch for {digest} from {store}: the descriptor says {expected} bytes, received {actual}{}",
         if *actual > *expected { " or more" } else { "" }
     )]
     SizeMismatch {
+        /// The store it came from, described.
         store: String,
+        /// The blob.
         digest: Digest,
+        /// The descriptor's size in bytes.
         expected: u64,
+        /// Bytes received.
         actual: u64,
     },
 
@@ -35,19 +51,28 @@ pub enum StoreError {
         "blob {digest} in {store} is {size} bytes, more than the {cap}-byte limit for what is read into memory"
     )]
     TooLarge {
+        /// The store it is in, described.
         store: String,
+        /// The blob.
         digest: Digest,
+        /// Its size in bytes.
         size: u64,
+        /// The caller's limit in bytes.
         cap: u64,
     },
 
+    /// A store answered a range request with the whole blob; transient, as starting the blob over from byte 0
+    /// works.
     #[error(
         "{store} ignored a range request for {digest} (asked from byte {offset}, got the whole blob); \
          starting that blob over"
     )]
     RangeIgnored {
+        /// The store, described.
         store: String,
+        /// The blob.
         digest: Digest,
+        /// The byte offset asked from.
         offset: u64,
     },
 
@@ -57,28 +82,46 @@ pub enum StoreError {
         "the partial download of {digest} from {store} ({offset} bytes kept from an earlier run) is unusable; starting that blob over"
     )]
     PartialDiscarded {
+        /// The store, described.
         store: String,
+        /// The blob.
         digest: Digest,
+        /// Bytes kept from the earlier run, now thrown away.
         offset: u64,
+        /// What was wrong with them.
         #[source]
         cause: Box<StoreError>,
     },
 
+    /// A local file or directory could not be read, written or renamed.
     #[error("{}", path.display())]
     Io {
+        /// The path involved.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
 
+    /// A manifest a store holds could not be parsed (it walks no further).
     #[error("invalid manifest {digest} from {store}")]
     Manifest {
+        /// The store, described.
         store: String,
+        /// The manifest's digest (or the name it was found by).
         digest: String,
+        /// Why it was refused.
         source: ManifestError,
     },
 
+    /// A directory or file is not a usable OCI layout (no or a bad `oci-layout`, an unreadable
+    /// `index.json`, an entry that breaks the layout's rules).
     #[error("{}: {why}", path.display())]
-    InvalidLayout { path: PathBuf, why: String },
+    InvalidLayout {
+        /// The layout directory or the file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
 
     /// An error from a remote store (registry), or a refusal that is not about content. It reads as its
     /// cause: the message is the cause's, and the cause's own causes follow it once.
@@ -152,7 +195,7 @@ impl StoreError {
         }
     }
 
-    /// An I/O failure on `path`.
+    /// An [`StoreError::Io`] naming `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StoreError::Io {
             path: path.into(),

@@ -25,6 +25,7 @@ impl FileSource {
         Ok((Box::new(FileSource::open(path, offset).await?), offset))
     }
 
+    /// Read `path` from byte `offset` to its end. Errors name `path`.
     pub async fn open(path: &Path, offset: u64) -> Result<FileSource> {
         let mut file = tokio::fs::File::open(path)
             .await
@@ -221,6 +222,7 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
+    /// A new, empty temp file in `dest`'s directory (created if missing), to become `dest` on commit.
     pub fn beside(dest: &Path) -> Result<StagedFile> {
         let dir = parent_dir(dest);
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
@@ -242,6 +244,7 @@ impl StagedFile {
             .map_err(|e| StoreError::io(self.temp.path(), e))
     }
 
+    /// The temp file's path (not `dest`), to write to by name.
     pub fn path(&self) -> &Path {
         self.temp.path()
     }
@@ -266,6 +269,8 @@ pub struct StagedDir {
 }
 
 impl StagedDir {
+    /// A new, empty temp directory (mode 0755) in `dest`'s parent (created if missing), to become `dest` on
+    /// commit.
     pub fn beside(dest: &Path) -> Result<StagedDir> {
         let dir = parent_dir(dest);
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
@@ -281,6 +286,7 @@ impl StagedDir {
         })
     }
 
+    /// The temp directory's path, to build the content in.
     pub fn path(&self) -> &Path {
         self.temp.path()
     }

@@ -20,6 +20,9 @@ use crate::{
 /// Compact, no trailing newline: the bytes Zarf and oras-go write.
 pub const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
+/// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/`) as a store: read by digest,
+/// resolved by image name, written blob by blob with atomic commits. This is the `images/` directory of a
+/// Zarf package. Cloning shares the verified-blob memory and the writer's lock.
 #[derive(Clone, Debug)]
 pub struct OciLayout {
     root: PathBuf,
@@ -77,10 +80,12 @@ impl OciLayout {
         })
     }
 
+    /// The layout's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Where the blob `digest` lives, whether or not it is there (`<root>/blobs/sha256/<hex>`).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs").join("sha256").join(digest.hex())
     }
@@ -373,6 +378,7 @@ pub struct IndexLock {
 /// What the entries of a layout reach ([`OciLayout::reachable`]).
 #[derive(Debug, Default)]
 pub struct Reachable {
+    /// Every digest reached: the entries, their children, theirs, down to the layers.
     pub digests: std::collections::HashSet<Digest>,
     /// Nested manifests that are referenced but not in the layout.
     pub missing: Vec<Digest>,
@@ -391,13 +397,17 @@ pub struct GcOptions {
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GcReport {
+    /// The layout's directory, as given.
     pub layout: String,
+    /// Whether this was a dry run (nothing removed).
     pub dry_run: bool,
     /// Blobs removed (or, with `dry_run`, that would be).
     pub removed: Vec<Digest>,
+    /// Their bytes.
     pub removed_bytes: u64,
     /// Unreferenced blobs kept because they changed within `min_age`.
     pub kept_recent: usize,
+    /// Their bytes.
     pub kept_recent_bytes: u64,
     /// Blobs an entry reaches.
     pub reachable: usize,

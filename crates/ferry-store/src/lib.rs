@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Where content lives, and how it moves between places without ever exposing unverified bytes.
 //!
 //! A [`ReadStore`] serves manifests and blob bodies; a [`WriteStore`] accepts them. The copy engine
@@ -32,10 +33,13 @@ pub use transfer::{transfer, transfer_from};
 /// A boxed, sendable future: the store traits are used as trait objects (the source and destination of a
 /// copy are chosen at run time), which `async fn` in traits does not allow.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A store operation's result; errors are [`StoreError`] unless said otherwise.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A blob body as a sequence of chunks; `None` ends it.
 pub trait ByteSource: Send {
+    /// The next chunk of the body, `Ok(None)` at its end. An `Err` ends the body early (a cut connection, a
+    /// read error); the caller decides whether to resume.
     fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>>;
 }
 
@@ -106,6 +110,7 @@ pub struct Fetch<'a> {
 /// A blob on local disk, verified, from [`ReadStore::local_blob`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalBlob {
+    /// The file. Read it, hard-link it, never modify it: it is the store's verified copy.
     pub path: std::path::PathBuf,
     /// How it got there: already present, or fetched just now from the origin.
     pub origin: LocalOrigin,
@@ -117,7 +122,10 @@ pub enum LocalOrigin {
     /// It was on disk before this call.
     Present,
     /// It was downloaded by this call; `resumed` bytes of it came from an earlier, interrupted download.
-    Fetched { resumed: u64 },
+    Fetched {
+        /// Bytes of it an earlier, interrupted download had already fetched.
+        resumed: u64,
+    },
 }
 
 /// Turns a name into the manifest it names (oras-go's `Resolver`). What a name is depends on the store: a
@@ -159,7 +167,9 @@ impl<T: WriteStore + Tagger + ?Sized> WriteTarget for T {}
 /// tag-schema fallback), or a cosign-style tag `sha256-<hex>.sig|.att|.sbom` (`tag` set).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Referrer {
+    /// The referrer's manifest.
     pub desc: Descriptor,
+    /// The cosign-style tag it was found by, for a tag-named referrer; `None` when found by its `subject`.
     pub tag: Option<String>,
 }
 
@@ -207,6 +217,7 @@ pub trait WriteStore: Store {
 
 /// An in-progress blob write. Dropping it without `commit` discards the partial data.
 pub trait BlobWriter: Send {
+    /// Append `chunk` to the blob. Bytes are not visible in the store until [`BlobWriter::commit`].
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>>;
     /// Everything written so far hashes to `state`: a writer that can resume in a later process records
     /// it (with its data flushed) so that process continues from here. Called every few MiB and when a

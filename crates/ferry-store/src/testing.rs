@@ -53,6 +53,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store whose [`Store::describe`] is `name`.
     pub fn new(name: &str) -> MemoryStore {
         MemoryStore {
             name: name.to_string(),
@@ -77,18 +78,22 @@ impl MemoryStore {
         desc
     }
 
+    /// Point the name `name` at `desc` (what resolving `name` answers), as a [`Tagger`] would.
     pub fn set_tag(&self, name: &str, desc: &Descriptor) {
         self.tags.lock().unwrap().insert(name.into(), desc.clone());
     }
 
+    /// What `name` points at, if anything.
     pub fn tagged(&self, name: &str) -> Option<Descriptor> {
         self.tags.lock().unwrap().get(name).cloned()
     }
 
+    /// Every name, sorted.
     pub fn tag_names(&self) -> Vec<String> {
         self.tags.lock().unwrap().keys().cloned().collect()
     }
 
+    /// List `referrer` among the referrers of `subject`.
     pub fn add_referrer(&self, subject: &Digest, referrer: Referrer) {
         self.referrers
             .lock()
@@ -98,6 +103,7 @@ impl MemoryStore {
             .push(referrer);
     }
 
+    /// Make fetches of `digest` fail as `fault` says (replacing any fault it had).
     pub fn inject(&self, digest: &Digest, fault: Fault) {
         self.faults.lock().unwrap().insert(digest.clone(), fault);
     }
@@ -107,14 +113,17 @@ impl MemoryStore {
         self.faults.lock().unwrap().clear();
     }
 
+    /// Whether content `digest` is held.
     pub fn has(&self, digest: &Digest) -> bool {
         self.content.lock().unwrap().contains_key(digest)
     }
 
+    /// How many distinct contents (blobs and manifests) are held.
     pub fn len(&self) -> usize {
         self.content.lock().unwrap().len()
     }
 
+    /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -139,6 +148,7 @@ impl MemoryStore {
             .collect()
     }
 
+    /// The most fetches that were ever in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(Ordering::SeqCst)
     }

@@ -18,23 +18,30 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 #[derive(Debug, Default, Deserialize)]
 #[serde(transparent)]
 pub struct SyncFile {
+    /// Each registry host's entry.
     pub registries: BTreeMap<String, RegistryEntry>,
 }
 
+/// What to take from one registry, and how to reach it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RegistryEntry {
     /// Repository → tags or digests; an empty list means every tag.
     #[serde(default)]
     pub images: BTreeMap<String, Vec<String>>,
+    /// Repository → a regular expression; tags it matches are taken.
     #[serde(default)]
     pub images_by_tag_regex: BTreeMap<String, String>,
     /// Repository → a constraint; a list of constraints (as some skopeo documentation shows) means any of
     /// them.
     #[serde(default)]
     pub images_by_semver: BTreeMap<String, OneOrMany>,
+    /// Credentials for this registry only.
     pub credentials: Option<Credentials>,
+    /// `false`: accept any certificate from this registry (`--insecure-skip-tls-verify` for it alone).
     pub tls_verify: Option<bool>,
+    /// A directory of CA certificates (`*.crt`) trusted for this registry; client certificates in it are
+    /// refused, not ignored.
     pub cert_dir: Option<PathBuf>,
     /// ferry: the one platform to copy (`linux/amd64`); every platform when absent.
     pub platform: Option<String>,
@@ -46,70 +53,108 @@ pub struct RegistryEntry {
     pub rename: BTreeMap<String, String>,
 }
 
+/// A YAML scalar or a list of them.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
+    /// One string.
     One(String),
+    /// A list of strings.
     Many(Vec<String>),
 }
 
+/// A username and password for one registry.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    /// The username.
     pub username: String,
+    /// The password. Secret: never logged.
     pub password: String,
 }
 
 /// A sync file that cannot be used; messages name the file and the entry.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("reading {path}")]
     Read {
+        /// The sync file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{path} is larger than {MAX_FILE_BYTES} bytes")]
-    TooLarge { path: PathBuf },
+    TooLarge {
+        /// The sync file.
+        path: PathBuf,
+    },
+    /// Not YAML of a sync file's shape (unknown keys are refused).
     #[error("{path} is not a sync file")]
     Yaml {
+        /// The sync file.
         path: PathBuf,
+        /// The parser's complaint, with its line.
         #[source]
         source: serde_yaml::Error,
     },
+    /// An `images-by-tag-regex` that is not a regular expression.
     #[error("{path}: {registry}/{repository}: invalid tag regex")]
     Regex {
+        /// The sync file.
         path: PathBuf,
+        /// The registry entry.
         registry: String,
+        /// The repository.
         repository: String,
+        /// Why it does not compile.
         #[source]
         source: regex_lite::Error,
     },
+    /// An `images-by-semver` constraint that cannot be read.
     #[error("{path}: {registry}/{repository}")]
     Semver {
+        /// The sync file.
         path: PathBuf,
+        /// The registry entry.
         registry: String,
+        /// The repository.
         repository: String,
+        /// Which part is wrong.
         #[source]
         source: crate::semver::ConstraintError,
     },
+    /// The file parses but says something unusable (it is empty, a registry key is not a host).
     #[error("{path}: {what}")]
-    Invalid { path: PathBuf, what: String },
+    Invalid {
+        /// The sync file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 /// One repository to take from, with how its tags are chosen.
 #[derive(Clone, Debug)]
 pub struct RepoSpec {
+    /// The registry host.
     pub registry: String,
+    /// The repository path there.
     pub repository: String,
+    /// Which tags to take.
     pub filter: TagFilter,
     /// The destination name when the file renames it.
     pub rename: Option<String>,
+    /// The one platform to copy (`os/arch[/variant]`); `None`: the run's choice.
     pub platform: Option<String>,
+    /// Whether every referrer of each image comes too.
     pub referrers: bool,
 }
 
 impl SyncFile {
+    /// Read and parse the sync file at `path` (at most [`MAX_FILE_BYTES`]).
     pub fn load(path: &Path) -> Result<SyncFile, ConfigError> {
         use std::io::Read;
         let read = |source| ConfigError::Read {
@@ -130,6 +175,7 @@ impl SyncFile {
         Self::parse(&text, path)
     }
 
+    /// Parse the text of a sync file; `path` only names it in errors. Empty files are refused.
     pub fn parse(text: &str, path: &Path) -> Result<SyncFile, ConfigError> {
         // An empty file is an empty mapping to serde_yaml's eyes only sometimes; say what is wrong.
         if text.trim().is_empty() {

@@ -27,34 +27,56 @@ pub enum Naming {
     Zarf,
 }
 
+/// Where a sync writes: a registry prefix, an OCI layout, or an oci-archive.
 pub enum Destination {
+    /// A registry, under a path prefix.
     Registry {
+        /// The client that pushes.
         client: Arc<RegistryClient>,
+        /// The registry host.
         registry: String,
         /// Path under the registry, no leading or trailing `/` (may be empty).
         prefix: String,
+        /// How a source repository is named there.
         naming: Naming,
     },
+    /// An OCI layout directory; images are named by their full source reference.
     Layout(OciLayout),
+    /// An oci-archive file, written when the run ends.
     Archive {
+        /// The archive's path.
         path: PathBuf,
+        /// The writer that stages the content; shared by the run's copies.
         writer: Arc<OciArchiveWriter>,
     },
 }
 
+/// A destination that cannot be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum DestError {
+    /// The destination spelling cannot be used, or its archive cannot be finished.
     #[error("{dest:?}: {why}")]
-    Invalid { dest: String, why: String },
+    Invalid {
+        /// The destination, as given.
+        dest: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The layout (or the archive's staging layout) could not be opened.
     #[error("opening {dest}")]
     Store {
+        /// The destination, as given.
         dest: String,
+        /// Why.
         #[source]
         source: ferry_store::StoreError,
     },
+    /// The archive could not be written at the end of the run.
     #[error("writing {dest}")]
     Archive {
+        /// The destination, as given.
         dest: String,
+        /// Why.
         #[source]
         source: Box<ferry_archive::ArchiveError>,
     },
@@ -63,11 +85,13 @@ pub enum DestError {
 /// Where one image goes: the target, the names it gets, and how to ask what the destination already has
 /// under its first name.
 pub struct Placement {
+    /// Where the content is written.
     pub target: Arc<dyn WriteTarget>,
     /// Names given to the target's `tag` (registry: tags; layout: full names). Empty: by digest only.
     pub names: Vec<String>,
     /// The image as it is called at the destination, for reports and the lock file.
     pub shown: Vec<String>,
+    /// How to learn what the destination has under the first name now.
     pub current: Current,
 }
 
@@ -155,6 +179,7 @@ impl Destination {
         })
     }
 
+    /// The destination for messages: `host[/prefix]`, or the layout's or archive's path.
     pub fn describe(&self) -> String {
         match self {
             Destination::Registry {

@@ -2,6 +2,7 @@
 
 use crate::semver::Constraint;
 
+/// Which tags of a repository are taken.
 #[derive(Clone, Debug)]
 pub enum TagFilter {
     /// Every tag (`images: {repo: []}`).
@@ -20,6 +21,7 @@ impl TagFilter {
         !matches!(self, TagFilter::Listed(_))
     }
 
+    /// Whether `tag` is taken.
     pub fn admits(&self, tag: &str) -> bool {
         match self {
             TagFilter::All => true,

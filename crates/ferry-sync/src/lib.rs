@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! `ferry sync`: declarative mirroring at fleet scale.
 //!
 //! A sync file in `skopeo sync`'s YAML names registries, repositories and tag filters (lists, regular

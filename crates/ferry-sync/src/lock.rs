@@ -10,14 +10,17 @@ use serde::{Deserialize, Serialize};
 /// Lock files are bounded: a hostile or mistaken path should not be read whole into memory.
 pub const MAX_LOCK_BYTES: u64 = 64 << 20;
 
+/// The lock file: what a sync took, for pinning the next run and as a delta's base (see the module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LockFile {
     /// Format version (1).
     pub version: u32,
+    /// One entry per image taken.
     pub images: Vec<LockedImage>,
 }
 
+/// One image a sync took.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LockedImage {
@@ -26,6 +29,7 @@ pub struct LockedImage {
     /// The digest of what was copied and named (a platform's manifest chosen from an index, or the
     /// index itself).
     pub digest: String,
+    /// The media type of that manifest or index.
     pub media_type: String,
     /// Names at the destination.
     pub destination: Vec<String>,
@@ -33,31 +37,46 @@ pub struct LockedImage {
     pub digests: BTreeSet<String>,
 }
 
+/// A lock file that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// The file exists but could not be read.
     #[error("reading the lock file {path}")]
     Read {
+        /// The lock file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_LOCK_BYTES`]: not a lock file.
     #[error("{path} is larger than {MAX_LOCK_BYTES} bytes; not a lock file")]
-    TooLarge { path: PathBuf },
+    TooLarge {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// Not a lock file of this format.
     #[error("{path} is not a ferry sync lock file")]
     Parse {
+        /// The lock file.
         path: PathBuf,
+        /// The parser's complaint.
         #[source]
         source: serde_json::Error,
     },
+    /// The new lock file could not be written.
     #[error("writing the lock file {path}")]
     Write {
+        /// The lock file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 }
 
 impl LockFile {
+    /// The format version this ferry reads and writes.
     pub const VERSION: u32 = 1;
 
     /// Read a lock file; a missing one is `None`.

@@ -40,6 +40,7 @@ pub struct PlanTarget {
 }
 
 impl PlanTarget {
+    /// A plan over `inner`, counting into the run's `ledger` so content shared by images is counted once.
     pub fn new(inner: Arc<dyn WriteTarget>, ledger: Arc<PlanLedger>) -> PlanTarget {
         PlanTarget {
             inner,
@@ -48,6 +49,7 @@ impl PlanTarget {
         }
     }
 
+    /// What this destination's share of the plan counted so far.
     pub fn bytes(&self) -> PlanBytes {
         self.bytes.lock().expect("plan lock").clone()
     }

@@ -25,6 +25,7 @@ use crate::sources::{SourceError, client_for};
 /// Listings and resolutions in flight at once (metadata only).
 const RESOLVE_CONCURRENCY: usize = 8;
 
+/// How a sync runs: clients, platform, budget, retries, and what to do beyond copying.
 pub struct SyncOptions {
     /// Options of the source clients (per-registry settings of the file are applied on top).
     pub client_options: ClientOptions,
@@ -34,11 +35,13 @@ pub struct SyncOptions {
     pub platform: PlatformChoice,
     /// Node copies in flight for the whole run.
     pub budget: Budget,
+    /// Attempts in all for one image (see [`ferry_copy::CopyOptions::attempts`]).
     pub attempts: u32,
     /// Go on past an image that fails; the report lists it and the run fails at the end.
     pub keep_going: bool,
     /// Resolve and count, move nothing.
     pub plan: bool,
+    /// Read through this blob cache (and fill it).
     pub cache: Option<BlobCache>,
     /// Where to write the lock file (read first: unchanged images keep their entries).
     pub lock: Option<PathBuf>,
@@ -46,43 +49,64 @@ pub struct SyncOptions {
     pub verify: Option<Arc<Verifier>>,
 }
 
+/// Why a sync, or one image of it, failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// The sync file cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A source registry's client could not be built.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The destination cannot be opened or written.
     #[error(transparent)]
     Dest(#[from] DestError),
+    /// The lock file cannot be read or written.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A repository's tags could not be listed.
     #[error("listing the tags of {repository}")]
     Listing {
+        /// `registry/repository`.
         repository: String,
+        /// The registry's error.
         #[source]
         source: RegistryError,
     },
+    /// A sync file entry does not make a reference.
     #[error("{reference}: invalid reference")]
     Reference {
+        /// The reference built.
         reference: String,
+        /// Why it is not one.
         #[source]
         source: ferry_oci::ReferenceError,
     },
+    /// An entry's `platform` is not `os/arch[/variant]`.
     #[error("{reference}: invalid platform {platform:?}: {why}")]
     Platform {
+        /// The image it was given for.
         reference: String,
+        /// The platform as written.
         platform: String,
+        /// What is wrong with it.
         why: String,
     },
+    /// An image could not be resolved at its source.
     #[error("opening {reference}")]
     Open {
+        /// The image.
         reference: String,
+        /// The source's error.
         #[source]
         source: StoreError,
     },
+    /// An image could not be copied.
     #[error("syncing {reference}")]
     Image {
+        /// The image.
         reference: String,
+        /// What the copy says went wrong.
         #[source]
         source: Box<CopyFailed>,
     },
@@ -91,6 +115,7 @@ pub enum SyncError {
     Verify(Box<ferry_trust::VerifyError>),
 }
 
+/// What happened to one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Status {
@@ -100,29 +125,43 @@ pub enum Status {
     UpToDate,
     /// `--plan`: would be copied.
     Planned,
+    /// It failed; [`ImageReport::error`] says why.
     Failed,
 }
 
+/// One image of a sync report.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageReport {
+    /// The source reference.
     pub source: String,
+    /// The digest it resolved to (`None` when it failed before resolving).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Its names at the destination.
     pub destination: Vec<String>,
+    /// What happened.
     pub status: Status,
+    /// Bytes moved, already present and shared (mounted, or counted for another image in a plan).
     pub bytes: PlanBytes,
+    /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// Sums over a report's images.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Totals {
+    /// Images in the run.
     pub images: usize,
+    /// Copied (or, in a plan, to be copied).
     pub copied: usize,
+    /// Already up to date.
     pub up_to_date: usize,
+    /// Failed.
     pub failed: usize,
+    /// Their bytes, summed.
     pub bytes: PlanBytes,
 }
 
@@ -130,19 +169,29 @@ pub struct Totals {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiskRoom {
+    /// The directory checked.
     pub path: String,
+    /// Bytes the sync would write there (twice the content for an archive: staging, then the file).
     pub needed: u64,
+    /// Bytes free there (0 when unknown).
     pub available: u64,
+    /// Whether `available` covers `needed`.
     pub enough: bool,
 }
 
+/// What a sync did (or, with `plan`, would do), image by image, with totals.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// Whether this is a plan (nothing moved).
     pub plan: bool,
+    /// The destination, described.
     pub destination: String,
+    /// Every image, in the order taken.
     pub images: Vec<ImageReport>,
+    /// Sums over the images.
     pub totals: Totals,
+    /// Room on the destination's disk, for a plan to a layout or archive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskRoom>,
 }

@@ -156,7 +156,9 @@ pub struct Constraint {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid semver constraint {constraint:?}: {why}")]
 pub struct ConstraintError {
+    /// The constraint as written.
     pub constraint: String,
+    /// What is wrong with it.
     pub why: String,
 }
 
@@ -167,6 +169,8 @@ impl fmt::Display for Constraint {
 }
 
 impl Constraint {
+    /// Parse a constraint: `||`-separated alternatives of comma- or space-separated comparisons (`>=1.2 <2`,
+    /// `~1.4`, `^2`, `1.2 - 1.4`). `Err` names the part that cannot be read.
     pub fn parse(text: &str) -> Result<Constraint, ConstraintError> {
         let err = |why: String| ConstraintError {
             constraint: text.to_string(),
@@ -215,6 +219,7 @@ impl Constraint {
         Version::parse(tag).is_some_and(|v| self.admits(&v))
     }
 
+    /// Whether `v` satisfies every comparison of some alternative.
     pub fn admits(&self, v: &Version) -> bool {
         self.any_of
             .iter()

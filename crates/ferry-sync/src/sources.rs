@@ -8,17 +8,25 @@ use ferry_registry::{ClientOptions, Credential, CredentialStore, RegistryClient,
 
 use crate::config::RegistryEntry;
 
+/// A source registry entry whose client cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// The entry's `cert-dir` cannot be used.
     #[error("{registry}: cert-dir {dir}: {why}")]
     CertDir {
+        /// The registry host.
         registry: String,
+        /// The directory.
         dir: String,
+        /// What is wrong.
         why: String,
     },
+    /// The client rejected the entry's settings.
     #[error("{registry}: building the client")]
     Client {
+        /// The registry host.
         registry: String,
+        /// Why.
         #[source]
         source: RegistryError,
     },

@@ -7,11 +7,14 @@ use crate::encode::sha256_digest;
 /// One node of a content graph: raw bytes + media type. Digest is `sha256:<hex>` of the bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blob {
+    /// The Content-Type it is pushed with.
     pub media_type: String,
+    /// The content.
     pub bytes: Bytes,
 }
 
 impl Blob {
+    /// A blob of `bytes` with `media_type`.
     pub fn new(media_type: impl Into<String>, bytes: impl Into<Bytes>) -> Blob {
         Blob {
             media_type: media_type.into(),
@@ -19,10 +22,12 @@ impl Blob {
         }
     }
 
+    /// `sha256:<hex>` of the bytes.
     pub fn digest(&self) -> String {
         sha256_digest(&self.bytes)
     }
 
+    /// Length of the bytes.
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
@@ -40,6 +45,7 @@ pub struct Artifact {
 }
 
 impl Artifact {
+    /// The digest of the root manifest or index.
     pub fn digest(&self) -> String {
         self.manifest.digest()
     }

@@ -10,16 +10,23 @@ use crate::pki::run;
 /// The kinds of key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyType {
+    /// ECDSA on P-256 (cosign's default).
     EcdsaP256,
+    /// ECDSA on P-384.
     EcdsaP384,
+    /// RSA.
     Rsa,
+    /// Ed25519.
     Ed25519,
 }
 
 /// A private key in a directory, and its public key as cosign writes it (`cosign.pub`, PEM SPKI).
 pub struct SigningKey {
+    /// Which kind of key.
     pub kind: KeyType,
+    /// The private key, PEM.
     pub private_pem: PathBuf,
+    /// The public key, PEM SPKI (what `--verify-key` takes).
     pub public_pem: PathBuf,
 }
 

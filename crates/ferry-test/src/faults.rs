@@ -39,10 +39,15 @@ const HOP_BY_HOP: &[&str] = &[
 pub enum Fault {
     /// Forward the request but close the connection after `after` bytes of the response body. A
     /// body no longer than `after` goes through whole and does not count as injected.
-    CutBody { after: u64 },
+    CutBody {
+        /// Bytes of the body sent before the cut.
+        after: u64,
+    },
     /// Answer with this status (and optional Retry-After header value) without forwarding.
     Status {
+        /// The status code.
         code: u16,
+        /// The `Retry-After` value to send, if any.
         retry_after: Option<String>,
     },
     /// Forward the request with its Range header removed, so the upstream answers 200 with the
@@ -54,17 +59,33 @@ pub enum Fault {
     Delay(Duration),
     /// Forward, but send the response body `chunk` bytes at a time with `pause` before each piece
     /// after the first.
-    SlowBody { chunk: u64, pause: Duration },
+    SlowBody {
+        /// Bytes per piece.
+        chunk: u64,
+        /// Sleep before each piece after the first.
+        pause: Duration,
+    },
     /// Forward, but flip the bits of the response body byte at offset `at` (same length, wrong bytes).
-    CorruptBody { at: u64 },
+    CorruptBody {
+        /// Offset of the flipped byte in the body.
+        at: u64,
+    },
     /// Forward, but set (or replace) a response header: a lying `Docker-Content-Digest`, a
     /// `Content-Type` that is not a manifest type.
-    SetHeader { name: String, value: String },
+    SetHeader {
+        /// The header's name.
+        name: String,
+        /// Its value.
+        value: String,
+    },
     /// Answer with exactly this status, headers and body without forwarding (an HTML error page served
     /// with 200, a captive portal), then close the connection.
     Respond {
+        /// The status code.
         code: u16,
+        /// Header names and values, in order.
         headers: Vec<(String, String)>,
+        /// The body.
         body: Vec<u8>,
     },
 }
@@ -76,11 +97,15 @@ pub struct Rule {
     pub method: Option<String>,
     /// Substring of the path-and-query; empty matches everything.
     pub path_contains: String,
+    /// What to do to a matching request.
     pub fault: Fault,
+    /// How many more matching requests get the fault; a rule at 0 matches nothing.
     pub times: usize,
 }
 
 impl Rule {
+    /// A rule for the next `times` requests with `method` (any when `None`) whose path and query contain
+    /// `path_contains`.
     pub fn new(method: Option<&str>, path_contains: &str, fault: Fault, times: usize) -> Rule {
         Rule {
             method: method.map(str::to_string),
@@ -103,6 +128,7 @@ impl Rule {
 /// One request the proxy received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
+    /// The request method.
     pub method: String,
     /// Path and query as the client sent them.
     pub path: String,

@@ -47,6 +47,7 @@ pub struct HostileServer {
 const PIECE: usize = 64 << 10;
 
 impl HostileServer {
+    /// Start a server that behaves as `hostility` says, on a free loopback port.
     pub fn start(hostility: Hostility) -> HostileServer {
         let listener = BackgroundServer::bind("ferry-test-hostile");
         let addr = listener.local_addr().expect("hostile server address");
@@ -66,6 +67,7 @@ impl HostileServer {
         self.server.addr.to_string()
     }
 
+    /// Its address.
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
     }

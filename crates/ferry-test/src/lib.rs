@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Test support for ferry: real `docker-registry` processes (plain, TLS, Basic, token auth), a token
 //! server, and deterministic fixture images and artifacts.
 //!

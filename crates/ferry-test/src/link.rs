@@ -146,9 +146,11 @@ pub struct LinkStats {
     pub connections: AtomicU64,
     /// Bytes read from clients / written to the upstream.
     pub up_read: AtomicU64,
+    /// Bytes written to the upstream.
     pub up_written: AtomicU64,
     /// Bytes read from the upstream / written to clients.
     pub down_read: AtomicU64,
+    /// Bytes written to clients.
     pub down_written: AtomicU64,
 }
 
@@ -163,6 +165,7 @@ pub struct Link {
 }
 
 impl Link {
+    /// A link to `upstream` with the rate, latency and faults of `spec`.
     pub fn new(upstream: SocketAddr, spec: LinkSpec) -> Arc<Link> {
         let pacer = || spec.link_rate.map(|r| Mutex::new(Pacer::new(r)));
         Arc::new(Link {
@@ -174,6 +177,7 @@ impl Link {
         })
     }
 
+    /// Its counters.
     pub fn stats(&self) -> &LinkStats {
         &self.stats
     }
@@ -310,10 +314,12 @@ impl LinkProxy {
         LinkProxy { link, server }
     }
 
+    /// The address clients connect to.
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
     }
 
+    /// The link's counters.
     pub fn stats(&self) -> &LinkStats {
         self.link.stats()
     }

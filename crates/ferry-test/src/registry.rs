@@ -274,10 +274,12 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The registry's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Its [`Mode`]: plain or TLS, and which authentication.
     pub fn mode(&self) -> Mode {
         self.mode
     }

@@ -22,7 +22,9 @@ use crate::encode::{base64, base64_decode, base64url, percent_decode, rfc3339};
 use crate::pki;
 use crate::{PASSWORD, USER};
 
+/// The `service` the token server answers for, and the audience of its tokens.
 pub const SERVICE: &str = "ferry-test";
+/// The issuer its tokens name (the registry is configured to trust it).
 pub const ISSUER: &str = "ferry-test-issuer";
 /// Lifetime of minted tokens, also reported as `expires_in`.
 pub const TOKEN_TTL_SECS: u64 = 300;
@@ -30,12 +32,16 @@ pub const TOKEN_TTL_SECS: u64 = 300;
 /// One `access` entry of a token: `type:name:actions` from a scope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Access {
+    /// The resource type (`repository`, `registry`).
     pub kind: String,
+    /// The resource name (`library/nginx`, `catalog`).
     pub name: String,
+    /// The actions granted (`pull`, `push`, `*`).
     pub actions: Vec<String>,
 }
 
 impl Access {
+    /// An entry granting `actions` on `kind:name`.
     pub fn new(kind: &str, name: &str, actions: &[&str]) -> Access {
         Access {
             kind: kind.to_string(),
@@ -131,6 +137,7 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
+    /// Start a token server on a free loopback port; it stops when dropped.
     pub fn start() -> TokenServer {
         let stats = Arc::new(Stats::default());
         let thread_stats = stats.clone();

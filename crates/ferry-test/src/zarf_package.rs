@@ -15,13 +15,18 @@ use crate::fixtures;
 /// One image of the package: the name `zarf.yaml` lists, and its content.
 #[derive(Clone, Debug)]
 pub struct PackageImage {
+    /// The name as `zarf.yaml` lists it.
     pub name: String,
+    /// The image's content.
     pub artifact: Artifact,
 }
 
+/// One component of a [`PackageSpec`].
 #[derive(Clone, Debug)]
 pub struct ComponentSpec {
+    /// The component's name.
     pub name: String,
+    /// Whether it is `required: true`.
     pub required: bool,
     /// Names of [`PackageSpec::images`] this component deploys.
     pub images: Vec<String>,
@@ -29,14 +34,22 @@ pub struct ComponentSpec {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
+/// What package to build: metadata, components, images, layout era.
 #[derive(Clone, Debug)]
 pub struct PackageSpec {
+    /// `metadata.name`.
     pub name: String,
+    /// `metadata.version`.
     pub version: String,
+    /// `metadata.description`.
     pub description: String,
+    /// `build.architecture`.
     pub architecture: String,
+    /// `build.flavor`, if any.
     pub flavor: Option<String>,
+    /// The components, in order.
     pub components: Vec<ComponentSpec>,
+    /// Every image the components name, with content.
     pub images: Vec<PackageImage>,
     /// Write `images/` as Zarf ≤ v0.50 did: only `base.name`, Docker Hub names without `docker.io/`,
     /// `oci-layout` pretty-printed.
@@ -46,12 +59,17 @@ pub struct PackageSpec {
 /// What [`build`] wrote.
 #[derive(Clone, Debug)]
 pub struct ZarfPackage {
+    /// The package as a directory.
     pub dir: PathBuf,
+    /// The same package as a `.tar`.
     pub tar: PathBuf,
+    /// The same package as a `.tar.zst`.
     pub tar_zst: PathBuf,
     /// Every file of the package by relative path, with its content.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The aggregate checksum: the sha256 (hex) of `checksums.txt`, as `zarf.yaml` records it.
     pub aggregate: String,
+    /// What it was built from.
     pub spec: PackageSpec,
 }
 

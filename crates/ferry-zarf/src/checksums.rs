@@ -32,21 +32,42 @@ pub enum Problem {
     MissingChecksums,
     /// `zarf.yaml` has no `metadata.aggregateChecksum`.
     NoAggregate,
+    /// `checksums.txt` does not hash to `metadata.aggregateChecksum`: none of its lines can be trusted.
     #[serde(rename_all = "camelCase")]
-    AggregateMismatch { expected: String, actual: String },
+    AggregateMismatch {
+        /// The aggregate checksum `zarf.yaml` records.
+        expected: String,
+        /// The sha256 of `checksums.txt`.
+        actual: String,
+    },
+    /// A line of `checksums.txt` that is not `<sha256> <path>`.
     #[serde(rename_all = "camelCase")]
-    InvalidLine { line: usize, text: String },
+    InvalidLine {
+        /// 1-based line number.
+        line: usize,
+        /// The line.
+        text: String,
+    },
     /// A listed file whose content hashes to something else.
     #[serde(rename_all = "camelCase")]
     Mismatch {
+        /// The file's path in the package.
         path: String,
+        /// The digest `checksums.txt` lists (hex).
         expected: String,
+        /// The digest of its content (hex).
         actual: String,
     },
     /// A listed file that is not in the package.
-    Missing { path: String },
+    Missing {
+        /// The file's path in the package.
+        path: String,
+    },
     /// A file in the package that `checksums.txt` does not list.
-    Unexpected { path: String },
+    Unexpected {
+        /// The file's path in the package.
+        path: String,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -98,7 +119,9 @@ pub struct Integrity {
     pub checked: usize,
     /// Listed files allowed to be absent (a package pulled with some components only).
     pub partial: bool,
+    /// `metadata.aggregateChecksum` of the `zarf.yaml` (empty when it has none).
     pub aggregate_checksum: String,
+    /// Everything found wrong, in the order found; empty when `ok`.
     pub problems: Vec<Problem>,
 }
 

@@ -18,7 +18,9 @@ pub use text::Text;
 
 /// The largest `zarf.yaml` ferry reads; real ones are a few KiB, big ones a few hundred.
 pub const MAX_ZARF_YAML: u64 = 16 << 20;
+/// The `apiVersion` of the v1alpha1 definition (every package Zarf builds carries a document of it).
 pub const V1ALPHA1: &str = "zarf.dev/v1alpha1";
+/// The `apiVersion` of the v1beta1 definition.
 pub const V1BETA1: &str = "zarf.dev/v1beta1";
 
 /// The parsed package definition.
@@ -31,44 +33,69 @@ pub struct Definition {
     pub v1beta1: Option<v1beta1::Package>,
     /// Whether `package` came from a v1alpha1 document (a v1beta1-only file has only a partial view).
     has_v1alpha1: bool,
+    /// `ZarfPackageConfig` or `ZarfInitConfig`.
     pub kind: String,
+    /// The package's metadata, from the v1alpha1 view.
     pub metadata: Metadata,
+    /// What the build recorded, from the v1alpha1 view.
     pub build: Build,
     /// The components of the document Zarf reads, in order.
     pub components: Vec<Component>,
 }
 
+/// A package's metadata as ferry uses it, the same whichever document it was read from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Metadata {
+    /// The package name.
     pub name: String,
+    /// Free-text description (the published `org.opencontainers.image.description`).
     pub description: String,
+    /// The author's version string.
     pub version: String,
+    /// A link to information about the package.
     pub url: String,
+    /// The authors.
     pub authors: String,
+    /// A link to the package's documentation.
     pub documentation: String,
+    /// A link to the package's source.
     pub source: String,
+    /// Who distributes the package.
     pub vendor: String,
+    /// The cluster architecture the package is for (empty in a source definition that does not say).
     pub architecture: String,
+    /// The sha256 of `checksums.txt` (v1beta1 keeps it under `build`, which wins when set).
     pub aggregate_checksum: String,
+    /// Whether the package tarball is written without compression.
     pub uncompressed: bool,
+    /// Free-form annotations, published over the standard ones.
     pub annotations: BTreeMap<String, String>,
 }
 
+/// What a package's build recorded, as ferry uses it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Build {
+    /// The architecture it was built for.
     pub architecture: String,
+    /// When it was built (Go's RFC 1123 with numeric zone, as Zarf writes it).
     pub timestamp: String,
+    /// The `--flavor` it was built with (empty: none); part of the published tag.
     pub flavor: String,
     /// The Zarf (or ferry) version that built the package.
     pub version: String,
+    /// Whether it was signed (`None` when not recorded).
     pub signed: Option<bool>,
     /// Files added after `checksums.txt` was written (signatures), which it does not list.
     pub provenance_files: Vec<String>,
 }
 
+/// A component as ferry uses it: its name, whether it is required, what selects it and its images, the same
+/// whichever document it was read from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Component {
+    /// The component's name.
     pub name: String,
+    /// Free-text description.
     pub description: String,
     /// v1alpha1 `required: true`; v1beta1 not `optional`.
     pub required: bool,
@@ -85,12 +112,16 @@ pub struct Component {
 /// An image of a component and where `zarf package create` takes it from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSource {
+    /// The image reference as written.
     pub name: String,
+    /// Where `zarf package create` takes it from.
     pub origin: Origin,
 }
 
+/// Where an image of a component comes from at create time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
+    /// A registry (the default).
     Registry,
     /// v1beta1 `source: daemon`: the local Docker Engine.
     Daemon,
@@ -350,6 +381,7 @@ impl Definition {
         })
     }
 
+    /// The component named `name`, if the package has one.
     pub fn component(&self, name: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.name == name)
     }
@@ -508,8 +540,11 @@ fn alpha_view(b: &v1beta1::Package) -> v1alpha1::ZarfPackage {
     p
 }
 
+/// The published manifest's title annotation: the package name.
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+/// The published manifest's description annotation: always written, empty when there is none.
 pub const ANNOTATION_DESCRIPTION: &str = "org.opencontainers.image.description";
+/// The published manifest's creation time: the build timestamp in RFC 3339 (UTC).
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 /// Go's zero `time.Time` in RFC 3339.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

@@ -7,44 +7,68 @@ use ferry_store::StoreError;
 /// reference) and, where there is one, the file inside it.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
+    /// A file of the package (or its output) could not be read or written.
     #[error("{}", path.display())]
     Io {
+        /// The path involved.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
 
     /// Something wrong with the package as a whole, or with one file in it.
     #[error("{package}: {}{why}", file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default())]
     Invalid {
+        /// The package's path or reference.
         package: String,
+        /// The file in the package, when one is at fault.
         file: Option<String>,
+        /// What is wrong.
         why: String,
     },
 
     /// The file is an archive of something else (an OCI layout), not a Zarf package.
     #[error("{package} is not a Zarf package: {why}")]
-    NotAPackage { package: String, why: String },
+    NotAPackage {
+        /// The file as given.
+        package: String,
+        /// What it is instead.
+        why: String,
+    },
 
+    /// The package's files do not match its `checksums.txt` (or it cannot be checked).
     #[error("{package} failed verification: {summary}")]
-    Verification { package: String, summary: String },
+    Verification {
+        /// The package's path or reference.
+        package: String,
+        /// The problems found ([`crate::checksums::Integrity::summary`]).
+        summary: String,
+    },
 
+    /// A store error while reading or writing package content (a digest mismatch, a layout error).
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// A registry error while publishing or pulling.
     #[error(transparent)]
     Registry(#[from] RegistryError),
 
+    /// Copying the package (or its images) failed.
     #[error("copying {package}")]
     Copy {
+        /// The package's path or reference.
         package: String,
+        /// What the copy says went wrong.
         #[source]
         source: Box<ferry_copy::CopyFailed>,
     },
 
+    /// An archive error while reading a package tarball or an image archive.
     #[error(transparent)]
     Archive(#[from] ferry_archive::ArchiveError),
 }
 
+/// A package operation's result.
 pub type Result<T, E = PackageError> = std::result::Result<T, E>;
 
 impl PackageError {

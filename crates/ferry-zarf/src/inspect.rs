@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::checksums::Integrity;
 use crate::definition::Definition;
 
+/// What `ferry package inspect` shows about a package, on disk or in a registry.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
@@ -17,45 +18,67 @@ pub struct Summary {
     pub package: String,
     /// `directory`, `tar`, `tar.zst`, `tar.gz` or `oci`.
     pub format: String,
+    /// `ZarfPackageConfig` or `ZarfInitConfig`.
     pub kind: String,
+    /// The package name.
     pub name: String,
+    /// The author's version string.
     pub version: String,
+    /// The architecture it is for.
     pub architecture: String,
+    /// The flavor it was built with (empty: none).
     pub flavor: String,
+    /// Free-text description.
     pub description: String,
     /// For a package in a registry: the digest of its manifest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Its components, in order.
     pub components: Vec<ComponentSummary>,
+    /// The images its `images/` layout holds.
     pub images: Vec<ImageSummary>,
     /// Files in the package and their bytes.
     pub files: usize,
+    /// Their bytes.
     pub bytes: u64,
+    /// What checking the files against `checksums.txt` found.
     pub integrity: Integrity,
 }
 
+/// One component, for [`Summary`].
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSummary {
+    /// The component's name.
     pub name: String,
+    /// Whether it is always deployed.
     pub required: bool,
+    /// Free-text description.
     pub description: String,
+    /// The image references it carries.
     pub images: Vec<String>,
 }
 
+/// One image of the package's layout, for [`Summary`].
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageSummary {
+    /// The image name the layout knows it by.
     pub name: String,
+    /// The digest of its manifest or index.
     pub digest: String,
+    /// The media type of that manifest or index.
     pub media_type: String,
     /// Bytes of the manifest (or index) and everything below it that the package stores.
     pub size: u64,
+    /// `os/arch[/variant]`, when the layout entry names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
 }
 
 impl Summary {
+    /// The summary of `package` (as the user named it) in `format`, from its definition and files; `digest`
+    /// and `images` are for the caller to fill.
     pub fn new(
         package: String,
         format: &str,

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Zarf compatibility: the CRC-suffixed push names and the push plan (zarf-compat §2), registry overrides
 //! (§5), one typed model of `zarf.yaml` (v1alpha1 and v1beta1) and the images it selects, and
 //! Zarf packages themselves (§7): reading and verifying them on disk (directory, `.tar`, `.tar.zst`),
@@ -36,9 +37,13 @@ pub const ZARF_YAML: &str = "zarf.yaml";
 pub const CHECKSUMS: &str = "checksums.txt";
 /// Signatures (new and legacy name): not listed in `checksums.txt`.
 pub const SIGNATURES: [&str; 2] = ["zarf.bundle.sig", "zarf.yaml.sig"];
+/// The package's image index: the OCI layout's `index.json` under `images/`.
 pub const IMAGES_INDEX: &str = "images/index.json";
+/// The `oci-layout` marker of the package's `images/` layout.
 pub const IMAGES_LAYOUT: &str = "images/oci-layout";
+/// The SBOMs Zarf generated for the package, as one tar.
 pub const SBOMS_TAR: &str = "sboms.tar";
+/// The documentation files of `documentation:`, as one tar.
 pub const DOCUMENTATION_TAR: &str = "documentation.tar";
 /// The config media type of a published package.
 pub const ZARF_CONFIG: &str = "application/vnd.zarf.config.v1+json";

@@ -25,15 +25,20 @@ use crate::{CHECKSUMS, IMAGES_INDEX, IMAGES_LAYOUT, ZARF_YAML};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
+    /// An unpacked package directory.
     Directory,
+    /// An uncompressed tarball, read in place.
     Tar,
+    /// A zstd tarball (Zarf's default package format).
     #[serde(rename = "tar.zst")]
     TarZstd,
+    /// A gzip tarball.
     #[serde(rename = "tar.gz")]
     TarGzip,
 }
 
 impl Format {
+    /// `directory`, `tar`, `tar.zst` or `tar.gz`, for messages and output.
     pub fn name(self) -> &'static str {
         match self {
             Format::Directory => "directory",
@@ -47,6 +52,7 @@ impl Format {
 /// Which files of a compressed tarball to unpack while reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Extract {
+    /// Only the metadata files, kept in memory (what inspect and verify need).
     Nothing,
     /// `images/`: what a push reads.
     Images,
@@ -54,8 +60,10 @@ pub enum Extract {
     Everything,
 }
 
+/// How [`LocalPackage::open`] reads a package.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
+    /// Which files of a compressed tarball to unpack.
     pub extract: Extract,
     /// Hash every file (needed to verify; a push with `--skip-verify` does without).
     pub hash: bool,
@@ -69,10 +77,13 @@ pub struct OpenOptions {
 /// Where a file's bytes can be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
+    /// A file on disk, read whole.
     Path(PathBuf),
     /// `size` bytes at `offset` of an uncompressed tar file.
     Range {
+        /// The uncompressed tar file.
         file: PathBuf,
+        /// Where the file's data starts in it.
         offset: u64,
     },
     /// Kept in memory while streaming (metadata, small JSON blobs).
@@ -81,17 +92,22 @@ pub enum Location {
     Packed,
 }
 
+/// One file of a package.
 #[derive(Clone, Debug)]
 pub struct FileEntry {
+    /// Its length in bytes.
     pub size: u64,
     /// sha256 of the content, when hashed.
     pub digest: Option<Digest>,
+    /// Where its bytes can be read.
     pub location: Location,
 }
 
 /// A package read from disk; see the module docs.
 pub struct LocalPackage {
+    /// The package as given (a directory or a tarball).
     pub path: PathBuf,
+    /// What it is.
     pub format: Format,
     /// Every regular file, by its path relative to the package root (`/`-separated).
     pub files: BTreeMap<String, FileEntry>,
@@ -141,6 +157,7 @@ impl LocalPackage {
         Ok(pkg)
     }
 
+    /// The package's path, for messages.
     pub fn label(&self) -> String {
         self.path.display().to_string()
     }

@@ -6,15 +6,21 @@ use ferry_oci::{Reference, ReferenceError};
 /// A bad `--registry-override` or what it makes of a reference.
 #[derive(Debug, thiserror::Error)]
 pub enum OverrideError {
+    /// An argument that is not `SRC=DST` with both sides non-empty; holds the argument.
     #[error(
         "invalid --registry-override {0:?}: expected SRC=DST, e.g. docker.io=mirror.local:5000"
     )]
     Syntax(String),
+    /// Rewriting a reference's registry gives something that is not a reference.
     #[error("--registry-override {src}={dst} turns {reference} into an invalid reference")]
     Rewrite {
+        /// The override's source prefix.
         src: String,
+        /// Its replacement.
         dst: String,
+        /// The reference rewritten.
         reference: String,
+        /// Why the result is not a reference.
         #[source]
         source: Box<ReferenceError>,
     },

@@ -21,11 +21,17 @@ pub const MULTI_OS: &str = "multi";
 
 /// Everything a publish sends, ready for the copy engine: the store serves config, layers and manifest.
 pub struct PublishPlan {
+    /// Serves the config, the layers (the package's files) and the manifest.
     pub store: FileStore,
+    /// The package manifest.
     pub manifest: Descriptor,
+    /// Its bytes.
     pub manifest_bytes: Bytes,
+    /// The Zarf config blob (the `zarf.yaml` as JSON).
     pub config: Descriptor,
+    /// One layer per package file, titled by its path.
     pub layers: Vec<Descriptor>,
+    /// The package's architecture, for its index entry.
     pub architecture: String,
 }
 

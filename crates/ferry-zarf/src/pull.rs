@@ -36,10 +36,13 @@ const ALWAYS: [&str; 6] = [
 
 /// What a pull did.
 pub struct Pulled {
+    /// The pulled package's definition.
     pub definition: Definition,
     /// Files written, by path, with their layer descriptors.
     pub files: BTreeMap<String, Descriptor>,
+    /// What the copy moved, and how.
     pub stats: CopyStats,
+    /// What checking the written files against `checksums.txt` found.
     pub integrity: Integrity,
 }
 
@@ -335,6 +338,8 @@ pub struct PackageDir {
 }
 
 impl PackageDir {
+    /// A store writing into `root` the files titled by `layers` (temp files in `ingest`); `label` names it in
+    /// messages.
     pub fn new(
         root: &Path,
         ingest: &Path,

@@ -10,7 +10,9 @@ pub struct PushItem {
     pub source: String,
     /// The manifest's own descriptor (the layout's naming annotations are not part of the image).
     pub desc: Descriptor,
+    /// The registry host it goes to.
     pub registry: String,
+    /// The repository there.
     pub repository: String,
     /// Tags to write after the content is in place; empty for digest references.
     pub tags: Vec<String>,
@@ -21,26 +23,40 @@ pub struct PushItem {
 /// Why no plan could be made. `layout` names the layout or package in messages.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// A `--registry` that is empty or a URL; holds it.
     #[error("invalid --registry {0:?}: expected HOST[:PORT][/NAMESPACE]")]
     Target(String),
+    /// An image name that is not a reference.
     #[error("invalid image reference {text:?}{}", layout.as_ref().map(|l| format!(" in {l}")).unwrap_or_default())]
     Reference {
+        /// The name as given.
         text: String,
+        /// The layout it came from, if it came from one.
         layout: Option<String>,
+        /// Why it is not a reference.
         #[source]
         source: Box<ReferenceError>,
     },
+    /// Images asked for that the layout does not hold.
     #[error("not in {layout}: {missing}; it has: {present}")]
     Missing {
+        /// The layout or package.
         layout: String,
+        /// The images not found, comma-separated.
         missing: String,
+        /// The images it holds, comma-separated.
         present: String,
     },
+    /// A destination pinned by digest names another digest than the image's.
     #[error("{dest} names digest {named}, but {image} is {actual}")]
     DigestMismatch {
+        /// The destination reference.
         dest: String,
+        /// The digest it names.
         named: String,
+        /// The image pushed.
         image: String,
+        /// The image's digest.
         actual: String,
     },
 }

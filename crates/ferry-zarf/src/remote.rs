@@ -16,10 +16,13 @@ use crate::{CHECKSUMS, ZARF_CONFIG, ZARF_YAML};
 
 /// See the module docs.
 pub struct RemotePackage {
+    /// The package's reference (the index or the manifest).
     pub reference: Reference,
+    /// Its repository.
     pub repo: Repository,
     /// The package manifest (one architecture).
     pub manifest: Descriptor,
+    /// Its bytes.
     pub manifest_bytes: Bytes,
     /// The architecture its index entry names (empty when the reference is the manifest itself).
     pub architecture: String,
@@ -117,6 +120,7 @@ impl RemotePackage {
         })
     }
 
+    /// The package's reference, for messages.
     pub fn label(&self) -> String {
         self.reference.to_string()
     }
@@ -130,6 +134,8 @@ impl RemotePackage {
         Ok(Some(bytes.to_vec()))
     }
 
+    /// The package's `zarf.yaml` (its layer, verified and at most [`MAX_ZARF_YAML`] bytes), parsed. `Err`
+    /// when the package has none or it cannot be read or parsed.
     pub async fn definition(&self) -> Result<Definition> {
         let bytes = self
             .fetch_small(ZARF_YAML, MAX_ZARF_YAML)

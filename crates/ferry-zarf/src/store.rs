@@ -16,6 +16,7 @@ pub struct FileStore {
 }
 
 impl FileStore {
+    /// An empty store, described as `describe` in messages.
     pub fn new(describe: impl Into<String>) -> FileStore {
         FileStore {
             blobs: BlobMap::new(describe),
@@ -56,6 +57,7 @@ impl FileStore {
         desc
     }
 
+    /// Whether the blob `digest` is served.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.blobs.contains(digest)
     }

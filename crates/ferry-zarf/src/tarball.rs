@@ -11,7 +11,9 @@ use crate::error::{PackageError, Result};
 /// What to write, by the output's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TarKind {
+    /// A plain `.tar`.
     Tar,
+    /// A zstd `.tar.zst`.
     TarZstd,
 }
 

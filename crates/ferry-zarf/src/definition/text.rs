@@ -6,14 +6,17 @@ use std::ops::Deref;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// A string field of a definition (see the module docs); dereferences to `str`.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Text(pub String);
 
 impl Text {
+    /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// Whether the text is empty (Go's `omitempty` test for a string).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -27,107 +27,153 @@ fn is_zero(n: &i64) -> bool {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfPackage {
+    /// `zarf.dev/v1alpha1`, or empty (older packages do not write it).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub api_version: Text,
+    /// `ZarfPackageConfig`, or `ZarfInitConfig` for an init package.
     #[serde(default)]
     pub kind: Text,
+    /// Name, version and descriptive fields of the package.
     #[serde(default)]
     pub metadata: ZarfMetadata,
+    /// What `zarf package create` recorded (empty in a source `zarf.yaml`).
     #[serde(default)]
     pub build: ZarfBuildData,
     /// Not `omitempty`: none is `null`.
     #[serde(default)]
     pub components: Option<Vec<ZarfComponent>>,
+    /// Values fixed at create time, templated into resources and actions on deploy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub constants: Vec<Constant>,
+    /// Values set (or prompted for) at deploy time, templated into resources and actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variables: Vec<InteractiveVariable>,
+    /// The package's values files and their schema.
     #[serde(default)]
     pub values: ZarfValues,
+    /// Documentation files carried in the package, by key (`readme`, `license`) to path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub documentation: BTreeMap<Text, Text>,
 }
 
+/// `ZarfMetadata`: what identifies and describes a package.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfMetadata {
+    /// The package name (lowercase letters, digits, `-`); part of its file and OCI names.
     #[serde(default)]
     pub name: Text,
+    /// Free-text description.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub description: Text,
+    /// The author's version string; part of the package's file and OCI tag.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub version: Text,
+    /// A link to information about the package.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub url: Text,
+    /// An image URL for the package (reserved by Zarf for a UI).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub image: Text,
+    /// Whether the package tarball is written without zstd compression.
     #[serde(default, skip_serializing_if = "is_false")]
     pub uncompressed: bool,
+    /// The cluster architecture the package is for (`amd64`, `arm64`, `skeleton`).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub architecture: Text,
+    /// Deprecated: deploy without `zarf init` (YOLO mode).
     #[serde(default, skip_serializing_if = "is_false")]
     pub yolo: bool,
+    /// The authors, comma-separated, with contact information.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub authors: Text,
+    /// A link to the package's documentation.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub documentation: Text,
+    /// A link to the package's source.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub source: Text,
+    /// Who distributes the package.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub vendor: Text,
+    /// The sha256 of the package's `checksums.txt`, which lists every other file's digest.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub aggregate_checksum: Text,
+    /// Free-form annotations (OCI annotation keys encouraged), sorted by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<Text, Text>,
+    /// Whether a deploy may move the package to another namespace (absent: allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_namespace_override: Option<bool>,
 }
 
+/// `ZarfBuildData`: what `zarf package create` records about the build.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfBuildData {
+    /// The host name of the machine that built the package.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub terminal: Text,
+    /// The user who built it.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub user: Text,
+    /// The architecture it was built for.
     #[serde(default)]
     pub architecture: Text,
+    /// When it was built, in Go's RFC 1123 format with numeric zone.
     #[serde(default)]
     pub timestamp: Text,
+    /// The Zarf version that built it.
     #[serde(default)]
     pub version: Text,
+    /// The migrations applied to the definition (see [`ZarfPackage::migrate`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub migrations: Vec<Text>,
+    /// Registry hosts replaced when images were pulled at create time, original to replacement.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub registry_overrides: BTreeMap<Text, Text>,
+    /// Whether the package is differential: it leaves out what an earlier package already carried.
     #[serde(default, skip_serializing_if = "is_false")]
     pub differential: bool,
+    /// The version of the package a differential package was built against.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub differential_package_version: Text,
+    /// Components left out of a differential package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub differential_missing: Vec<Text>,
+    /// The `--flavor` the package was built with (selects components by `only.flavor`).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub flavor: Text,
+    /// Whether the package was signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<bool>,
+    /// Minimum Zarf versions needed for operations on the package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub version_requirements: Vec<VersionRequirement>,
+    /// Package files added after `checksums.txt` was written (signatures), so not listed in it; the signed
+    /// `zarf.yaml` vouches for them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provenance_files: Vec<Text>,
 }
 
+/// A minimum Zarf version a package needs, and why.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct VersionRequirement {
+    /// The minimum version.
     #[serde(default)]
     pub version: Text,
+    /// Why it is needed.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub reason: Text,
 }
 
+/// `ZarfValues`: package-level values files for templating and Helm overrides.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ZarfValues {
+    /// Paths of the values files, relative to the definition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<Text>,
+    /// Path of a JSON schema the values files must satisfy.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub schema: Text,
 }
@@ -136,41 +182,57 @@ pub struct ZarfValues {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Variable {
+    /// The variable's name (uppercase letters, digits, `_`), templated as `###ZARF_VAR_<name>###`.
     #[serde(default)]
     pub name: Text,
+    /// Whether its value is kept out of logs.
     #[serde(default, skip_serializing_if = "is_false")]
     pub sensitive: bool,
+    /// Whether a multi-line value is indented to the column where it is templated.
     #[serde(default, skip_serializing_if = "is_false")]
     pub auto_indent: bool,
+    /// A regular expression the value must match before deploy continues.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub pattern: Text,
+    /// `type`: `raw` (the default) or `file` (the value is a path whose content is used).
     #[serde(default, rename = "type", skip_serializing_if = "Text::is_empty")]
     pub kind: Text,
 }
 
+/// `InteractiveVariable`: a package variable, with how to ask the user for it.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct InteractiveVariable {
+    /// The variable itself; its fields are inlined before the ones below.
     #[serde(flatten)]
     pub variable: Variable,
+    /// Shown when prompting for the value.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub description: Text,
+    /// The value when none is given.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub default: Text,
+    /// Whether to ask the user for the value on deploy.
     #[serde(default, skip_serializing_if = "is_false")]
     pub prompt: bool,
 }
 
+/// `Constant`: a value fixed when the package is created, templated as `###ZARF_CONST_<name>###`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Constant {
+    /// The constant's name (uppercase letters, digits, `_`).
     #[serde(default)]
     pub name: Text,
+    /// Its value.
     #[serde(default)]
     pub value: Text,
+    /// Shown on create and deploy confirmations.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub description: Text,
+    /// Whether a multi-line value is indented to the column where it is templated.
     #[serde(default, skip_serializing_if = "is_false")]
     pub auto_indent: bool,
+    /// A regular expression the value must match before the package can be created.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub pattern: Text,
 }
@@ -179,46 +241,67 @@ pub struct Constant {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfComponent {
+    /// The component's name (lowercase letters, digits, `-`); `ferry package pull` selects by it.
     #[serde(default)]
     pub name: Text,
+    /// Shown on deploy, saying what the component is for.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub description: Text,
+    /// The default answer when a deploy asks whether to include it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub default: bool,
+    /// Whether it is always deployed, without asking (absent: not required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required: Option<bool>,
+    /// When the component applies (OS, cluster architecture, flavor).
     #[serde(default)]
     pub only: ZarfComponentOnlyTarget,
+    /// `group`, deprecated: pick one component of those sharing a group.
     #[serde(default, rename = "group", skip_serializing_if = "Text::is_empty")]
     pub deprecated_group: Text,
+    /// A component of another package (by path or `oci://` URL) to take this one from.
     #[serde(default)]
     pub import: ZarfComponentImport,
+    /// Kubernetes manifests and kustomizations, deployed as generated Helm charts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<ZarfManifest>,
+    /// Helm charts to install.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub charts: Vec<ZarfChart>,
+    /// Deprecated: data to copy into a container in the cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_injections: Vec<ZarfDataInjection>,
+    /// Files or directories to place on disk on deploy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<ZarfFile>,
+    /// The image references the component carries: what ferry pulls into the package's `images/` and pushes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<Text>,
+    /// Image tarballs (OCI layouts) to take images from instead of a registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_archives: Vec<ImageArchive>,
+    /// Git repositories to carry (`url[@ref]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repos: Vec<Text>,
+    /// `scripts`, deprecated: commands before and after deploy, migrated into `actions`.
     #[serde(default, rename = "scripts")]
     pub deprecated_scripts: DeprecatedScripts,
+    /// Commands and waits to run on create, deploy and remove.
     #[serde(default)]
     pub actions: ZarfComponentActions,
+    /// Resources whose readiness is checked after deploy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health_checks: Vec<NamespacedObjectKindReference>,
+    /// Groups of sensitive Zarf state the component's templates may read (`registryCredentials`,
+    /// `gitCredentials`, `agentCerts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state_access: Vec<Text>,
 }
 
+/// `ImageArchive`: an image tarball a component takes images from.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ImageArchive {
+    /// Path of the file holding an OCI layout.
     #[serde(default)]
     pub path: Text,
     /// Not `omitempty`: absent is `null`, `[]` stays `[]`.
@@ -226,227 +309,320 @@ pub struct ImageArchive {
     pub images: Option<Vec<Text>>,
 }
 
+/// `NamespacedObjectKindReference`: one Kubernetes resource, for health checks.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespacedObjectKindReference {
+    /// The resource's API version.
     #[serde(default)]
     pub api_version: Text,
+    /// Its kind.
     #[serde(default)]
     pub kind: Text,
+    /// Its namespace.
     #[serde(default)]
     pub namespace: Text,
+    /// Its name.
     #[serde(default)]
     pub name: Text,
 }
 
+/// `ZarfComponentOnlyTarget`: conditions under which a component is included.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfComponentOnlyTarget {
+    /// `localOS`: only on this OS of the deploying machine (`linux`, `darwin`, `windows`).
     #[serde(default, rename = "localOS", skip_serializing_if = "Text::is_empty")]
     pub local_os: Text,
+    /// Only on clusters like this.
     #[serde(default)]
     pub cluster: ZarfComponentOnlyCluster,
+    /// Only in packages created with this `--flavor`.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub flavor: Text,
 }
 
+/// `ZarfComponentOnlyCluster`: which clusters a component is for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ZarfComponentOnlyCluster {
+    /// Only for clusters of this architecture (`amd64`, `arm64`); ferry selects images by it.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub architecture: Text,
+    /// Kubernetes distributions it works with (reserved by Zarf).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub distros: Vec<Text>,
 }
 
+/// `ZarfFile`: a file or directory a component places on disk.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfFile {
+    /// A local path or a URL to take it from at create time.
     #[serde(default)]
     pub source: Text,
+    /// The file's expected sha256 (files only).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub shasum: Text,
+    /// Where it goes on deploy.
     #[serde(default)]
     pub target: Text,
+    /// Whether the file is made executable (files only).
     #[serde(default, skip_serializing_if = "is_false")]
     pub executable: bool,
+    /// Symlinks to it created on deploy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub symlinks: Vec<Text>,
+    /// A path inside a `source` archive to take instead of the whole archive.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub extract_path: Text,
+    /// Whether Go templates in the file are rendered on deploy (absent: no).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<bool>,
 }
 
+/// `ZarfChart`: a Helm chart a component installs.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfChart {
+    /// The chart's name in the package (unique; need not be its name in the repository).
     #[serde(default)]
     pub name: Text,
+    /// The chart version (for a git chart, also the default tag).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub version: Text,
+    /// Where the chart is: an `oci://` reference, a Helm repository or a git repository.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub url: Text,
+    /// The chart's name in a Helm repository (default: `name`).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub repo_name: Text,
+    /// The chart's directory in a git repository.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub git_path: Text,
+    /// A local chart directory or `.tgz`.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub local_path: Text,
+    /// The namespace it is installed into.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub namespace: Text,
+    /// The Helm release name (default: `name`).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub release_name: Text,
+    /// Whether to go on without waiting for its resources to be ready.
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_wait: bool,
+    /// Values files (paths or URLs), merged in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values_files: Vec<Text>,
+    /// Values files rendered as Go templates on deploy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templated_values_files: Vec<Text>,
+    /// Variables that set chart values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variables: Vec<ZarfChartVariable>,
+    /// Package values mapped onto chart values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<ZarfChartValue>,
+    /// Whether the chart's values schema is checked (absent: yes; off helps when the schema refers to the
+    /// internet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_validation: Option<bool>,
+    /// `true`, `false` or `auto` (absent: `auto`): whether Helm uses server-side apply.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub server_side_apply: Text,
 }
 
+/// `ZarfChartVariable`: a variable that sets one chart value.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ZarfChartVariable {
+    /// The variable's name (uppercase letters, digits, `_`).
     #[serde(default)]
     pub name: Text,
+    /// What it controls.
     #[serde(default)]
     pub description: Text,
+    /// The chart value it sets.
     #[serde(default)]
     pub path: Text,
 }
 
+/// `ZarfChartValue`: a package value copied onto a chart value.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfChartValue {
+    /// The package value's path (`.` is the root).
     #[serde(default)]
     pub source_path: Text,
+    /// The chart value's path (`.` is the root).
     #[serde(default)]
     pub target_path: Text,
+    /// Paths under `source_path` not copied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_paths: Vec<Text>,
 }
 
+/// `ZarfManifest`: Kubernetes manifests deployed together as one generated chart.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfManifest {
+    /// The name of the generated chart.
     #[serde(default)]
     pub name: Text,
+    /// The namespace they are deployed into.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub namespace: Text,
+    /// Manifest files (paths or URLs), applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<Text>,
+    /// Whether kustomizations may reach above their directory.
     #[serde(default, skip_serializing_if = "is_false")]
     pub kustomize_allow_any_directory: bool,
+    /// Kustomizations (paths or URLs) built into manifests at create time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kustomizations: Vec<Text>,
+    /// Whether kustomize plugins are enabled.
     #[serde(default, skip_serializing_if = "is_false")]
     pub enable_kustomize_plugins: bool,
+    /// Whether to go on without waiting for the resources to be ready.
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_wait: bool,
+    /// `true`, `false` or `auto` (absent: `auto`): whether server-side apply is used.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub server_side_apply: Text,
+    /// Whether Go templates in the manifests are rendered on deploy (absent: no).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<bool>,
 }
 
+/// `DeprecatedZarfComponentScripts` (`scripts`): the commands `actions` replaced.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DeprecatedScripts {
+    /// Whether their output is shown.
     #[serde(default, skip_serializing_if = "is_false")]
     pub show_output: bool,
+    /// Timeout per script, in seconds (0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub timeout_seconds: i64,
+    /// Whether a failed script is retried.
     #[serde(default, skip_serializing_if = "is_false")]
     pub retry: bool,
+    /// Run before the component is added, at create time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prepare: Vec<Text>,
+    /// Run before the component is deployed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub before: Vec<Text>,
+    /// Run after it deployed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Text>,
 }
 
+/// `ZarfComponentActions`: a component's actions, by lifecycle stage.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfComponentActions {
+    /// Run by `zarf package create`.
     #[serde(default)]
     pub on_create: ZarfComponentActionSet,
+    /// Run on deploy.
     #[serde(default)]
     pub on_deploy: ZarfComponentActionSet,
+    /// Run on remove.
     #[serde(default)]
     pub on_remove: ZarfComponentActionSet,
 }
 
+/// `ZarfComponentActionSet`: the actions of one stage, and their defaults.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfComponentActionSet {
+    /// Settings for every action of the set that does not set them itself.
     #[serde(default)]
     pub defaults: ZarfComponentActionDefaults,
+    /// Run at the start of the stage.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub before: Vec<ZarfComponentAction>,
+    /// Run at the end of the stage.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<ZarfComponentAction>,
+    /// Run when the stage succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_success: Vec<ZarfComponentAction>,
+    /// Run when the stage failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_failure: Vec<ZarfComponentAction>,
 }
 
+/// `ZarfComponentActionDefaults`: settings shared by the actions of a set.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfComponentActionDefaults {
+    /// Whether command output is hidden.
     #[serde(default, skip_serializing_if = "is_false")]
     pub mute: bool,
+    /// Timeout per command, in seconds (0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_total_seconds: i64,
+    /// How many times a failed command is retried.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_retries: i64,
+    /// The working directory (empty: the current one).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub dir: Text,
+    /// Extra environment variables, `NAME=value`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<Text>,
+    /// The shell per OS.
     #[serde(default)]
     pub shell: Shell,
 }
 
+/// `ZarfComponentAction`: one command or wait. Unset settings come from the set's defaults.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZarfComponentAction {
+    /// Whether its output is hidden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mute: Option<bool>,
+    /// Timeout in seconds (Zarf's default: none for a command, 300 for a wait).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_total_seconds: Option<i64>,
+    /// How many times it is retried on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<i64>,
+    /// Its working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<Text>,
+    /// Extra environment variables, `NAME=value`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<Text>,
+    /// The command (an action has a `cmd` or a `wait`).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub cmd: Text,
+    /// The shell per OS for `cmd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Shell>,
+    /// `setVariable`, deprecated: a variable set to the command's output; migrated into `setVariables`.
     #[serde(
         default,
         rename = "setVariable",
         skip_serializing_if = "Text::is_empty"
     )]
     pub deprecated_set_variable: Text,
+    /// Variables set to the command's output, for later actions and components.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set_variables: Vec<Variable>,
+    /// Package values set from the command's output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set_values: Vec<SetValue>,
+    /// Shown instead of the command while it runs.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub description: Text,
+    /// A condition to wait for (an action has a `cmd` or a `wait`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<ZarfComponentActionWait>,
+    /// Whether Go templates in `cmd` are rendered (absent: no).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<bool>,
 }
@@ -454,10 +630,13 @@ pub struct ZarfComponentAction {
 /// `SetValue`: `value` is any YAML value (Go's `any`; maps come out with sorted keys).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct SetValue {
+    /// The value's path.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub key: Text,
+    /// The value (`null` when unset).
     #[serde(default, skip_serializing_if = "is_empty_any")]
     pub value: serde_json::Value,
+    /// `type`: how the command's output is parsed (`string`, `json`, `yaml`; empty: as a string).
     #[serde(default, rename = "type", skip_serializing_if = "Text::is_empty")]
     pub kind: Text,
 }
@@ -467,80 +646,110 @@ fn is_empty_any(v: &serde_json::Value) -> bool {
     v.is_null()
 }
 
+/// `ZarfComponentActionWait`: a condition to wait for, in the cluster or on the network (one of the two).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ZarfComponentActionWait {
+    /// Wait for a cluster resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<WaitCluster>,
+    /// Wait for a network endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<WaitNetwork>,
 }
 
+/// `ZarfComponentActionWaitCluster`: a resource condition to wait for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct WaitCluster {
+    /// The resource kind (`Pod`, `Deployment`).
     #[serde(default)]
     pub kind: Text,
+    /// Its name, or a label selector.
     #[serde(default)]
     pub name: Text,
+    /// Its namespace.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub namespace: Text,
+    /// The condition or JSONPath state to wait for (empty: that it exists).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub condition: Text,
 }
 
+/// `ZarfComponentActionWaitNetwork`: a network endpoint to wait for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct WaitNetwork {
+    /// `tcp`, `http` or `https`.
     #[serde(default)]
     pub protocol: Text,
+    /// The address (`host:port`, a host).
     #[serde(default)]
     pub address: Text,
+    /// The HTTP status to wait for (http and https only; 0: any success).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub code: i64,
 }
 
+/// `ZarfContainerTarget`: where a data injection goes.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ZarfContainerTarget {
+    /// The pod's namespace.
     #[serde(default)]
     pub namespace: Text,
+    /// A label selector for the pod.
     #[serde(default)]
     pub selector: Text,
+    /// The container's name.
     #[serde(default)]
     pub container: Text,
+    /// The path in the container the data is copied to.
     #[serde(default)]
     pub path: Text,
 }
 
+/// `ZarfDataInjection` (deprecated): data copied into a running container.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ZarfDataInjection {
+    /// A local path or a file URL.
     #[serde(default)]
     pub source: Text,
+    /// The container and path.
     #[serde(default)]
     pub target: ZarfContainerTarget,
+    /// Whether the data is gzipped in transit.
     #[serde(default, skip_serializing_if = "is_false")]
     pub compress: bool,
 }
 
+/// `ZarfComponentImport`: another package's component a component is taken from.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct ZarfComponentImport {
+    /// The component's name there (empty: the importing component's name).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub name: Text,
+    /// The directory of the `zarf.yaml` to import from.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub path: Text,
+    /// An `oci://` Zarf package to import from.
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub url: Text,
 }
 
+/// `Shell`: the shell a command runs in, per OS of the deploying machine (empty: Zarf's default).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct Shell {
+    /// On Windows (Zarf's default: `powershell`).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub windows: Text,
+    /// On Linux (Zarf's default: `sh`).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub linux: Text,
+    /// On macOS (Zarf's default: `sh`).
     #[serde(default, skip_serializing_if = "Text::is_empty")]
     pub darwin: Text,
 }
 
 /// `build.migrations` entries (`internal/api/v1alpha1/migrate.go`).
 pub const SCRIPTS_TO_ACTIONS: &str = "scripts-to-actions";
+/// The migration of `setVariable` into `setVariables`.
 pub const PLURALIZE_SET_VARIABLE: &str = "pluralize-set-variable";
 /// Zarf caps a migrated `retry: true` at this many retries.
 const LEGACY_SCRIPTS_MAX_RETRIES: i64 = 10_000;
