@@ -74,8 +74,8 @@ fn run_blocking(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
         }
         CacheCommand::Prune(p) => {
             let opts = PruneOptions {
-                older_than: p.older_than.as_deref().map(parse_duration).transpose()?,
-                max_size: p.max_size.as_deref().map(parse_size).transpose()?,
+                older_than: p.older_than,
+                max_size: p.max_size,
             };
             let report = open_exclusive(&p.common)?.prune(&opts)?;
             report_removal(&p.common, quiet, &report)
@@ -119,7 +119,7 @@ fn open(a: &CacheArgs) -> anyhow::Result<BlobCache> {
 
 fn open_exclusive(a: &CacheArgs) -> anyhow::Result<BlobCache> {
     let root = root(a)?;
-    let timeout = parse_duration(&a.lock_timeout)?;
+    let timeout = a.lock_timeout;
     let shown = root.display().to_string();
     BlobCache::open_exclusive(&root, timeout, &|| {
         eprintln!("waiting up to {timeout:?} for other ferry processes using the cache {shown}…")

@@ -213,7 +213,7 @@ pub struct LogoutArgs {
 /// How to reach a registry, without credentials.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// Use plain HTTP (by default HTTPS, with a proven fallback for local hosts).
+    /// Use plain HTTP for every registry (by default HTTPS, with a proven fallback for local hosts).
     #[arg(long)]
     pub plain_http: bool,
 
@@ -361,8 +361,8 @@ pub struct LayoutGcArgs {
 
     /// Keep unreferenced blobs added more recently than this (a pull still running writes blobs before it
     /// records its image); `0s` removes them all.
-    #[arg(long, default_value = "1h", value_name = "DURATION")]
-    pub min_age: String,
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = crate::cache::parse_duration)]
+    pub min_age: std::time::Duration,
 
     /// Print JSON.
     #[arg(long)]
@@ -412,8 +412,8 @@ pub struct CacheArgs {
     pub json: bool,
 
     /// How long prune and clean wait for other ferry processes using the cache (e.g. 30s, 5m).
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub lock_timeout: String,
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::cache::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -422,12 +422,12 @@ pub struct PruneArgs {
     pub common: CacheArgs,
 
     /// Remove blobs last used longer ago than this (e.g. 12h, 30d).
-    #[arg(long, value_name = "DURATION", required_unless_present = "max_size")]
-    pub older_than: Option<String>,
+    #[arg(long, value_name = "DURATION", required_unless_present = "max_size", value_parser = crate::cache::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
 
     /// Then remove least recently used blobs until the cache is at most this big (e.g. 500M, 50G).
-    #[arg(long, value_name = "SIZE")]
-    pub max_size: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = crate::cache::parse_size)]
+    pub max_size: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -554,12 +554,12 @@ pub struct SyncArgs {
 pub struct UploadArgs {
     /// Blobs up to this size are uploaded in one request; larger ones in chunks that resume after a broken
     /// connection. Each upload buffers at most this much.
-    #[arg(long, default_value = "4M", value_name = "SIZE")]
-    pub chunk_threshold: String,
+    #[arg(long, default_value = "4M", value_name = "SIZE", value_parser = crate::cache::parse_size)]
+    pub chunk_threshold: u64,
 
     /// Size of each upload chunk; also the memory each large upload buffers.
-    #[arg(long, default_value = "4M", value_name = "SIZE")]
-    pub chunk_size: String,
+    #[arg(long, default_value = "4M", value_name = "SIZE", value_parser = crate::cache::parse_size)]
+    pub chunk_size: u64,
 }
 
 #[derive(Args, Debug)]
@@ -606,17 +606,9 @@ pub struct CopyArgs {
     #[command(flatten)]
     pub upload: UploadArgs,
 
-    /// Use plain HTTP for both registries.
-    #[arg(long)]
-    pub plain_http: bool,
-
-    /// Accept any TLS certificate on both sides.
-    #[arg(long)]
-    pub insecure_skip_tls_verify: bool,
-
-    /// Also trust the CA certificates in this PEM file (both sides).
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Vec<PathBuf>,
+    /// Transport for both registries (`--cert-dir`: unless a side has its own below).
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     /// Certificates for the source registry (`*.crt`, `NAME.cert` + `NAME.key`), instead of its certs.d
     /// directory.
@@ -771,23 +763,8 @@ pub struct TransferArgs {
 
 #[derive(Args, Debug)]
 pub struct RegistryArgs {
-    /// Use plain HTTP for every registry (by default HTTPS, with a proven fallback for local hosts).
-    #[arg(long)]
-    pub plain_http: bool,
-
-    /// Accept any TLS certificate (self-signed, expired, wrong host).
-    #[arg(long)]
-    pub insecure_skip_tls_verify: bool,
-
-    /// Also trust the CA certificates in this PEM file.
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Vec<PathBuf>,
-
-    /// Use the certificates in DIR for every registry (`*.crt` CAs, `NAME.cert` + `NAME.key` client
-    /// certificate), instead of the per-registry certs.d directories (/etc/containers/certs.d/HOST:PORT/,
-    /// /etc/docker/certs.d/HOST:PORT/, ~/.config/containers/certs.d/HOST:PORT/).
-    #[arg(long, value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     /// Registry username (otherwise the Docker/podman credential files and helpers are used).
     #[arg(short, long, requires = "password_source")]
@@ -1012,8 +989,8 @@ pub struct ServeArgs {
     pub cache: Option<Option<PathBuf>>,
 
     /// The largest blob one push may upload (e.g. 500M, 20G).
-    #[arg(long, default_value = "64G", value_name = "SIZE")]
-    pub max_upload_size: String,
+    #[arg(long, default_value = "64G", value_name = "SIZE", value_parser = crate::cache::parse_size)]
+    pub max_upload_size: u64,
 
     /// Where a compressed package or archive is decompressed to (default: beside it, else the temp dir).
     #[arg(long, value_name = "DIR")]

@@ -11,12 +11,11 @@ use ferry_store::{ReadStore, ReadTarget};
 use ferry_target::{Location, Named, OpenContext};
 use serde::Serialize;
 
-use crate::cli::CopyArgs;
-use crate::output::short_digest;
+use crate::cli::{ConnectArgs, CopyArgs};
 use crate::progress::Mode;
-use crate::registry_opts::{build, credential};
+use crate::registry_opts::{connect, credential};
 use crate::run_copy::{
-    Caching, Moved, cached, copy_with_progress, options, referrers, verifier, verify,
+    Caching, Moved, cached, copy_with_progress, options, print_moved, referrers, verifier, verify,
 };
 
 #[derive(Serialize)]
@@ -34,14 +33,12 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
                 user: &Option<String>,
                 password: &Option<String>,
                 upload| {
-        build(
-            args.plain_http,
-            args.insecure_skip_tls_verify,
-            &args.ca_file,
-            cert_dir.as_deref(),
-            credential(user, password),
-            upload,
-        )
+        let transport = ConnectArgs {
+            ca_file: args.connect.ca_file.clone(),
+            cert_dir: cert_dir.clone().or(args.connect.cert_dir.clone()),
+            ..args.connect
+        };
+        connect(&transport, credential(user, password), upload)
     };
     let platform = match (args.platform.clone(), &args.architecture) {
         (Some(p), _) => Some(p),
@@ -136,7 +133,9 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             moved: Moved::of(done),
         });
     }
-    print_summary(&copied, args.json, quiet)
+    print_moved(&copied, args.json, quiet, "DESTINATION", |c| {
+        (&c.destination, &c.moved)
+    })
 }
 
 /// The source opened once, and each image to copy with its destination: one, or with `--all-tags` every
@@ -183,32 +182,6 @@ async fn plan(
         );
     };
     Ok((opened.target, vec![(image.clone(), to.clone())]))
-}
-
-fn print_summary(copied: &[CopiedImage], json: bool, quiet: bool) -> anyhow::Result<()> {
-    if json {
-        return crate::output::print_json(&copied);
-    }
-    if quiet {
-        return Ok(());
-    }
-    println!(
-        "{:<60} {:<19} {:>12} {:>7} {:>6} {:>7} {:>8}",
-        "DESTINATION", "DIGEST", "BYTES", "FETCHED", "CACHED", "MOUNTED", "EXISTING"
-    );
-    for c in copied {
-        println!(
-            "{:<60} {:<19} {:>12} {:>7} {:>6} {:>7} {:>8}",
-            c.destination,
-            short_digest(&c.moved.digest),
-            c.moved.bytes,
-            c.moved.blobs.fetched,
-            c.moved.blobs.cached,
-            c.moved.blobs.mounted,
-            c.moved.blobs.existing
-        );
-    }
-    Ok(())
 }
 
 fn with_tag(r: &Reference, tag: &str) -> Reference {

@@ -6,7 +6,6 @@ use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
 use ferry_store::layout::GcOptions;
 use serde::Serialize;
 
-use crate::cache::parse_duration;
 use crate::cli::{LayoutCommand, LayoutGcArgs, LayoutLsArgs};
 use crate::output::{human, print_json, short_digest, short_media_type};
 
@@ -81,7 +80,7 @@ async fn ls(args: LayoutLsArgs) -> anyhow::Result<()> {
 
 fn gc(args: LayoutGcArgs, quiet: bool) -> anyhow::Result<()> {
     let opts = GcOptions {
-        min_age: parse_duration(&args.min_age)?,
+        min_age: args.min_age,
         dry_run: args.dry_run,
     };
     let layout = ferry_target::open_layout(&args.dir)?;
@@ -111,7 +110,7 @@ fn gc(args: LayoutGcArgs, quiet: bool) -> anyhow::Result<()> {
         );
         if report.kept_recent > 0 {
             println!(
-                "kept {} unreferenced blobs ({}) changed in the last {} (--min-age)",
+                "kept {} unreferenced blobs ({}) changed in the last {:?} (--min-age)",
                 report.kept_recent,
                 human(report.kept_recent_bytes),
                 args.min_age

@@ -84,14 +84,7 @@ pub async fn run_login(args: LoginArgs, quiet: bool) -> anyhow::Result<()> {
         username: args.username.clone(),
         password: password.clone(),
     };
-    let client = registry_opts::build(
-        args.connect.plain_http,
-        args.connect.insecure_skip_tls_verify,
-        &args.connect.ca_file,
-        args.connect.cert_dir.as_deref(),
-        Some(credential),
-        None,
-    )?;
+    let client = registry_opts::connect(&args.connect, Some(credential), None)?;
     client.check_access(&host).await.with_context(|| {
         format!(
             "logging in to {host} as {}: nothing was stored",

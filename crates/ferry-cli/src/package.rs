@@ -1,12 +1,12 @@
 //! `ferry package inspect|verify|publish|pull`, and the package side of `ferry push`: Zarf packages as
 //! directories, `.tar`/`.tar.zst` files and `oci://` references.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use ferry_copy::{CopyStats, PlatformChoice, Referrers};
-use ferry_oci::{Descriptor, Reference};
+use ferry_oci::Reference;
 use ferry_registry::Repository;
 use ferry_store::{OciLayout, ReadStore, WriteTarget};
 use ferry_zarf::inspect::Summary;
@@ -156,68 +156,10 @@ async fn summarize(
 ) -> anyhow::Result<Summary> {
     if let Some(reference) = remote_reference(package)? {
         let remote = resolve_remote(reference, arch, registry).await?;
-        let def = remote.definition().await?;
-        let mut integrity = remote.integrity(&def).await?;
-        integrity.partial = partial;
-        let bytes = remote.layers.values().map(|d| d.size).sum();
-        let mut summary = Summary::new(
-            format!("oci://{}", remote.reference),
-            "oci",
-            &def,
-            remote.layers.len(),
-            bytes,
-            integrity,
-        );
-        summary.digest = Some(remote.manifest.digest.to_string());
-        if let Some(index) = remote
-            .fetch_small(ferry_zarf::IMAGES_INDEX, ferry_oci::MAX_MANIFEST_BYTES)
-            .await?
-        {
-            let entries = ferry_zarf::images::parse_index(&remote.label(), &index)?;
-            let remote = &remote;
-            summary.images = ferry_zarf::inspect::images(&entries, |d: Descriptor| async move {
-                remote
-                    .fetch_small(
-                        &format!("images/blobs/sha256/{}", d.digest.hex()),
-                        ferry_oci::MAX_MANIFEST_BYTES,
-                    )
-                    .await
-                    .ok()
-                    .flatten()
-            })
-            .await;
-        }
-        return Ok(summary);
+        return Ok(Summary::of_remote(&remote, partial).await?);
     }
-    let path = PathBuf::from(package);
-    let pkg = Arc::new(open_local(&path, Extract::Nothing, true).await?);
-    let def = pkg
-        .definition()?
-        .with_context(|| format!("{} has no zarf.yaml: not a Zarf package", path.display()))?;
-    let integrity = pkg.integrity(&def, partial)?;
-    let bytes = pkg.files.values().map(|f| f.size).sum();
-    let mut summary = Summary::new(
-        pkg.label(),
-        pkg.format.name(),
-        &def,
-        pkg.files.len(),
-        bytes,
-        integrity,
-    );
-    if let Some(index) = pkg.read(ferry_zarf::IMAGES_INDEX, ferry_oci::MAX_MANIFEST_BYTES)? {
-        let entries = ferry_zarf::images::parse_index(&pkg.label(), &index)?;
-        let pkg = &pkg;
-        summary.images = ferry_zarf::inspect::images(&entries, |d: Descriptor| async move {
-            pkg.read(
-                &format!("images/blobs/sha256/{}", d.digest.hex()),
-                ferry_oci::MAX_MANIFEST_BYTES,
-            )
-            .ok()
-            .flatten()
-        })
-        .await;
-    }
-    Ok(summary)
+    let pkg = open_local(Path::new(package), Extract::Nothing, true).await?;
+    Ok(Summary::of_local(&pkg, partial).await?)
 }
 
 async fn inspect(args: PackageInspectArgs) -> anyhow::Result<()> {

@@ -13,11 +13,10 @@ use serde::Serialize;
 use ferry_target::{Location, OpenContext};
 
 use crate::cli::{PullArgs, TransferArgs};
-use crate::output::short_digest;
 use crate::progress::Mode;
 use crate::registry_opts;
 use crate::run_copy::{
-    Caching, Moved, cached, copy_with_progress, options, referrers, verifier, verify,
+    Caching, Moved, cached, copy_with_progress, options, print_moved, referrers, verifier, verify,
 };
 use ferry_trust::Verifier;
 
@@ -123,7 +122,9 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
     );
     let result = copy_all(quiet, &output.target(), resolved, &opts).await;
     output.finish(result.is_ok(), &args.output)?;
-    print_summary(&result?, args.json, quiet)
+    print_moved(&result?, args.json, quiet, "REFERENCE", |p| {
+        (&p.reference, &p.moved)
+    })
 }
 
 struct Resolved {
@@ -301,34 +302,6 @@ async fn copy_all(
         });
     }
     Ok(pulled.into_iter().flatten().collect())
-}
-
-fn print_summary(pulled: &[PulledImage], json: bool, quiet: bool) -> anyhow::Result<()> {
-    if json {
-        crate::output::print_json(&pulled)?;
-        return Ok(());
-    }
-    if quiet {
-        return Ok(());
-    }
-    println!(
-        "{:<60} {:<19} {:<14} {:>12} {:>7} {:>6} {:>6} {:>8}",
-        "REFERENCE", "DIGEST", "PLATFORM", "BYTES", "FETCHED", "CACHED", "LINKED", "EXISTING"
-    );
-    for p in pulled {
-        println!(
-            "{:<60} {:<19} {:<14} {:>12} {:>7} {:>6} {:>6} {:>8}",
-            p.reference,
-            short_digest(&p.moved.digest),
-            p.moved.platform.as_deref().unwrap_or("-"),
-            p.moved.bytes,
-            p.moved.blobs.fetched,
-            p.moved.blobs.cached,
-            p.moved.blobs.linked,
-            p.moved.blobs.existing
-        );
-    }
-    Ok(())
 }
 
 /// References from arguments and `-f` files, normalized, in order, without duplicates.

@@ -1,14 +1,13 @@
 //! Registry flags → a registry client.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use ferry_registry::{ClientOptions, Credential, CredentialStore, RegistryClient};
 
-use crate::cache::parse_size;
-use crate::cli::{RegistryArgs, UploadArgs};
+use crate::cli::{ConnectArgs, RegistryArgs, UploadArgs};
 
 pub fn client(
     args: &RegistryArgs,
@@ -39,14 +38,7 @@ pub fn options(args: &RegistryArgs, upload: Option<&UploadArgs>) -> anyhow::Resu
         }
         (None, None) => None,
     };
-    let mut opts = build_options(
-        args.plain_http,
-        args.insecure_skip_tls_verify,
-        &args.ca_file,
-        args.cert_dir.as_deref(),
-        explicit,
-        upload,
-    )?;
+    let mut opts = connect_options(&args.connect, explicit, upload)?;
     opts.registries = registries_conf(args.registries_conf.as_deref())?;
     opts.host_limits = ferry_registry::HostLimits {
         requests_per_second: args.max_requests_per_second,
@@ -80,46 +72,35 @@ fn registries_conf(
     Ok(ferry_registry::RegistriesConf::load(&path)?)
 }
 
-/// A client with these transport options (`cert_dir`: `--cert-dir`, else certs.d per registry); `explicit` credentials apply to every registry it talks to,
-/// otherwise the credential files and helpers are consulted per registry.
-pub fn build(
-    plain_http: bool,
-    insecure_skip_tls_verify: bool,
-    ca_files: &[PathBuf],
-    cert_dir: Option<&Path>,
+/// A client for these transport flags (`cert_dir`: `--cert-dir`, else certs.d per registry); `explicit`
+/// credentials apply to every registry it talks to, otherwise the credential files and helpers are
+/// consulted per registry.
+pub fn connect(
+    connect: &ConnectArgs,
     explicit: Option<Credential>,
     upload: Option<&UploadArgs>,
 ) -> anyhow::Result<Arc<RegistryClient>> {
-    let opts = build_options(
-        plain_http,
-        insecure_skip_tls_verify,
-        ca_files,
-        cert_dir,
-        explicit,
-        upload,
-    )?;
-    Ok(RegistryClient::new(opts)?)
+    Ok(RegistryClient::new(connect_options(
+        connect, explicit, upload,
+    )?)?)
 }
 
-fn build_options(
-    plain_http: bool,
-    insecure_skip_tls_verify: bool,
-    ca_files: &[PathBuf],
-    cert_dir: Option<&Path>,
+fn connect_options(
+    c: &ConnectArgs,
     explicit: Option<Credential>,
     upload: Option<&UploadArgs>,
 ) -> anyhow::Result<ClientOptions> {
     let mut opts = ClientOptions {
-        plain_http,
-        insecure_skip_tls_verify,
-        ca_files: ca_files.to_vec(),
-        cert_dir: cert_dir.map(Path::to_path_buf),
+        plain_http: c.plain_http,
+        insecure_skip_tls_verify: c.insecure_skip_tls_verify,
+        ca_files: c.ca_file.clone(),
+        cert_dir: c.cert_dir.clone(),
         credentials: CredentialStore::from_env(explicit),
         ..ClientOptions::default()
     };
     if let Some(u) = upload {
-        opts.chunk_threshold = parse_size(&u.chunk_threshold)?;
-        opts.chunk_size = parse_size(&u.chunk_size)?.max(1);
+        opts.chunk_threshold = u.chunk_threshold;
+        opts.chunk_size = u.chunk_size.max(1);
     }
     Ok(opts)
 }

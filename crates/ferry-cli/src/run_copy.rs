@@ -26,6 +26,53 @@ pub struct Moved {
     pub referrers: Vec<String>,
 }
 
+/// Print `rows` (a name, what moved for it) as JSON, or as a table under `heading` unless `quiet`.
+pub fn print_moved<T: serde::Serialize>(
+    rows: &[T],
+    json: bool,
+    quiet: bool,
+    heading: &str,
+    row: impl Fn(&T) -> (&str, &Moved),
+) -> anyhow::Result<()> {
+    if json {
+        return crate::output::print_json(&rows);
+    }
+    if quiet {
+        return Ok(());
+    }
+    let line = |cells: [&dyn std::fmt::Display; 9]| {
+        let [a, b, c, d, e, f, g, h, i] = cells;
+        println!("{a:<60} {b:<19} {c:<14} {d:>12} {e:>7} {f:>6} {g:>6} {h:>7} {i:>8}");
+    };
+    line([
+        &heading,
+        &"DIGEST",
+        &"PLATFORM",
+        &"BYTES",
+        &"FETCHED",
+        &"CACHED",
+        &"LINKED",
+        &"MOUNTED",
+        &"EXISTING",
+    ]);
+    for r in rows {
+        let (name, m) = row(r);
+        let b = &m.blobs;
+        line([
+            &name,
+            &crate::output::short_digest(&m.digest),
+            &m.platform.as_deref().unwrap_or("-"),
+            &m.bytes,
+            &b.fetched,
+            &b.cached,
+            &b.linked,
+            &b.mounted,
+            &b.existing,
+        ]);
+    }
+    Ok(())
+}
+
 impl Moved {
     pub fn of(copied: Copied) -> Moved {
         Moved {

@@ -22,7 +22,7 @@ pub async fn run(args: ServeArgs, quiet: bool) -> anyhow::Result<()> {
         htpasswd: args.htpasswd,
         writable: args.writable,
         zarf_names: args.zarf_names,
-        max_upload_bytes: crate::cache::parse_size(&args.max_upload_size)?,
+        max_upload_bytes: args.max_upload_size,
         temp_dir: args.tmpdir,
     };
     let server = Server::bind(opts).await?;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::checksums::Integrity;
 use crate::definition::Definition;
+use crate::{IMAGES_INDEX, LocalPackage, PackageError, RemotePackage, Result};
 
 /// What `ferry package inspect` shows about a package, on disk or in a registry.
 #[derive(Clone, Debug, Serialize)]
@@ -150,4 +151,76 @@ where
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+impl Summary {
+    /// The summary of a package on disk; `partial` allows absent files (a package pulled by component).
+    pub async fn of_local(pkg: &LocalPackage, partial: bool) -> Result<Summary> {
+        let def = pkg.definition()?.ok_or_else(|| PackageError::NotAPackage {
+            package: pkg.label(),
+            why: "it has no zarf.yaml".into(),
+        })?;
+        let integrity = pkg.integrity(&def, partial)?;
+        let bytes = pkg.files.values().map(|f| f.size).sum();
+        let summary = Summary::new(
+            pkg.label(),
+            pkg.format.name(),
+            &def,
+            pkg.files.len(),
+            bytes,
+            integrity,
+        );
+        let index = pkg.read(IMAGES_INDEX, ferry_oci::MAX_MANIFEST_BYTES)?;
+        summary
+            .with_images(index, |rel| async move {
+                pkg.read(&rel, ferry_oci::MAX_MANIFEST_BYTES).ok().flatten()
+            })
+            .await
+    }
+
+    /// The summary of a package in a registry (the manifest `remote` resolved); `partial` as above.
+    pub async fn of_remote(remote: &RemotePackage, partial: bool) -> Result<Summary> {
+        let def = remote.definition().await?;
+        let mut integrity = remote.integrity(&def).await?;
+        integrity.partial = partial;
+        let bytes = remote.layers.values().map(|d| d.size).sum();
+        let mut summary = Summary::new(
+            format!("oci://{}", remote.reference),
+            "oci",
+            &def,
+            remote.layers.len(),
+            bytes,
+            integrity,
+        );
+        summary.digest = Some(remote.manifest.digest.to_string());
+        let index = remote
+            .fetch_small(IMAGES_INDEX, ferry_oci::MAX_MANIFEST_BYTES)
+            .await?;
+        summary
+            .with_images(index, |rel| async move {
+                remote
+                    .fetch_small(&rel, ferry_oci::MAX_MANIFEST_BYTES)
+                    .await
+                    .ok()
+                    .flatten()
+            })
+            .await
+    }
+
+    /// The images `images/index.json` (when the package has one) names; `read` gives a file of the package
+    /// by its relative name.
+    async fn with_images<F, Fut>(mut self, index: Option<Vec<u8>>, read: F) -> Result<Summary>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Option<Vec<u8>>>,
+    {
+        if let Some(index) = index {
+            let entries = crate::images::parse_index(&self.package, &index)?;
+            self.images = images(&entries, |d: Descriptor| {
+                read(format!("images/blobs/sha256/{}", d.digest.hex()))
+            })
+            .await;
+        }
+        Ok(self)
+    }
 }
