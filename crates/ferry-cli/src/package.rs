@@ -2,16 +2,14 @@
 //! directories, `.tar`/`.tar.zst` files and `oci://` references.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use ferry_copy::{CopyStats, PlatformChoice, Referrers};
+use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Referrers};
 use ferry_oci::Reference;
 use ferry_registry::Repository;
-use ferry_store::{OciLayout, ReadStore, WriteTarget};
+use ferry_store::OciLayout;
 use ferry_zarf::inspect::Summary;
 use ferry_zarf::local::{Extract, LocalPackage, OpenOptions};
-use ferry_zarf::tarball::TarKind;
 use ferry_zarf::{Integrity, PackageImages, RemotePackage};
 use serde::Serialize;
 
@@ -22,7 +20,7 @@ use crate::cli::{
 use crate::output::{human, print_json, short_digest};
 use crate::progress::{ImageProgress, Mode};
 use crate::registry_opts;
-use crate::run_copy::{copy_with_progress, options};
+use crate::run_copy::options;
 
 pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {
@@ -279,20 +277,6 @@ async fn verify(args: PackageVerifyArgs, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Published {
-    reference: String,
-    /// The package manifest for this architecture.
-    digest: String,
-    /// The index the tag points at.
-    index_digest: String,
-    architecture: String,
-    layers: usize,
-    bytes: u64,
-    blobs: CopyStats,
-}
-
 async fn publish(args: PackagePublishArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(key) = &args.key {
         let package = args.package.display().to_string();
@@ -319,40 +303,23 @@ async fn publish(args: PackagePublishArgs, quiet: bool) -> anyhow::Result<()> {
         })?,
     };
     let reference = ferry_zarf::publish::destination(&args.destination, &def.metadata.name, &tag)?;
-    let plan = ferry_zarf::publish::plan(&pkg, &def)?;
     let client = registry_opts::client(&args.registry, Some(&args.upload))?;
     let repo = Repository::new(client, &reference.registry, &reference.repository);
     let label = format!("oci://{reference}");
-    let selection =
-        ferry_copy::Selection::of(plan.manifest.clone(), Some(plan.manifest_bytes.clone()));
-    let source: Arc<dyn ReadStore> = Arc::new(plan.store.clone());
-    let dest: Arc<dyn WriteTarget> = Arc::new(repo.clone());
-    let opts = options(
-        PlatformChoice::All,
-        args.oci_concurrency,
-        args.retries,
-        Referrers::None,
-    );
-    let mode = Mode::detect(quiet);
-    let stats = copy_with_progress(&label, mode, &source, &selection, &dest, &[], &opts)
-        .await
-        .with_context(|| format!("publishing {} to {label}", pkg.label()))?
-        .stats;
-    // The tag last, so it only ever names a complete package.
-    let tag_name = reference.tag.clone().unwrap_or(tag);
-    let index =
-        ferry_zarf::publish::tag_index(&repo, &tag_name, &plan.manifest, &plan.architecture)
-            .await
-            .with_context(|| format!("tagging {label}"))?;
-    let out = Published {
-        reference: reference.to_string(),
-        digest: plan.manifest.digest.to_string(),
-        index_digest: index.digest.to_string(),
-        architecture: plan.architecture.clone(),
-        layers: plan.layers.len(),
-        bytes: plan.layers.iter().map(|l| l.size).sum(),
-        blobs: stats,
+    let progress = ImageProgress::new(Mode::detect(quiet), &label);
+    let opts = CopyOptions {
+        events: progress.sink(),
+        ..options(
+            PlatformChoice::All,
+            args.oci_concurrency,
+            args.retries,
+            Referrers::None,
+        )
     };
+    let tag_name = reference.tag.clone().unwrap_or(tag);
+    let result = ferry_zarf::publish::publish(&pkg, &def, &repo, &tag_name, &opts).await;
+    progress.finish(result.is_ok());
+    let out = result.with_context(|| format!("publishing {} to {label}", pkg.label()))?;
     if args.json {
         return print_json(&out);
     }
@@ -404,29 +371,14 @@ async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
         crate::package_trust::check(&package, args.architecture.as_deref(), &args.registry, key)
             .await?;
     }
-    // An existing directory receives the package as Zarf names it (`zarf-package-….tar.zst`).
-    let into_dir = args.output.is_dir();
-    let tarball = TarKind::for_path(&args.output);
-    let out = &args.output;
     let cache = crate::pull::open_cache(&args.transfer)?;
     let remote = resolve_remote(reference, args.architecture.as_deref(), &args.registry).await?;
     let label = format!("oci://{}", remote.reference);
-
-    // Staged beside the output (the cache links into it on the same filesystem), moved into place only
-    // once complete and verified.
-    let staged = ferry_store::file::StagedDir::beside(out)?;
-    let ingest_dir = tempfile::Builder::new()
-        .prefix(".ferry-ingest-")
-        .tempdir_in(staged.path().parent().unwrap_or(Path::new(".")))
-        .context("creating a temp directory beside the output")?;
-    let (root, ingest) = (staged.path().to_path_buf(), ingest_dir.path().to_path_buf());
-
     let components = (!args.components.is_empty()).then_some(args.components.as_slice());
     let progress = ImageProgress::new(Mode::detect(quiet), &label);
-    let result = ferry_zarf::pull::pull(
+    let result = ferry_zarf::pull::pull_to(
         &remote,
-        &root,
-        &ingest,
+        &args.output,
         components,
         args.transfer.oci_concurrency as usize,
         cache,
@@ -434,39 +386,7 @@ async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
     )
     .await;
     progress.finish(result.is_ok());
-    let pulled = result.with_context(|| format!("pulling {label}"))?;
-    if !pulled.integrity.ok {
-        bail!(
-            "{label} failed verification after the pull, nothing was written to {}: {}",
-            out.display(),
-            pulled.integrity.summary()
-        );
-    }
-    let named;
-    let (tarball, out) = if into_dir {
-        let name = pulled.definition.file_name().with_context(|| {
-            format!("{label}: zarf.yaml has no build.architecture to name the package file with; give -o FILE.tar.zst")
-        })?;
-        named = out.join(&name);
-        (TarKind::for_path(&named), &named)
-    } else {
-        (tarball, out)
-    };
-    if tarball.is_some() && out.exists() {
-        bail!("{} exists; nothing was written", out.display());
-    }
-    match tarball {
-        Some(kind) => {
-            let (root, file) = (root.clone(), out.clone());
-            tokio::task::spawn_blocking(move || ferry_zarf::tarball::write(&root, &file, kind))
-                .await
-                .context("archive task failed")?
-                .with_context(|| format!("writing {}", out.display()))?;
-        }
-        None => staged
-            .commit()
-            .with_context(|| format!("moving the package into {}", out.display()))?,
-    }
+    let (pulled, out) = result.with_context(|| format!("pulling {label}"))?;
     let s = &pulled.stats;
     let summary = PulledPackage {
         reference: remote.reference.to_string(),

@@ -66,7 +66,15 @@ impl Output {
             Output::Layout { layout, created } => {
                 layout.tidy();
                 if !ok && created && layout.entries().map(|e| e.is_empty()).unwrap_or(false) {
-                    let _ = std::fs::remove_dir_all(layout.root());
+                    // Blocking work of the failed copy (a temp file being closed) may still be
+                    // finishing inside: a removal that races it is tried again, briefly.
+                    for _ in 0..10 {
+                        if std::fs::remove_dir_all(layout.root()).is_ok() || !layout.root().exists()
+                        {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
                 }
             }
             Output::Archive(w) if ok => {

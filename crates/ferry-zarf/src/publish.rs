@@ -322,3 +322,58 @@ mod tests {
         assert!(destination("oci://", "demo", "1").is_err());
     }
 }
+
+/// What [`publish`] did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    /// Where the package went.
+    pub reference: String,
+    /// The package manifest for this architecture.
+    pub digest: String,
+    /// The index the tag points at.
+    pub index_digest: String,
+    /// The package's architecture.
+    pub architecture: String,
+    /// Files sent as layers.
+    pub layers: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// What the copy moved, and how.
+    pub blobs: ferry_copy::CopyStats,
+}
+
+/// Publish `pkg` (its files hashed; verified by the caller) to `repo` under `tag`: the config, every file
+/// as a layer and the manifest through the copy engine (`opts`: concurrency, retries, progress), then the
+/// tag's index last, so the tag only ever names a complete package.
+pub async fn publish(
+    pkg: &LocalPackage,
+    def: &Definition,
+    repo: &Repository,
+    tag: &str,
+    opts: &ferry_copy::CopyOptions,
+) -> Result<Published> {
+    let plan = plan(pkg, def)?;
+    let reference = format!("{}/{}:{tag}", repo.registry(), repo.repository());
+    let selection =
+        ferry_copy::Selection::of(plan.manifest.clone(), Some(plan.manifest_bytes.clone()));
+    let source: std::sync::Arc<dyn ferry_store::ReadStore> =
+        std::sync::Arc::new(plan.store.clone());
+    let dest: std::sync::Arc<dyn ferry_store::WriteTarget> = std::sync::Arc::new(repo.clone());
+    let copied = ferry_copy::copy_selected(&source, &selection, &dest, &[], opts)
+        .await
+        .map_err(|source| PackageError::Copy {
+            package: pkg.label(),
+            source: Box::new(source),
+        })?;
+    let index = tag_index(repo, tag, &plan.manifest, &plan.architecture).await?;
+    Ok(Published {
+        reference,
+        digest: plan.manifest.digest.to_string(),
+        index_digest: index.digest.to_string(),
+        architecture: plan.architecture.clone(),
+        layers: plan.layers.len(),
+        bytes: plan.layers.iter().map(|l| l.size).sum(),
+        blobs: copied.stats,
+    })
+}

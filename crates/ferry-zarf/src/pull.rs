@@ -46,6 +46,79 @@ pub struct Pulled {
     pub integrity: Integrity,
 }
 
+/// Pull `pkg` to `out`, as [`pull`] does: an existing directory receives it as Zarf names it
+/// (`zarf-package-….tar.zst`), a `.tar` or `.tar.zst` path is written as that archive, any other path
+/// becomes the package directory. The package is staged beside `out` (the cache links into it on the same
+/// filesystem) and moved or archived into place only once complete and verified: a failed pull writes
+/// nothing. Returns what was pulled and the path written.
+pub async fn pull_to(
+    pkg: &RemotePackage,
+    out: &Path,
+    components: Option<&[String]>,
+    concurrency: usize,
+    cache: Option<BlobCache>,
+    events: EventSink,
+) -> Result<(Pulled, PathBuf)> {
+    let label = format!("oci://{}", pkg.reference);
+    let staged = ferry_store::file::StagedDir::beside(out)?;
+    let parent = staged
+        .path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let ingest = tempfile::Builder::new()
+        .prefix(".ferry-ingest-")
+        .tempdir_in(&parent)
+        .map_err(|e| PackageError::io(&parent, e))?;
+    let pulled = pull(
+        pkg,
+        staged.path(),
+        ingest.path(),
+        components,
+        concurrency,
+        cache,
+        events,
+    )
+    .await?;
+    if !pulled.integrity.ok {
+        return Err(PackageError::Verification {
+            package: label,
+            summary: format!(
+                "{} (after the pull; nothing was written to {})",
+                pulled.integrity.summary(),
+                out.display()
+            ),
+        });
+    }
+    let out = if out.is_dir() {
+        let name = pulled.definition.file_name().ok_or_else(|| {
+            PackageError::invalid(
+                &label,
+                "zarf.yaml has no build.architecture to name the package file with; give a FILE.tar.zst",
+            )
+        })?;
+        out.join(name)
+    } else {
+        out.to_path_buf()
+    };
+    match crate::tarball::TarKind::for_path(&out) {
+        Some(_) if out.exists() => {
+            return Err(PackageError::invalid(
+                out.display(),
+                "exists; nothing was written",
+            ));
+        }
+        Some(kind) => {
+            let (root, file) = (staged.path().to_path_buf(), out.clone());
+            tokio::task::spawn_blocking(move || crate::tarball::write(&root, &file, kind))
+                .await
+                .expect("archive task panicked")?;
+        }
+        None => staged.commit()?,
+    }
+    Ok((pulled, out))
+}
+
 /// Pull `pkg` into `root` (an empty directory): every layer, or with `components` only theirs (and the
 /// files every package needs), then check the result against `checksums.txt`. `ingest` holds temp files; it
 /// must be on `root`'s filesystem and outside it. The package manifest is copied as one graph whose
