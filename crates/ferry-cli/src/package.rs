@@ -7,10 +7,10 @@ use anyhow::{Context, bail};
 use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Referrers};
 use ferry_oci::Reference;
 use ferry_registry::Repository;
-use ferry_store::OciLayout;
+
 use ferry_zarf::inspect::Summary;
 use ferry_zarf::local::{Extract, LocalPackage, OpenOptions};
-use ferry_zarf::{Integrity, PackageImages, RemotePackage};
+use ferry_zarf::{Integrity, RemotePackage};
 use serde::Serialize;
 
 use crate::cli::{
@@ -31,93 +31,48 @@ pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
     }
 }
 
-/// The images of the package `source` names, for `ferry push`, or `None` when `source` is not a Zarf
-/// package (a layout directory, an OCI layout archive, `oci-archive:…`). A package is verified first unless
-/// `skip_verify`; a directory is read in place, a `.tar` by byte ranges, a `.tar.zst` has its `images/`
-/// unpacked beside it during the one pass that verifies it.
-pub async fn push_source(
-    source: &Path,
-    skip_verify: bool,
-) -> anyhow::Result<Option<PackageImages>> {
-    let is_package_dir = source.is_dir() && source.join(ferry_zarf::ZARF_YAML).is_file();
-    if !(is_package_dir || source.is_file()) {
-        return Ok(None);
-    }
-    let warn = || {
-        tracing::warn!(
-            "not verifying {} (--skip-verify): its images are pushed without checking checksums.txt",
-            source.display()
-        )
-    };
-    if is_package_dir && skip_verify {
-        warn();
-        let layout = OciLayout::open(&source.join("images"))?;
-        return Ok(Some(PackageImages::from_layout(layout)));
-    }
-    let extract = if is_package_dir {
-        Extract::Nothing
-    } else {
-        Extract::Images
-    };
-    let pkg = match read_local(source, extract, !skip_verify, true).await {
-        Ok(p) => p,
-        Err(ferry_zarf::PackageError::NotAPackage { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let Some(def) = pkg.definition()? else {
-        return Ok(None);
-    };
-    if skip_verify {
-        warn();
-    } else {
-        check(&pkg.integrity(&def, false)?, &pkg.label(), "push")?;
-    }
-    let images = tokio::task::spawn_blocking(move || PackageImages::from_package(&pkg))
-        .await
-        .context("package task failed")??;
-    Ok(Some(images))
-}
-
 /// Refuse a package that failed verification, saying how to go on anyway.
 fn check(integrity: &Integrity, label: &str, action: &str) -> anyhow::Result<()> {
     if integrity.ok {
         return Ok(());
     }
-    bail!(
-        "{label} failed verification, nothing was sent: {}; fix the package, or {action} it anyway with --skip-verify",
-        integrity.summary()
-    )
+    Err(advice(
+        ferry_zarf::PackageError::Verification {
+            package: label.to_string(),
+            summary: integrity.summary(),
+        },
+        action,
+    ))
 }
 
+/// A failed verification, with what to do about it (`action`: the command's verb).
+pub(crate) fn advice(e: ferry_zarf::PackageError, action: &str) -> anyhow::Error {
+    match e {
+        ferry_zarf::PackageError::Verification { package, summary } => anyhow::anyhow!(
+            "{package} failed verification, nothing was sent: {summary}; fix the package, or {action} it anyway with --skip-verify"
+        ),
+        e => e.into(),
+    }
+}
+
+/// A package on disk, opened on a blocking thread (its errors name the package and the file in it).
 pub(crate) async fn open_local(
     path: &Path,
     extract: Extract,
     hash: bool,
 ) -> anyhow::Result<LocalPackage> {
-    // Its errors name the package and the file in it already.
-    Ok(read_local(path, extract, hash, false).await?)
-}
-
-async fn read_local(
-    path: &Path,
-    extract: Extract,
-    hash: bool,
-    stop_if_layout: bool,
-) -> ferry_zarf::Result<LocalPackage> {
     let p = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        LocalPackage::open(
-            &p,
-            &OpenOptions {
-                extract,
-                hash,
-                temp_dir: None,
-                stop_if_layout,
-            },
-        )
-    })
-    .await
-    .expect("package task panicked")
+    let opts = OpenOptions {
+        extract,
+        hash,
+        temp_dir: None,
+        stop_if_layout: false,
+    };
+    Ok(
+        tokio::task::spawn_blocking(move || LocalPackage::open(&p, &opts))
+            .await
+            .context("package task failed")??,
+    )
 }
 
 /// `oci://…` is a package in a registry; anything else a path.

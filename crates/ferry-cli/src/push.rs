@@ -31,7 +31,9 @@ struct PushedImage {
 pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     // A Zarf package (a directory with zarf.yaml, a .tar or .tar.zst) is verified first and read in place
     // where it can be; anything else is a layout or an archive of one, as below.
-    let package = crate::package::push_source(&args.source, args.skip_verify).await?;
+    let package = PackageImages::for_push(&args.source, args.skip_verify)
+        .await
+        .map_err(|e| crate::package::advice(e, "push"))?;
     // An archive (`oci-archive:FILE`, or a `.tar`/`.tar.gz`/`.tar.zst` holding a layout) is read in place
     // through its tar index; every blob is verified as it is sent.
     let layout = match (package, archive_path(&args.source)) {

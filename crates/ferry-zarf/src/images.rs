@@ -41,6 +41,68 @@ enum Inner {
 }
 
 impl PackageImages {
+    /// The images of the package `source` names, for a push, or `None` when `source` is not a Zarf
+    /// package (a layout directory, an OCI layout archive). A package is verified against its
+    /// `checksums.txt` first unless `skip_verify` (then a warning says so); a directory is read in place, a
+    /// `.tar` by byte ranges, a `.tar.zst` has its `images/` unpacked beside it during the one pass that
+    /// verifies it. A package that fails verification is [`PackageError::Verification`].
+    pub async fn for_push(source: &Path, skip_verify: bool) -> Result<Option<PackageImages>> {
+        let is_package_dir = source.is_dir() && source.join(crate::ZARF_YAML).is_file();
+        if !(is_package_dir || source.is_file()) {
+            return Ok(None);
+        }
+        let warn = || {
+            tracing::warn!(
+                "not verifying {} (--skip-verify): its images are pushed without checking checksums.txt",
+                source.display()
+            )
+        };
+        if is_package_dir && skip_verify {
+            warn();
+            return Ok(Some(PackageImages::from_layout(OciLayout::open(
+                &source.join("images"),
+            )?)));
+        }
+        let extract = if is_package_dir {
+            crate::Extract::Nothing
+        } else {
+            crate::Extract::Images
+        };
+        let opts = crate::OpenOptions {
+            extract,
+            hash: !skip_verify,
+            temp_dir: None,
+            stop_if_layout: true,
+        };
+        let path = source.to_path_buf();
+        let pkg = match tokio::task::spawn_blocking(move || LocalPackage::open(&path, &opts))
+            .await
+            .expect("package task panicked")
+        {
+            Ok(p) => p,
+            Err(PackageError::NotAPackage { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(def) = pkg.definition()? else {
+            return Ok(None);
+        };
+        if skip_verify {
+            warn();
+        } else {
+            let integrity = pkg.integrity(&def, false)?;
+            if !integrity.ok {
+                return Err(PackageError::Verification {
+                    package: pkg.label(),
+                    summary: integrity.summary(),
+                });
+            }
+        }
+        let images = tokio::task::spawn_blocking(move || PackageImages::from_package(&pkg))
+            .await
+            .expect("package task panicked")?;
+        Ok(Some(images))
+    }
+
     /// A plain OCI layout directory.
     pub fn from_layout(layout: OciLayout) -> PackageImages {
         PackageImages {
