@@ -158,6 +158,10 @@ impl ReadStore for PackageImages {
         self.store().fetch_blob(desc, offset)
     }
 
+    fn holds(&self, digest: &ferry_oci::Digest) -> Option<bool> {
+        self.store().holds(digest)
+    }
+
     fn referrers<'a>(
         &'a self,
         subject: &'a Descriptor,
