@@ -93,6 +93,52 @@ def cases(out, images, hyperfine):
     return result
 
 
+def fleet_sync_cases(out, hyperfine):
+    """`ferry sync` against `skopeo sync` on the fleet (same YAML, one process each), per path."""
+    result = []
+    paths = [("loopback", "loopback", 0)] + [(p["name"], "link " + p["name"], p["rtt_s"]) for p in profiles(out)]
+    for name, label, rtt in paths:
+        h = hyperfine(out, "fleetsync-" + name)
+        if not h or "ferry-sync" not in h or "skopeo-sync" not in h:
+            continue
+        load_path = os.path.join(out, "fleetsync-%s.load" % name)
+        load = [l.strip() for l in open(load_path)] if os.path.exists(load_path) else []
+        result.append({
+            "path": label, "rtt_s": rtt, "ferry_sync": h["ferry-sync"], "skopeo_sync": h["skopeo-sync"],
+            "skopeo_over_ferry": h["skopeo-sync"]["median_s"] / h["ferry-sync"]["median_s"],
+            "load": load,
+            "peak_rss_kib": {t: peak_rss_kib(out, "fleetsync-%s-%s" % (name, t)) for t in ("ferry-sync", "skopeo-sync")},
+        })
+    return result
+
+
+def fleet_sync_section(p, cases, images, fmt):
+    if not cases:
+        return
+    fleet = images.get("fleet", {})
+    p("## Fleet: `ferry sync` vs `skopeo sync`")
+    p("")
+    p("The same sync file (%s images of the fleet, one tag each) read by both tools, one process each, into an"
+      " empty directory: `ferry sync -f FILE oci:DIR --no-cache` (an OCI layout) and `skopeo sync --src yaml"
+      " --dest dir FILE DIR` (skopeo's directories). **ratio** = `skopeo sync`'s median ÷ `ferry sync`'s. The"
+      " load average (1, 5, 15 min) is read before and after each pair of cases: other builds shared the"
+      " machine." % len(fleet.get("images", [])))
+    p("")
+    p("| path | ferry sync median s (min) | skopeo sync median s (min) | ratio | peak RSS MiB ferry / skopeo |"
+      " load before → after |")
+    p("|---|---|---|---|---|---|")
+    for c in cases:
+        rss = c["peak_rss_kib"]
+        p("| %s%s | %s (%s) | %s (%s) | %.2f× | %s / %s | %s |" % (
+            c["path"], " (%d ms RTT)" % round(c["rtt_s"] * 1000) if c["rtt_s"] else "",
+            fmt(c["ferry_sync"]["median_s"], 3), fmt(c["ferry_sync"]["min_s"], 3),
+            fmt(c["skopeo_sync"]["median_s"], 3), fmt(c["skopeo_sync"]["min_s"], 3), c["skopeo_over_ferry"],
+            "—" if rss["ferry-sync"] is None else fmt(rss["ferry-sync"] / 1024, 1),
+            "—" if rss["skopeo-sync"] is None else fmt(rss["skopeo-sync"] / 1024, 1),
+            " → ".join(c["load"]) or "—"))
+    p("")
+
+
 def find(cases, **keys):
     return next((c for c in cases if all(c.get(k) == v for k, v in keys.items())), None)
 

@@ -98,9 +98,13 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
             dest: repo.clone(),
         })
         .collect();
-    let found = ferry_sync::check_complete(&checks, args.oci_concurrency as usize)
-        .await
-        .with_context(|| format!("pushing {root}"))?;
+    let (found, mut lacking) =
+        ferry_sync::delta::check_each(&checks, args.oci_concurrency as usize).await;
+    if !args.keep_going
+        && let Some(e) = lacking.iter_mut().find_map(Option::take)
+    {
+        return Err(anyhow::Error::new(e).context(format!("pushing {root}")));
+    }
     if found.at_destination > 0 {
         tracing::info!(
             "{root}: {} blobs ({} bytes) it lacks are at the registry already",
@@ -110,13 +114,16 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     }
     let mut results = Vec::new();
     let mut failures = 0;
-    for (item, repo) in plan.into_iter().zip(repos) {
+    for ((item, repo), lacks) in plan.into_iter().zip(repos).zip(lacking) {
         let label = item
             .names
             .first()
             .cloned()
             .unwrap_or_else(|| item.source.clone());
         let result = async {
+            if let Some(e) = lacks {
+                return Err(e.into());
+            }
             verify(
                 verifier.as_deref(),
                 &layout,

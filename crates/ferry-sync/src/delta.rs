@@ -403,14 +403,41 @@ pub async fn check_complete(
     images: &[CheckImage],
     concurrency: usize,
 ) -> Result<Completion, DeltaError> {
+    let (found, problems) = check_each(images, concurrency).await;
+    match problems.into_iter().flatten().next() {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
+/// [`check_complete`] for each image on its own: what each lacks (`None`: complete), in the order given, so a
+/// caller that goes on past failures (`--keep-going`) copies only the complete ones.
+pub async fn check_each(
+    images: &[CheckImage],
+    concurrency: usize,
+) -> (Completion, Vec<Option<DeltaError>>) {
     let dests: Vec<Arc<dyn WriteTarget>> = images.iter().map(|i| i.dest.clone()).collect();
     let counts = Arc::new(Mutex::new(Completion::default()));
     let budget = Budget::new(concurrency);
+    let mut problems = Vec::new();
     for image in images {
+        problems.push(check_one(image, &dests, &budget, &counts).await.err());
+    }
+    let found = counts.lock().expect("counts lock").clone();
+    (found, problems)
+}
+
+async fn check_one(
+    image: &CheckImage,
+    dests: &[Arc<dyn WriteTarget>],
+    budget: &Budget,
+    counts: &Arc<Mutex<Completion>>,
+) -> Result<(), DeltaError> {
+    {
         let check = Arc::new(CheckTarget {
             source: image.source.clone(),
             dest: image.dest.clone(),
-            others: dests.clone(),
+            others: dests.to_vec(),
             missing: Mutex::new(None),
             counts: counts.clone(),
         });
@@ -441,8 +468,7 @@ pub async fn check_complete(
         }
         walked?;
     }
-    let done = counts.lock().expect("counts lock").clone();
-    Ok(done)
+    Ok(())
 }
 
 /// Remembers, for each node, the manifest that listed it.
