@@ -587,3 +587,118 @@ impl Tagger for CheckTarget {
         Box::pin(async move { Err(writes_nothing(&self.describe(), desc)) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_oci::media_type::{OCI_CONFIG, OCI_MANIFEST};
+    use ferry_store::testing::{Fault, MemoryStore};
+
+    const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+    /// A manifest in `store` over a config and layers that may or may not be in it.
+    fn manifest(store: &MemoryStore, config: &Descriptor, layers: &[Descriptor]) -> Descriptor {
+        let m = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers,
+        });
+        store.add(OCI_MANIFEST, serde_json::to_vec(&m).unwrap())
+    }
+
+    /// A delta: the manifest and config are in it, the layer (the base's) is not.
+    fn delta() -> (Arc<MemoryStore>, Descriptor, Descriptor) {
+        let delta = Arc::new(MemoryStore::new("delta"));
+        let config = delta.add(OCI_CONFIG, &b"{\"os\":\"linux\"}"[..]);
+        let layer = Descriptor::of(LAYER, &Bytes::from_static(b"base layer"));
+        let root = manifest(&delta, &config, std::slice::from_ref(&layer));
+        (delta, root, layer)
+    }
+
+    fn check(source: Arc<dyn ReadStore>, root: &Descriptor, dest: Arc<MemoryStore>) -> CheckImage {
+        CheckImage {
+            label: "app:2".into(),
+            source,
+            root: root.clone(),
+            dest,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blob_in_neither_the_source_nor_a_destination_is_named_with_its_manifest() {
+        let (delta, root, layer) = delta();
+        let empty = Arc::new(MemoryStore::new("far"));
+        let err = check_complete(&[check(delta.clone(), &root, empty.clone())], 4)
+            .await
+            .unwrap_err();
+        match &err {
+            DeltaError::Missing {
+                digest,
+                image,
+                manifest,
+                ..
+            } => {
+                assert_eq!(
+                    (digest, image.as_str(), manifest),
+                    (&layer.digest, "app:2", &root.digest)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(empty.is_empty(), "a check writes nothing");
+
+        // The layer in another destination of the same run (where a registry mounts it from) will do, and
+        // so will the image's own destination; only blobs the source lacks are asked about.
+        let other = Arc::new(MemoryStore::new("other"));
+        other.add(LAYER, &b"base layer"[..]);
+        let images = [
+            check(delta.clone(), &root, empty.clone()),
+            check(delta.clone(), &root, other.clone()),
+        ];
+        let found = check_complete(&images, 4).await.unwrap();
+        assert_eq!(found.at_destination, 2);
+        assert_eq!(found.at_destination_bytes, 2 * layer.size);
+        assert_eq!(delta.fetches(&layer.digest), 0);
+
+        // --keep-going: each image on its own.
+        let lone = [check(delta.clone(), &root, Arc::new(MemoryStore::new("x")))];
+        let (_, each) = check_each(&lone, 4).await;
+        assert!(matches!(each[..], [Some(DeltaError::Missing { .. })]));
+    }
+
+    #[tokio::test]
+    async fn a_delta_over_its_base_copies_whole_and_hashes_what_the_base_gives() {
+        let (delta, root, layer) = delta();
+        let base = Arc::new(MemoryStore::new("base"));
+        base.add(LAYER, &b"base layer"[..]);
+        let source: Arc<dyn ReadTarget> = delta.clone();
+        let over = Arc::new(WithBase::new(source, base.clone()));
+        let out = Arc::new(MemoryStore::new("out"));
+        check_complete(&[check(over.clone(), &root, out.clone())], 4)
+            .await
+            .unwrap();
+        let src: Arc<dyn ReadStore> = over.clone();
+        let dst: Arc<dyn WriteTarget> = out.clone();
+        copy_graph(&src, &dst, &root, &HashMap::new(), &CopyOptions::default())
+            .await
+            .unwrap();
+        assert!(out.has(&layer.digest) && out.has(&root.digest));
+        assert_eq!(base.fetches(&layer.digest), 1);
+
+        // A base whose bytes are wrong fails the copy: what it gives is verified like any blob.
+        base.inject(&layer.digest, Fault::Corrupt);
+        let fresh = Arc::new(MemoryStore::new("fresh"));
+        let dst: Arc<dyn WriteTarget> = fresh.clone();
+        let opts = CopyOptions {
+            attempts: 1,
+            ..CopyOptions::default()
+        };
+        let err = copy_graph(&src, &dst, &root, &HashMap::new(), &opts)
+            .await
+            .unwrap_err();
+        assert!(
+            crate::chain(&err).contains(&layer.digest.to_string()),
+            "{}",
+            crate::chain(&err)
+        );
+        assert!(!fresh.has(&layer.digest) && !fresh.has(&root.digest));
+    }
+}
