@@ -65,13 +65,19 @@ pub enum DeltaError {
     },
     /// Copying (or walking) a graph failed.
     #[error(transparent)]
-    Copy(#[from] CopyFailed),
+    Copy(Box<CopyFailed>),
     /// Reading or writing an archive failed.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// A store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<CopyFailed> for DeltaError {
+    fn from(e: CopyFailed) -> Self {
+        DeltaError::Copy(Box::new(e))
+    }
 }
 
 impl DeltaError {

@@ -19,7 +19,10 @@ fn app(seed: u64) -> Artifact {
 
 /// Version 1: web and api. Version 2: web rebuilt, api unchanged, worker new (its base layers are at the
 /// far side only in the other repositories).
-fn versions() -> (Vec<(&'static str, Artifact)>, Vec<(&'static str, Artifact)>) {
+/// Images by repository.
+type Version = Vec<(&'static str, Artifact)>;
+
+fn versions() -> (Version, Version) {
     let v1 = vec![("apps/web", app(1)), ("apps/api", app(2))];
     let v2 = vec![
         ("apps/web", app(11)),
