@@ -286,6 +286,7 @@ def main():
     serve_section(p, meta, serve)
     link.section(p, meta, every_image, link_cases, goals, fmt)
     link.fleet_sync_section(p, fleet_sync, every_image, fmt)
+    link.delta_section(p, load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "delta.json")), fmt)
     link.profile_section(p, out, meta)
 
     p("## Profile notes")

@@ -139,6 +139,35 @@ def fleet_sync_section(p, cases, images, fmt):
     p("")
 
 
+def delta_section(p, delta, fmt):
+    """bench/delta's results (bench/delta.json), when that script has been run."""
+    if not delta:
+        return
+    spec = delta["spec"]
+    p("## Deltas: `export --since` and the push that completes it")
+    p("")
+    p("`bench/delta` (%s): %d images on one shared base of %s MB, each with its own %s MB layer; v2 rebuilds %d"
+      " of them and adds %d. v2 exported whole and as a delta on the v1 archive; each pushed (`ferry push"
+      " oci-archive:…`) onto a fresh registry holding v1, %d runs each (median, min). After the runs, %d"
+      " images of the delta's far side were identical by digest to a direct push of v2. Load average %s before,"
+      " %s after, on %d cores shared with other builds."
+      % (delta["ferry"], spec["images"], fmt(sum(spec["base"]) / MB, 0), fmt(spec["own"] / MB, 0),
+         spec["rebuilt"], spec["added"], delta["push"]["delta"]["runs"], delta["identical_images"],
+         delta["load_before"], delta["load_after"], delta["cores"]))
+    p("")
+    p("| | whole v2 | delta on v1 | delta ÷ whole |")
+    p("|---|---|---|---|")
+    p("| archive bytes | %s MB | %s MB | %.3f |" % (
+        fmt(delta["full_archive_bytes"] / MB, 1), fmt(delta["delta_archive_bytes"] / MB, 1),
+        delta["delta_archive_bytes"] / delta["full_archive_bytes"]))
+    for what, label in (("export", "export, s"), ("push", "push onto v1, s")):
+        f, d = delta[what]["full"], delta[what]["delta"]
+        p("| %s | %s (%s) | %s (%s) | %.2f |" % (label, fmt(f["median_s"], 3), fmt(f["min_s"], 3),
+                                                fmt(d["median_s"], 3), fmt(d["min_s"], 3),
+                                                d["median_s"] / f["median_s"]))
+    p("")
+
+
 def find(cases, **keys):
     return next((c for c in cases if all(c.get(k) == v for k, v in keys.items())), None)
 
