@@ -34,6 +34,9 @@ SPECS = {
 FLEET = "fleet"
 FLEET_SIZE = 30
 FLEET_SPEC = (2, 512 * 1000, "random")
+# Two versions of a set of images on one shared base, for `bench/delta` (export --since, push of the delta).
+DELTA = "delta"
+DELTA_SPEC = {"images": 10, "base": [40 * MB, 20 * MB], "own": 5 * MB, "rebuilt": 4, "added": 1}
 TAG = "v1"
 REF_HOST = "bench.local"  # the name recorded in the layout; bench/run pushes it under other names
 
@@ -58,6 +61,7 @@ class Layout:
         self.blobs_dir = os.path.join(root, "blobs", "sha256")
         os.makedirs(self.blobs_dir, exist_ok=True)
         self.blobs = []
+        self.made = {}  # (seed, size, content) -> (descriptor, diff_id) of a layer already written
 
     def put_bytes(self, data, media_type, kind):
         digest = hashlib.sha256(data).hexdigest()
@@ -139,15 +143,22 @@ def tar_of(name, content, size):
     yield bytes(pad)
 
 
-def image(layout, name, platform, layers, layer_bytes, content):
+def image(layout, name, platform, layers, layer_bytes, content, seeds=None, sizes=None):
+    """One image; `seeds` and `sizes` (per layer) override the ones derived from the name: the same seed and
+    size give the same layer blob, so images can share layers."""
     os_name, arch = platform.split("/")[:2]
     gen = random_content if content == "random" else text_content
-    sizes = [layer_bytes // layers + (1 if i < layer_bytes % layers else 0) for i in range(layers)]
+    if sizes is None:
+        sizes = [layer_bytes // layers + (1 if i < layer_bytes % layers else 0) for i in range(layers)]
+    layers = len(sizes)
     descs, diff_ids = [], []
     for i, size in enumerate(sizes):
-        seed = seed_of(name, platform, i)
-        desc, diff_id = layout.put_stream(tar_of("data/layer-%02d.bin" % i, gen(seed, size), size),
-                                          OCI_LAYER_GZIP, "layer")
+        seed = seeds[i] if seeds else seed_of(name, platform, i)
+        key = (seed, size, content)
+        if key not in layout.made:
+            layout.made[key] = layout.put_stream(tar_of("data/layer-%02d.bin" % i, gen(seed, size), size),
+                                                 OCI_LAYER_GZIP, "layer")
+        desc, diff_id = layout.made[key]
         descs.append(desc)
         diff_ids.append(diff_id)
     config = {
@@ -202,12 +213,42 @@ def fleet(out):
         json.dump(summary, f, indent=1)
 
 
+def delta(out):
+    """Two versions of a set of images on one shared base (OUT/delta-v1, OUT/delta-v2): v2 rebuilds the own
+    layer of the first DELTA_SPEC["rebuilt"] images, keeps the others, and adds DELTA_SPEC["added"] images."""
+    spec = DELTA_SPEC
+    summary = {"name": DELTA, "spec": spec, "versions": {}}
+    for version in (1, 2):
+        root = os.path.join(out, "%s-v%d" % (DELTA, version))
+        layout = Layout(root)
+        count = spec["images"] + (spec["added"] if version == 2 else 0)
+        entries, members = [], []
+        for n in range(count):
+            name = "%s-%02d" % (DELTA, n)
+            own = 2 if version == 2 and n < spec["rebuilt"] else 1
+            seeds = [seed_of(DELTA, "base", i) for i in range(len(spec["base"]))] + [seed_of(name, own)]
+            top = image(layout, name, "linux/amd64", 0, 0, "random", seeds=seeds,
+                        sizes=spec["base"] + [spec["own"]])
+            ref = "%s/bench/%s:v%d" % (REF_HOST, name, version)
+            entries.append((top, ref))
+            members.append({"ref": ref, "repository": "bench/" + name, "tag": "v%d" % version,
+                            "digest": top["digest"]})
+        write_index(root, entries)
+        unique = {b["digest"]: b["size"] for b in layout.blobs}
+        summary["versions"][str(version)] = {"layout": root, "images": members, "bytes": sum(unique.values()),
+                                             "blobs": len(unique)}
+    with open(os.path.join(out, DELTA + ".json"), "w") as f:
+        json.dump(summary, f, indent=1)
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in list(SPECS) + [FLEET]:
-        sys.exit("usage: gen.py OUT NAME   (NAME: %s, %s)" % (", ".join(SPECS), FLEET))
+    if len(sys.argv) != 3 or sys.argv[2] not in list(SPECS) + [FLEET, DELTA]:
+        sys.exit("usage: gen.py OUT NAME   (NAME: %s, %s, %s)" % (", ".join(SPECS), FLEET, DELTA))
     out, name = os.path.abspath(sys.argv[1]), sys.argv[2]
     if name == FLEET:
         return fleet(out)
+    if name == DELTA:
+        return delta(out)
     platforms, layers, layer_bytes, content = SPECS[name]
     root = os.path.join(out, name)
     layout = Layout(root)

@@ -206,6 +206,7 @@ def main():
     cores = meta["cores"]
     limits, cases = loopback(out, meta, images)
     link_cases = link.cases(out, every_image, hyperfine)
+    fleet_sync = link.fleet_sync_cases(out, hyperfine)
     goals = link.goals(meta, limits, cases, link_cases)
 
     serve = {}
@@ -228,7 +229,8 @@ def main():
 
     results = {"meta": meta, "images": {n: {k: v for k, v in i.items() if k not in ("blobs", "layout")}
                                         for n, i in images.items()},
-               "limits": limits, "cases": cases, "link_cases": link_cases, "goals": goals, "serve": serve}
+               "limits": limits, "cases": cases, "link_cases": link_cases, "goals": goals, "serve": serve,
+               "fleet_sync": fleet_sync}
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1)
@@ -283,6 +285,8 @@ def main():
     loopback_section(p, meta, limits, cases)
     serve_section(p, meta, serve)
     link.section(p, meta, every_image, link_cases, goals, fmt)
+    link.fleet_sync_section(p, fleet_sync, every_image, fmt)
+    link.delta_section(p, load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "delta.json")), fmt)
     link.profile_section(p, out, meta)
 
     p("## Profile notes")

@@ -93,6 +93,81 @@ def cases(out, images, hyperfine):
     return result
 
 
+def fleet_sync_cases(out, hyperfine):
+    """`ferry sync` against `skopeo sync` on the fleet (same YAML, one process each), per path."""
+    result = []
+    paths = [("loopback", "loopback", 0)] + [(p["name"], "link " + p["name"], p["rtt_s"]) for p in profiles(out)]
+    for name, label, rtt in paths:
+        h = hyperfine(out, "fleetsync-" + name)
+        if not h or "ferry-sync" not in h or "skopeo-sync" not in h:
+            continue
+        load_path = os.path.join(out, "fleetsync-%s.load" % name)
+        load = [l.strip() for l in open(load_path)] if os.path.exists(load_path) else []
+        result.append({
+            "path": label, "rtt_s": rtt, "ferry_sync": h["ferry-sync"], "skopeo_sync": h["skopeo-sync"],
+            "skopeo_over_ferry": h["skopeo-sync"]["median_s"] / h["ferry-sync"]["median_s"],
+            "load": load,
+            "peak_rss_kib": {t: peak_rss_kib(out, "fleetsync-%s-%s" % (name, t)) for t in ("ferry-sync", "skopeo-sync")},
+        })
+    return result
+
+
+def fleet_sync_section(p, cases, images, fmt):
+    if not cases:
+        return
+    fleet = images.get("fleet", {})
+    p("## Fleet: `ferry sync` vs `skopeo sync`")
+    p("")
+    p("The same sync file (%s images of the fleet, one tag each) read by both tools, one process each, into an"
+      " empty directory: `ferry sync -f FILE oci:DIR --no-cache` (an OCI layout) and `skopeo sync --src yaml"
+      " --dest dir FILE DIR` (skopeo's directories). **ratio** = `skopeo sync`'s median ÷ `ferry sync`'s. The"
+      " load average (1, 5, 15 min) is read before and after each pair of cases: other builds shared the"
+      " machine." % len(fleet.get("images", [])))
+    p("")
+    p("| path | ferry sync median s (min) | skopeo sync median s (min) | ratio | peak RSS MiB ferry / skopeo |"
+      " load before → after |")
+    p("|---|---|---|---|---|---|")
+    for c in cases:
+        rss = c["peak_rss_kib"]
+        p("| %s%s | %s (%s) | %s (%s) | %.2f× | %s / %s | %s |" % (
+            c["path"], " (%d ms RTT)" % round(c["rtt_s"] * 1000) if c["rtt_s"] else "",
+            fmt(c["ferry_sync"]["median_s"], 3), fmt(c["ferry_sync"]["min_s"], 3),
+            fmt(c["skopeo_sync"]["median_s"], 3), fmt(c["skopeo_sync"]["min_s"], 3), c["skopeo_over_ferry"],
+            "—" if rss["ferry-sync"] is None else fmt(rss["ferry-sync"] / 1024, 1),
+            "—" if rss["skopeo-sync"] is None else fmt(rss["skopeo-sync"] / 1024, 1),
+            " → ".join(c["load"]) or "—"))
+    p("")
+
+
+def delta_section(p, delta, fmt):
+    """bench/delta's results (bench/delta.json), when that script has been run."""
+    if not delta:
+        return
+    spec = delta["spec"]
+    p("## Deltas: `export --since` and the push that completes it")
+    p("")
+    p("`bench/delta` (%s): %d images on one shared base of %s MB, each with its own %s MB layer; v2 rebuilds %d"
+      " of them and adds %d. v2 exported whole and as a delta on the v1 archive; each pushed (`ferry push"
+      " oci-archive:…`) onto a fresh registry holding v1, %d runs each (median, min). After the runs, %d"
+      " images of the delta's far side were identical by digest to a direct push of v2. Load average %s before,"
+      " %s after, on %d cores shared with other builds."
+      % (delta["ferry"], spec["images"], fmt(sum(spec["base"]) / MB, 0), fmt(spec["own"] / MB, 0),
+         spec["rebuilt"], spec["added"], delta["push"]["delta"]["runs"], delta["identical_images"],
+         delta["load_before"], delta["load_after"], delta["cores"]))
+    p("")
+    p("| | whole v2 | delta on v1 | delta ÷ whole |")
+    p("|---|---|---|---|")
+    p("| archive bytes | %s MB | %s MB | %.3f |" % (
+        fmt(delta["full_archive_bytes"] / MB, 1), fmt(delta["delta_archive_bytes"] / MB, 1),
+        delta["delta_archive_bytes"] / delta["full_archive_bytes"]))
+    for what, label in (("export", "export, s"), ("push", "push onto v1, s")):
+        f, d = delta[what]["full"], delta[what]["delta"]
+        p("| %s | %s (%s) | %s (%s) | %.2f |" % (label, fmt(f["median_s"], 3), fmt(f["min_s"], 3),
+                                                fmt(d["median_s"], 3), fmt(d["min_s"], 3),
+                                                d["median_s"] / f["median_s"]))
+    p("")
+
+
 def find(cases, **keys):
     return next((c for c in cases if all(c.get(k) == v for k, v in keys.items())), None)
 

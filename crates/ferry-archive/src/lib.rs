@@ -42,7 +42,10 @@ pub use daemon::{
 pub use docker::{DockerArchive, DockerFormat};
 pub use error::{ArchiveError, Result};
 pub use names::ArchiveImage;
-pub use oci::{OciArchive, OciArchiveWriter, WriteSummary};
+pub use oci::{
+    ANNOTATION_DELTA_BASE, ANNOTATION_DELTA_BASE_DIGEST, DeltaBase, OciArchive, OciArchiveWriter,
+    WriteSummary,
+};
 pub use store::{BlobMap, BlobSource, OpenOptions};
 pub use target::ArchiveTarget;
 pub use tarindex::{

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, Hasher};
-use ferry_store::{BlobWriter, BoxFuture, OciLayout, Store, WriteStore};
+use ferry_store::{BlobWriter, BoxFuture, OciLayout, ReadStore, Store, WriteStore};
 
 use crate::compress::Compression;
 use crate::error::{ArchiveError, Result};
@@ -22,6 +22,55 @@ pub struct OciArchive {
     images: Vec<ArchiveImage>,
     /// `index.json`'s entries as written (annotations included).
     entries: Vec<Descriptor>,
+    /// `index.json`'s own annotations.
+    annotations: ocitar::Annotations,
+}
+
+/// The annotation of a delta archive's `index.json` naming its base (what [`DeltaBase::label`] says).
+pub const ANNOTATION_DELTA_BASE: &str = "dev.ferry.delta.base";
+/// The annotation of a delta archive's `index.json` fingerprinting its base: the sha256 of the base's
+/// digests, sorted, one per line.
+pub const ANNOTATION_DELTA_BASE_DIGEST: &str = "dev.ferry.delta.base.digest";
+
+/// What the far side of a delta already has: blobs in this set are left out of the archive (manifests and
+/// indexes never are).
+#[derive(Clone, Debug, Default)]
+pub struct DeltaBase {
+    /// What the base is, for people (a file name).
+    pub label: String,
+    /// Every digest of the base's image graphs.
+    pub digests: std::collections::HashSet<Digest>,
+}
+
+impl DeltaBase {
+    /// The sha256 of the base's digests, sorted, one per line: the same base gives the same fingerprint.
+    pub fn fingerprint(&self) -> Digest {
+        let mut all: Vec<String> = self.digests.iter().map(Digest::to_string).collect();
+        all.sort();
+        let mut h = Hasher::new();
+        for d in &all {
+            h.update(d.as_bytes());
+            h.update(b"\n");
+        }
+        h.finish()
+    }
+
+    fn annotations(&self) -> ocitar::Annotations {
+        [
+            (ANNOTATION_DELTA_BASE.to_string(), self.label.clone()),
+            (
+                ANNOTATION_DELTA_BASE_DIGEST.to_string(),
+                self.fingerprint().to_string(),
+            ),
+        ]
+        .into()
+    }
+
+    /// Whether a node is left out of a delta on this base: a blob (not a manifest or index) the base has.
+    pub fn omits(&self, desc: &Descriptor) -> bool {
+        !ferry_oci::media_type::is_manifest_like(&desc.media_type)
+            && self.digests.contains(&desc.digest)
+    }
 }
 
 delegate_read_store!(OciArchive);
@@ -39,6 +88,8 @@ pub struct WriteSummary {
     pub blob_bytes: u64,
     /// Size of the archive file.
     pub archive_bytes: u64,
+    /// Blobs a delta left out because its base has them (0 for a full archive).
+    pub omitted: usize,
 }
 
 impl OciArchive {
@@ -64,7 +115,7 @@ impl OciArchive {
                 "not an OCI layout archive: no oci-layout and index.json at its root",
             ));
         }
-        let (blobs, entries) = ocitar::read(&store.index)?;
+        let (blobs, entries, annotations) = ocitar::read_annotated(&store.index)?;
         store.blobs = blobs;
         let images = entries
             .iter()
@@ -81,7 +132,16 @@ impl OciArchive {
             store,
             images,
             entries,
+            annotations,
         })
+    }
+
+    /// The base this archive is a delta of (its `index.json`'s [`ANNOTATION_DELTA_BASE`]), if it is one: blobs
+    /// its images need may then be absent, for the far side to take from what it already has.
+    pub fn delta_base(&self) -> Option<&str> {
+        self.annotations
+            .get(ANNOTATION_DELTA_BASE)
+            .map(String::as_str)
     }
 
     /// The entries of the archive's `index.json` as written, annotations included.
@@ -129,6 +189,18 @@ impl OciArchive {
         out: &Path,
         compression: Compression,
     ) -> Result<WriteSummary> {
+        Self::write_delta(layout_dir, out, compression, None)
+    }
+
+    /// [`OciArchive::write_with`], as a delta on `base` when given: a blob the base has may be absent from
+    /// the layout and is then left out, and `index.json` records the base (its annotations
+    /// [`ANNOTATION_DELTA_BASE`] and [`ANNOTATION_DELTA_BASE_DIGEST`]).
+    pub fn write_delta(
+        layout_dir: &Path,
+        out: &Path,
+        compression: Compression,
+        base: Option<&DeltaBase>,
+    ) -> Result<WriteSummary> {
         let layout = OciLayout::open(layout_dir)?;
         let oci_layout = read_capped(&layout_dir.join(ocitar::OCI_LAYOUT))?;
         let index_path = layout_dir.join(ocitar::INDEX_JSON);
@@ -140,6 +212,10 @@ impl OciArchive {
         // The walk starts from the index.json bytes written into the archive, not a later read of it.
         let entries = ferry_store::layout::decode_index(&index_json)
             .map_err(|why| ArchiveError::entry(layout_dir, ocitar::INDEX_JSON, why))?;
+        let index_json = match base {
+            Some(base) => ferry_store::layout::index_bytes_annotated(&entries, &base.annotations()),
+            None => index_json,
+        };
         let reachable = layout.reachable_from(entries)?;
         for d in &reachable.missing {
             tracing::warn!(layout = %layout_dir.display(), digest = %d, "a nested manifest is not in the layout (a partial index); exporting without it");
@@ -156,8 +232,14 @@ impl OciArchive {
         tar.append_bytes(ocitar::INDEX_JSON, FILE_MODE, &index_json)?;
         tar.append_dir("blobs/")?;
         tar.append_dir("blobs/sha256/")?;
-        let mut blob_bytes = 0;
+        let (mut blob_bytes, mut omitted) = (0, 0);
         for digest in &digests {
+            if base.is_some_and(|b| b.digests.contains(*digest))
+                && layout.holds(digest) == Some(false)
+            {
+                omitted += 1;
+                continue;
+            }
             let path = layout.blob_file(digest).map_err(|e| match e {
                 ferry_store::StoreError::NotFound { .. } => ArchiveError::invalid(
                     layout_dir,
@@ -173,9 +255,10 @@ impl OciArchive {
         Ok(WriteSummary {
             path: out.to_path_buf(),
             compression,
-            blobs: digests.len(),
+            blobs: digests.len() - omitted,
             blob_bytes,
             archive_bytes,
+            omitted,
         })
     }
 }
@@ -249,6 +332,8 @@ pub struct OciArchiveWriter {
     compression: Compression,
     layout: OciLayout,
     staging: tempfile::TempDir,
+    /// A delta's base: its blobs count as present and are left out.
+    base: Option<DeltaBase>,
 }
 
 impl OciArchiveWriter {
@@ -274,7 +359,16 @@ impl OciArchiveWriter {
             compression,
             layout,
             staging,
+            base: None,
         })
+    }
+
+    /// A writer of a delta on `base`: every blob the base has counts as already present (a copy skips it),
+    /// and [`finish`](Self::finish) writes the archive without them, recording the base in `index.json`.
+    pub fn create_delta(out: &Path, base: DeltaBase) -> Result<OciArchiveWriter> {
+        let mut w = Self::create(out)?;
+        w.base = Some(base);
+        Ok(w)
     }
 
     /// The staging layout, to record images in (`update_index` + `record_image`).
@@ -285,7 +379,12 @@ impl OciArchiveWriter {
     /// Write the archive. Dropping the writer without calling this discards everything.
     pub fn finish(self) -> Result<WriteSummary> {
         self.layout.tidy();
-        let summary = OciArchive::write_with(self.staging.path(), &self.out, self.compression)?;
+        let summary = OciArchive::write_delta(
+            self.staging.path(),
+            &self.out,
+            self.compression,
+            self.base.as_ref(),
+        )?;
         make_removable(self.staging.path());
         drop(self.staging);
         Ok(summary)
@@ -315,6 +414,9 @@ impl Store for OciArchiveWriter {
 
 impl WriteStore for OciArchiveWriter {
     fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, ferry_store::Result<bool>> {
+        if self.base.as_ref().is_some_and(|b| b.omits(desc)) {
+            return Box::pin(async { Ok(true) });
+        }
         self.layout.exists(desc)
     }
 

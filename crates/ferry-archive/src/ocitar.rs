@@ -17,11 +17,18 @@ pub(crate) fn is_layout(index: &TarIndex) -> bool {
 
 /// The blobs by digest and the entries of `index.json`.
 pub(crate) fn read(index: &TarIndex) -> Result<(HashMap<Digest, Span>, Vec<Descriptor>)> {
+    read_annotated(index).map(|(blobs, entries, _)| (blobs, entries))
+}
+
+/// [`read`], and the annotations of `index.json` itself.
+pub(crate) fn read_annotated(
+    index: &TarIndex,
+) -> Result<(HashMap<Digest, Span>, Vec<Descriptor>, Annotations)> {
     let marker = index.read_small(OCI_LAYOUT)?;
     ferry_store::layout::check_layout_marker(&marker)
         .map_err(|why| ArchiveError::entry(index.archive(), OCI_LAYOUT, why))?;
     let bytes = index.read_small(INDEX_JSON)?;
-    let entries = ferry_store::layout::decode_index(&bytes)
+    let (entries, annotations) = ferry_store::layout::decode_index_annotated(&bytes)
         .map_err(|why| ArchiveError::entry(index.archive(), INDEX_JSON, why))?;
     let blobs = index
         .files()
@@ -31,5 +38,7 @@ pub(crate) fn read(index: &TarIndex) -> Result<(HashMap<Digest, Span>, Vec<Descr
             Some((digest, span))
         })
         .collect();
-    Ok((blobs, entries))
+    Ok((blobs, entries, annotations))
 }
+
+pub(crate) type Annotations = std::collections::BTreeMap<String, String>;

@@ -83,6 +83,11 @@ impl ArchiveStore {
         self.describe.clone()
     }
 
+    /// Whether the archive has blob `digest` (a file under `blobs/`, or a manifest generated in memory).
+    pub fn holds(&self, digest: &Digest) -> bool {
+        self.generated.contains_key(digest) || self.blobs.contains_key(digest)
+    }
+
     fn not_found(&self, what: &str, digest: &Digest) -> StoreError {
         StoreError::NotFound {
             store: self.describe(),
@@ -313,6 +318,10 @@ macro_rules! delegate_read_store {
                 ferry_store::Result<(Box<dyn ferry_store::ByteSource>, u64)>,
             > {
                 self.store.fetch_blob(desc, offset)
+            }
+
+            fn holds(&self, digest: &ferry_oci::Digest) -> Option<bool> {
+                Some(self.store.holds(digest))
             }
         }
     };

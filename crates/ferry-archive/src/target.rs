@@ -76,4 +76,8 @@ impl ReadStore for ArchiveTarget {
     ) -> BoxFuture<'a, ferry_store::Result<Vec<Referrer>>> {
         self.store.referrers(subject)
     }
+
+    fn holds(&self, digest: &Digest) -> Option<bool> {
+        self.store.holds(digest)
+    }
 }

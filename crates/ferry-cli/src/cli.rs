@@ -439,6 +439,11 @@ pub struct ExportArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 
+    /// Write a delta: every manifest and index, but only the blobs BASE lacks. BASE is what the far side
+    /// already has: an earlier layout, an oci-archive (.tar/.tar.gz/.tar.zst) or a `ferry sync` lock file.
+    #[arg(long, value_name = "BASE")]
+    pub since: Option<PathBuf>,
+
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -657,6 +662,12 @@ pub struct PullArgs {
     /// `oci-archive:FILE.tar[.zst]` to write one archive file.
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
+
+    /// Complete a delta (`ferry export --since`) from BASE: blobs the sources lack are read from this
+    /// earlier layout or oci-archive, hashed as they are read. Every image is checked complete before any is
+    /// written.
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<PathBuf>,
 
     /// Architecture to select from multi-platform images (linux/<ARCH>). Default: this machine's.
     #[arg(short = 'a', long = "architecture", value_name = "ARCH")]

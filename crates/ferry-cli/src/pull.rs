@@ -122,6 +122,16 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
     .await?;
 
     let output = Output::open(&args.output)?;
+    let resolved = match &args.base {
+        Some(base) => match with_base(resolved, base, &output.target(), &args).await {
+            Ok(r) => r,
+            Err(e) => {
+                output.finish(false, &args.output)?;
+                return Err(e);
+            }
+        },
+        None => resolved,
+    };
     let opts = options(
         choice,
         args.transfer.oci_concurrency,
@@ -133,6 +143,37 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
     print_moved(&result?, args.json, quiet, "REFERENCE", |p| {
         (&p.reference, &p.moved)
     })
+}
+
+/// Each source read over `base` (a delta completed from what it lacks), and every image checked complete
+/// against the output before anything is written.
+async fn with_base(
+    resolved: Vec<Resolved>,
+    base: &Path,
+    dest: &Arc<dyn WriteTarget>,
+    args: &PullArgs,
+) -> anyhow::Result<Vec<Resolved>> {
+    let base_store = ferry_sync::delta::open_base_store(base)
+        .await
+        .with_context(|| format!("opening the base {}", base.display()))?;
+    let resolved: Vec<Resolved> = resolved
+        .into_iter()
+        .map(|r| Resolved {
+            source: Arc::new(ferry_sync::WithBase::new(r.source, base_store.clone())),
+            ..r
+        })
+        .collect();
+    let checks: Vec<ferry_sync::CheckImage> = resolved
+        .iter()
+        .map(|r| ferry_sync::CheckImage {
+            label: r.name.clone(),
+            source: r.source.clone(),
+            root: r.selection.root.clone(),
+            dest: dest.clone(),
+        })
+        .collect();
+    ferry_sync::check_complete(&checks, args.transfer.oci_concurrency as usize).await?;
+    Ok(resolved)
 }
 
 struct Resolved {

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Selection};
 use ferry_registry::Repository;
 use ferry_store::{OciLayout, ReadStore, WriteTarget};
+use ferry_sync::CheckImage;
 use ferry_zarf::PackageImages;
 use ferry_zarf::push_plan::PushItem;
 use serde::Serialize;
@@ -77,16 +78,54 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
         args.retries,
         referrers(&args.referrers),
     );
+    let repos: Vec<Arc<dyn WriteTarget>> = plan
+        .iter()
+        .map(|item| {
+            Arc::new(Repository::new(
+                client.clone(),
+                &item.registry,
+                &item.repository,
+            )) as _
+        })
+        .collect();
+    // Every blob of every image is in the source (a delta holds only some) or already at the registry,
+    // before anything is written.
+    let checks: Vec<CheckImage> = plan
+        .iter()
+        .zip(&repos)
+        .map(|(item, repo)| CheckImage {
+            label: item.names.first().unwrap_or(&item.source).clone(),
+            source: source.clone(),
+            root: item.desc.clone(),
+            dest: repo.clone(),
+        })
+        .collect();
+    let (found, mut lacking) =
+        ferry_sync::delta::check_each(&checks, args.oci_concurrency as usize).await;
+    if !args.keep_going
+        && let Some(e) = lacking.iter_mut().find_map(Option::take)
+    {
+        return Err(anyhow::Error::new(e).context(format!("pushing {root}")));
+    }
+    if found.at_destination > 0 {
+        tracing::info!(
+            "{root}: {} blobs ({} bytes) it lacks are at the registry already",
+            found.at_destination,
+            found.at_destination_bytes
+        );
+    }
     let mut results = Vec::new();
     let mut failures = 0;
-    for item in plan {
-        let repo = Repository::new(client.clone(), &item.registry, &item.repository);
+    for ((item, repo), lacks) in plan.into_iter().zip(repos).zip(lacking) {
         let label = item
             .names
             .first()
             .cloned()
             .unwrap_or_else(|| item.source.clone());
         let result = async {
+            if let Some(e) = lacks {
+                return Err(e.into());
+            }
             verify(
                 verifier.as_deref(),
                 &layout,
@@ -95,7 +134,7 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
                 &Selection::of(item.desc.clone(), None),
             )
             .await?;
-            push_one(mode, &source, Arc::new(repo), &item, &label, &opts).await
+            push_one(mode, &source, repo, &item, &label, &opts).await
         }
         .await
         .with_context(|| format!("pushing {} to {label}", item.source));

@@ -1,7 +1,7 @@
 //! An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), written the way Zarf
 //! writes a package's `images/` directory, and read whichever era of Zarf (or Docker, or skopeo) wrote it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -42,6 +42,9 @@ struct IndexFile {
     media_type: String,
     #[serde(default)]
     manifests: Vec<Descriptor>,
+    /// The index's own annotations (a delta archive records its base here).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
 impl OciLayout {
@@ -451,10 +454,19 @@ fn sort_entries(entries: &mut [Descriptor]) {
 
 /// `index.json` as ferry writes it: Go-encoded, OCI index media type, entries as given.
 pub fn index_bytes(entries: &[Descriptor]) -> Vec<u8> {
+    index_bytes_annotated(entries, &BTreeMap::new())
+}
+
+/// [`index_bytes`] with the index's own `annotations` (none: the field is left out).
+pub fn index_bytes_annotated(
+    entries: &[Descriptor],
+    annotations: &BTreeMap<String, String>,
+) -> Vec<u8> {
     let file = IndexFile {
         schema_version: 2,
         media_type: media_type::OCI_INDEX.to_string(),
         manifests: entries.to_vec(),
+        annotations: annotations.clone(),
     };
     gojson::to_vec(&file).expect("descriptors always serialize")
 }
@@ -462,6 +474,13 @@ pub fn index_bytes(entries: &[Descriptor]) -> Vec<u8> {
 /// The entries of an `index.json` (of a layout directory, an archive or a package); the error says what is
 /// wrong, for the caller to name the file.
 pub fn decode_index(bytes: &[u8]) -> std::result::Result<Vec<Descriptor>, String> {
+    decode_index_annotated(bytes).map(|(entries, _)| entries)
+}
+
+/// [`decode_index`], and the index's own annotations.
+pub fn decode_index_annotated(
+    bytes: &[u8],
+) -> std::result::Result<(Vec<Descriptor>, BTreeMap<String, String>), String> {
     let file: IndexFile =
         serde_json::from_slice(bytes).map_err(|e| format!("invalid index.json: {e}"))?;
     if file.schema_version != 2 {
@@ -470,7 +489,7 @@ pub fn decode_index(bytes: &[u8]) -> std::result::Result<Vec<Descriptor>, String
             file.schema_version
         ));
     }
-    Ok(file.manifests)
+    Ok((file.manifests, file.annotations))
 }
 
 /// Check an `oci-layout` file: version 1.0.0, whatever the formatting (Crane wrote it indented).
@@ -591,6 +610,10 @@ impl BlobWriter for LayoutWriter {
 }
 
 impl ReadStore for OciLayout {
+    fn holds(&self, digest: &Digest) -> Option<bool> {
+        Some(self.blob_file(digest).is_ok())
+    }
+
     fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
         Box::pin(async move {
             if desc.size > ferry_oci::MAX_MANIFEST_BYTES {

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use ferry_oci::Descriptor;
+use ferry_oci::{Descriptor, Digest};
 
 pub use cache::BlobCache;
 pub use error::{RemoteError, StoreError};
@@ -77,6 +77,13 @@ pub trait ReadStore: Store {
     /// Artifacts about `subject` (signatures, SBOMs, attestations). Stores that cannot list them say none.
     fn referrers<'a>(&'a self, _subject: &'a Descriptor) -> BoxFuture<'a, Result<Vec<Referrer>>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Whether this store holds blob `digest`, known without a request: `Some` for stores on local disk (a
+    /// layout, an archive), `None` where it cannot tell cheaply (a registry, a proxy). A delta's far side
+    /// uses it to find what must come from elsewhere before anything is written.
+    fn holds(&self, _digest: &Digest) -> Option<bool> {
+        None
     }
 
     /// A verified file on local disk holding `desc`, if this store has one or can make one (a caching proxy

@@ -225,6 +225,10 @@ impl Store for MemoryStore {
 }
 
 impl ReadStore for MemoryStore {
+    fn holds(&self, digest: &Digest) -> Option<bool> {
+        Some(self.has(digest))
+    }
+
     fn fetch_manifest<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<Bytes>> {
         Box::pin(async move {
             let (_guard, _) = self.begin(&desc.digest).await?;

@@ -9,6 +9,7 @@
 //! digest, where it went and every digest of its graph.
 
 pub mod config;
+pub mod delta;
 pub mod dest;
 mod disk;
 pub mod filter;
@@ -19,6 +20,9 @@ pub mod semver;
 mod sources;
 
 pub use config::{ConfigError, SyncFile};
+pub use delta::{
+    CheckImage, Completion, DeltaError, DeltaExport, WithBase, check_complete, export_delta,
+};
 pub use dest::{DestError, Destination, Naming};
 pub use disk::available_bytes;
 pub use lock::{LockError, LockFile, LockedImage};

@@ -438,6 +438,28 @@ pub fn oci_image_sized(seed: u64, layer_sizes: &[usize], arch: &str) -> Artifact
     build_image(Flavor::Oci, seed, arch, &layers)
 }
 
+/// An OCI image on a shared base: its first layers (one per entry of `base_sizes`) derive from `base_seed`
+/// alone, so every image built on the same base shares them byte for byte (two versions of an application,
+/// or several applications on one distribution); the rest (`own_sizes`) and the config derive from `seed`.
+pub fn image_on_base(
+    base_seed: u64,
+    base_sizes: &[usize],
+    seed: u64,
+    own_sizes: &[usize],
+    arch: &str,
+) -> Artifact {
+    let base = base_sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| (make_layer(base_seed, i, size), false));
+    let own = own_sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| (make_layer(seed, base_sizes.len() + i, size), false));
+    let layers: Vec<_> = base.chain(own).collect();
+    build_image(Flavor::Oci, seed, arch, &layers)
+}
+
 /// Docker schema2 image (v2s2 media types, docker's 3-space indented manifest).
 pub fn docker_image(seed: u64, layers: usize, arch: &str) -> Artifact {
     let layers: Vec<_> = default_sizes(layers)

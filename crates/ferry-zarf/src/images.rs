@@ -37,7 +37,7 @@ enum Inner {
     },
     /// An OCI layout archive (`oci-archive:FILE`, a `.tar`/`.tar.gz`/`.tar.zst` of a layout), served by
     /// byte ranges of the tar (a compressed one decompressed once to a temp file that lives as long as it).
-    Archive(OciArchive),
+    Archive(Box<OciArchive>),
 }
 
 impl PackageImages {
@@ -158,7 +158,7 @@ impl PackageImages {
         let archive = OciArchive::open_with(path, opts)?;
         Ok(PackageImages {
             root: path.to_path_buf(),
-            inner: Arc::new(Inner::Archive(archive)),
+            inner: Arc::new(Inner::Archive(Box::new(archive))),
         })
     }
 
@@ -180,7 +180,7 @@ impl PackageImages {
         match &*self.inner {
             Inner::Layout { layout, .. } => layout,
             Inner::Files { store, .. } => store,
-            Inner::Archive(archive) => archive,
+            Inner::Archive(archive) => archive.as_ref(),
         }
     }
 }
@@ -220,6 +220,10 @@ impl ReadStore for PackageImages {
         self.store().fetch_blob(desc, offset)
     }
 
+    fn holds(&self, digest: &ferry_oci::Digest) -> Option<bool> {
+        self.store().holds(digest)
+    }
+
     fn referrers<'a>(
         &'a self,
         subject: &'a Descriptor,
@@ -227,7 +231,9 @@ impl ReadStore for PackageImages {
         match &*self.inner {
             Inner::Layout { layout, .. } => layout.referrers(subject),
             Inner::Files { store, entries } => Box::pin(referrers_in(store, entries, subject)),
-            Inner::Archive(archive) => Box::pin(referrers_in(archive, archive.entries(), subject)),
+            Inner::Archive(archive) => {
+                Box::pin(referrers_in(archive.as_ref(), archive.entries(), subject))
+            }
         }
     }
 }

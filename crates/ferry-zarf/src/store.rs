@@ -81,4 +81,8 @@ impl ReadStore for FileStore {
     ) -> BoxFuture<'a, Result<(Box<dyn ByteSource>, u64)>> {
         self.blobs.fetch_blob(desc, offset)
     }
+
+    fn holds(&self, digest: &Digest) -> Option<bool> {
+        Some(self.blobs.contains(digest))
+    }
 }

@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod cache;
 mod commands;
+mod delta;
 mod faults;
 mod interrupts;
 mod package;
