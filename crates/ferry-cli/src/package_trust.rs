@@ -51,7 +51,12 @@ pub async fn check(
         bundle: bundle.as_deref(),
         legacy: legacy.as_deref(),
     };
-    let signed = verify_package(package, &files, &[key])?;
+    let keys = [key];
+    let trust = ferry_trust::Trust {
+        keys: &keys,
+        keyless: None,
+    };
+    let signed = verify_package(package, &files, trust)?;
     if signed.file == LEGACY {
         tracing::warn!("{package}: only the legacy {LEGACY} signature (Zarf prefers {BUNDLE})");
     }

@@ -39,6 +39,17 @@ impl std::fmt::Display for KeyKind {
     }
 }
 
+/// The message digests signatures here are made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hash {
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
 /// Why a key could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -151,7 +162,8 @@ impl PublicKey {
         })
     }
 
-    fn rsa_pkcs1(der: Vec<u8>, origin: &str) -> PublicKey {
+    /// A DER PKCS#1 RSAPublicKey (`RSA PUBLIC KEY`).
+    pub fn rsa_pkcs1(der: Vec<u8>, origin: &str) -> PublicKey {
         PublicKey {
             kind: KeyKind::Rsa,
             id: Digest::of(&der),
@@ -189,6 +201,25 @@ impl PublicKey {
             self.origin,
             &self.id.hex()[..12]
         )
+    }
+
+    /// Whether `sig` is this key's signature over `message` with the digest `hash` (what an X.509
+    /// signature algorithm or a log's key details name). Ed25519 ignores `hash`.
+    pub fn verify_with(&self, hash: Hash, message: &[u8], sig: &[u8]) -> bool {
+        let alg: &'static dyn VerificationAlgorithm = match (self.kind, hash) {
+            (KeyKind::EcdsaP256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+            (KeyKind::EcdsaP256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+            (KeyKind::EcdsaP384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+            (KeyKind::EcdsaP384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+            (KeyKind::EcdsaP256 | KeyKind::EcdsaP384, Hash::Sha512) => return false,
+            (KeyKind::Rsa, Hash::Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
+            (KeyKind::Rsa, Hash::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
+            (KeyKind::Rsa, Hash::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
+            (KeyKind::Ed25519, _) => &signature::ED25519,
+        };
+        UnparsedPublicKey::new(alg, &self.raw)
+            .verify(message, sig)
+            .is_ok()
     }
 
     /// Whether `sig` is this key's signature over `message`, as cosign makes it.
