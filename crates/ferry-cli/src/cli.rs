@@ -726,9 +726,42 @@ pub struct TrustArgs {
     #[arg(long, value_name = "KEY.pub", conflicts_with = "verify_policy")]
     pub verify_key: Option<std::path::PathBuf>,
 
-    /// Decide by a signature policy file (see the README: scopes to keys, reject, insecureAcceptAnything).
+    /// Decide by a signature policy file (see the README: scopes to keys or keyless identities, reject,
+    /// insecureAcceptAnything).
     #[arg(long, value_name = "FILE")]
     pub verify_policy: Option<std::path::PathBuf>,
+
+    /// Accept keyless signatures (Sigstore bundles with a Fulcio certificate) verified offline against this
+    /// trusted root (`trusted_root.json`: Fulcio CAs, Rekor and CT log keys). Needs --certificate-identity[-regexp]
+    /// and --certificate-oidc-issuer[-regexp].
+    #[arg(long, value_name = "FILE", conflicts_with = "verify_policy")]
+    pub trusted_root: Option<std::path::PathBuf>,
+
+    /// With --trusted-root: the signing certificate's identity (e-mail, URI or user name SAN), exactly.
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "trusted_root",
+        conflicts_with = "certificate_identity_regexp"
+    )]
+    pub certificate_identity: Option<String>,
+
+    /// With --trusted-root: the identity by RE2 regexp (unanchored, as cosign's: use ^…$).
+    #[arg(long, value_name = "RE", requires = "trusted_root")]
+    pub certificate_identity_regexp: Option<String>,
+
+    /// With --trusted-root: the OIDC issuer Fulcio recorded in the certificate, exactly.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "trusted_root",
+        conflicts_with = "certificate_oidc_issuer_regexp"
+    )]
+    pub certificate_oidc_issuer: Option<String>,
+
+    /// With --trusted-root: the OIDC issuer by RE2 regexp.
+    #[arg(long, value_name = "RE", requires = "trusted_root")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

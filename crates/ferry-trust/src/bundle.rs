@@ -41,6 +41,25 @@ impl Match {
             .map_err(|e| format!("{pattern:?} is not a regular expression: {e}"))
     }
 
+    /// One of an exact value and a regexp, as flags give them (`flag` and `flag-regexp`).
+    pub fn from_flags(
+        exact: Option<&str>,
+        regexp: Option<&str>,
+        flag: &str,
+    ) -> Result<Match, MatchError> {
+        match (exact, regexp) {
+            (Some(e), None) => Ok(Match::Exact(e.to_string())),
+            (None, Some(r)) => Match::regexp(r).map_err(|why| MatchError {
+                flag: format!("{flag}-regexp"),
+                why,
+            }),
+            _ => Err(MatchError {
+                flag: flag.to_string(),
+                why: format!("keyless verification needs {flag} or {flag}-regexp"),
+            }),
+        }
+    }
+
     fn matches(&self, s: &str) -> bool {
         match self {
             Match::Exact(e) => e == s,
@@ -56,6 +75,16 @@ impl std::fmt::Display for Match {
             Match::Regexp(r) => write!(f, "/{}/", r.as_str()),
         }
     }
+}
+
+/// An identity or issuer that cannot be matched.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {why}")]
+pub struct MatchError {
+    /// The flag or field.
+    pub flag: String,
+    /// Why.
+    pub why: String,
 }
 
 /// Keyless trust: a trusted root, and who the certificate must name.

@@ -3,6 +3,7 @@
 use ferry_oci::Digest;
 use ferry_store::{ReadTarget, StoreError};
 
+use crate::bundle::{self, Artifact, Keyless, Trust};
 use crate::cosign;
 use crate::key::PublicKey;
 use crate::payload;
@@ -140,8 +141,16 @@ impl Verifier {
                         scope,
                     });
                 }
-                Requirement::SigstoreSigned { keys, identity } => {
-                    signatures.push(signed(source, subject, keys, identity).await?);
+                Requirement::SigstoreSigned {
+                    keys,
+                    keyless,
+                    identity,
+                } => {
+                    let trust = Trust {
+                        keys,
+                        keyless: keyless.as_ref(),
+                    };
+                    signatures.push(signed(source, subject, trust, identity).await?);
                 }
             }
         }
@@ -156,32 +165,67 @@ impl Verifier {
 async fn signed(
     source: &dyn ReadTarget,
     subject: Subject<'_>,
-    keys: &[PublicKey],
+    trust: Trust<'_>,
     identity: &SignedIdentity,
 ) -> Result<Signature, VerifyError> {
     let mut digests = vec![subject.resolved];
     if subject.selected != subject.resolved {
         digests.push(subject.selected);
     }
+    let store_error = |source_err| VerifyError::Store {
+        image: subject.name.to_string(),
+        store: source.describe(),
+        source: source_err,
+    };
     let mut tried = Vec::new();
     for digest in digests {
-        let found = cosign::signatures(source, subject.key, digest)
-            .await
-            .map_err(|source_err| VerifyError::Store {
-                image: subject.name.to_string(),
-                store: source.describe(),
-                source: source_err,
-            })?;
-        let Some(candidates) = found else {
+        // cosign's tag first (key signatures: one manifest and one payload), then Sigstore bundles stored
+        // as OCI 1.1 referrers (one listing, one manifest and one bundle each).
+        if !trust.keys.is_empty() {
+            let found = cosign::signatures(source, subject.key, digest)
+                .await
+                .map_err(store_error)?;
+            match found {
+                None => tried.push(Tried {
+                    signature: cosign::signature_tag(digest),
+                    why: "not found".into(),
+                }),
+                Some(candidates) => {
+                    for c in candidates {
+                        match check(&c, digest, subject.name, trust.keys, identity) {
+                            Ok(s) => return Ok(s),
+                            Err(why) => tried.push(Tried {
+                                signature: c.label,
+                                why,
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+        let bundles = cosign::bundles(source, digest).await.map_err(store_error)?;
+        if bundles.is_empty() {
             tried.push(Tried {
-                signature: cosign::signature_tag(digest),
-                why: "not found".into(),
+                signature: format!("{} referrers of {digest}", bundle::MEDIA_TYPE_V03),
+                why: "none".into(),
             });
-            continue;
-        };
-        for c in candidates {
-            match check(&c, digest, subject.name, keys, identity) {
-                Ok(s) => return Ok(s),
+        }
+        for c in bundles {
+            let checked = c.found.as_ref().map_err(Clone::clone).and_then(|b| {
+                let signer = bundle::verify(b, Artifact::image(digest), trust)?;
+                identity_matches(identity, subject.name, "")
+                    .map_err(|_| "a bundle names no docker-reference for the policy's signedIdentity to check".to_string())?;
+                Ok(signer)
+            });
+            match checked {
+                Ok(signer) => {
+                    return Ok(Signature {
+                        digest: digest.to_string(),
+                        signature: c.label,
+                        key: signer.signer,
+                        signed_as: String::new(),
+                    });
+                }
                 Err(why) => tried.push(Tried {
                     signature: c.label,
                     why,
@@ -192,13 +236,20 @@ async fn signed(
     Err(VerifyError::Unsigned {
         image: subject.name.to_string(),
         digest: subject.selected.clone(),
-        keys: keys
-            .iter()
-            .map(PublicKey::describe)
-            .collect::<Vec<_>>()
-            .join(" or "),
+        keys: describe_trust(trust),
         tried,
     })
+}
+
+/// `KEY or a certificate for … from issuer …`.
+fn describe_trust(trust: Trust<'_>) -> String {
+    trust
+        .keys
+        .iter()
+        .map(PublicKey::describe)
+        .chain(trust.keyless.map(Keyless::describe))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// Whether one signature is a trusted key's, over a payload naming `digest` (and the identity wanted).

@@ -349,3 +349,140 @@ async fn sync_copies_the_signed_image_and_refuses_the_other() {
             .await
     );
 }
+
+/// `repo:1` signed only by a Sigstore bundle stored as an OCI 1.1 referrer (as `cosign sign
+/// --new-bundle-format --key` stores it; the registry has no referrers API, so the `sha256-<hex>` fallback
+/// index lists it), the statement naming `names` and signed by `key`.
+async fn seed_bundled(
+    reg: &Registry,
+    repo: &str,
+    seed: u64,
+    names: Option<&str>,
+    key: &SigningKey,
+) -> Artifact {
+    use ferry_test::fixtures::{
+        SIGSTORE_BUNDLE_V03, bundle_referrer, cosign_sign_statement, dsse_pae, key_dsse_bundle,
+        referrers_index,
+    };
+    let image = oci_image(seed, 1, "amd64");
+    reg.seed(repo, Some("1"), &image).await;
+    let statement = cosign_sign_statement(names.unwrap_or(&image.digest()));
+    let bundle = key_dsse_bundle(&statement, &key.sign(&dsse_pae(&statement)));
+    let referrer = bundle_referrer(&image.manifest, bundle);
+    reg.seed(repo, None, &referrer).await;
+    let tag = image.digest().replace(':', "-");
+    let (status, body) = reg
+        .put_manifest(
+            repo,
+            &tag,
+            &referrers_index(&[(&referrer, SIGSTORE_BUNDLE_V03)]),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{body}");
+    image
+}
+
+#[tokio::test]
+async fn bundles_stored_as_referrers_are_verified_on_pull_copy_and_verify() {
+    let src = Registry::start(Mode::Plain);
+    let dst = Registry::start(Mode::Plain);
+    let keys = keys();
+    let key = keys.trusted.public_pem.to_str().unwrap().to_string();
+    let signed = seed_bundled(&src, "bundled", 1200, None, &keys.trusted).await;
+    let other_key = seed_bundled(&src, "bundle-otherkey", 1210, None, &keys.other).await;
+    let elsewhere = oci_image(1299, 1, "amd64").digest();
+    let other_digest = seed_bundled(
+        &src,
+        "bundle-otherdigest",
+        1220,
+        Some(&elsewhere),
+        &keys.trusted,
+    )
+    .await;
+    let env = Env::new();
+
+    let reference = format!("{}/bundled:1", src.host());
+    let out = crate::support::json(
+        &env.ok(&["verify", &reference, "--verify-key", &key, "--json"])
+            .await,
+    );
+    let sig = &out[0]["signatures"][0];
+    assert_eq!(sig["digest"], signed.digest().as_str());
+    assert!(
+        sig["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("bundle referrer sha256:"),
+        "{sig}"
+    );
+    assert!(
+        sig["key"].as_str().unwrap().contains("ECDSA P-256 key"),
+        "{sig}"
+    );
+
+    let layout = env.path("images");
+    let l = layout.to_str().unwrap();
+    env.ok(&["pull", &reference, "-o", l, "--verify-key", &key, "-q"])
+        .await;
+    assert!(blob(&layout, &layer_digest(&signed)).exists());
+    // `lands_only_if_signed` expects the signed image under the repository name "signed".
+    let to = format!("{}/signed:1", dst.host());
+    lands_only_if_signed(
+        &env,
+        &["copy", &reference, &to, "--verify-key", &key, "-q"],
+        &dst,
+        "signed",
+        &signed,
+        &reference,
+    )
+    .await;
+
+    for (repo, image, why) in [
+        ("bundle-otherkey", &other_key, "not a signature by"),
+        ("bundle-otherdigest", &other_digest, "names other subjects"),
+    ] {
+        let reference = format!("{}/{repo}:1", src.host());
+        let err = env
+            .fails(&["pull", &reference, "-o", l, "--verify-key", &key])
+            .await;
+        assert!(
+            err.contains("bundle referrer sha256:") && err.contains(why),
+            "{repo}: {err}"
+        );
+        assert!(
+            !blob(&layout, &layer_digest(image)).exists(),
+            "{repo}: a layer was written"
+        );
+        let to = format!("{}/{repo}:1", dst.host());
+        lands_only_if_signed(
+            &env,
+            &["copy", &reference, &to, "--verify-key", &key, "-q"],
+            &dst,
+            repo,
+            image,
+            &reference,
+        )
+        .await;
+    }
+
+    // What a bundle costs, counted through a proxy: the .sig tag looked up and missed, the referrers API
+    // probed (2.8 has none), the fallback index, the referrer manifest and the bundle.
+    let mut requests = Vec::new();
+    for verify in [false, true] {
+        let proxy = FaultProxy::start(&src.base_url());
+        let env = Env::new();
+        let out = env.path("images");
+        let reference = format!("{}/bundled:1", proxy.host());
+        let mut args = vec!["pull", &reference, "-o", out.to_str().unwrap(), "-q"];
+        if verify {
+            args.extend(["--verify-key", key.as_str()]);
+        }
+        env.ok(&args).await;
+        requests.push(proxy.requests().len());
+    }
+    eprintln!(
+        "bundle referrer: pull {} requests, with --verify-key {}",
+        requests[0], requests[1]
+    );
+    assert_eq!(requests[1], requests[0] + 5);
+}
