@@ -144,7 +144,7 @@ enum RequirementFile {
         key_paths: Vec<PathBuf>,
         key_data: Option<String>,
         signed_identity: Option<IdentityFile>,
-        fulcio: Option<FulcioFile>,
+        fulcio: Option<Box<FulcioFile>>,
         trusted_root_path: Option<PathBuf>,
         rekor_public_key_path: Option<PathBuf>,
         rekor_public_key_data: Option<String>,
@@ -296,7 +296,7 @@ fn requirement(
                 data: rekor_public_key_data,
             };
             let keyless = match fulcio {
-                Some(f) => Some(keyless(f, trusted_root_path, rekor, base).map_err(bad)?),
+                Some(f) => Some(keyless(*f, trusted_root_path, rekor, base).map_err(bad)?),
                 None if trusted_root_path.is_some() => {
                     return Err(bad(
                         "trustedRootPath needs a fulcio section naming the identity".into(),

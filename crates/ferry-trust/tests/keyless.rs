@@ -348,3 +348,98 @@ fn a_github_actions_identity_is_matched_on_its_uri_san() {
     k.identity = Match::regexp("^https://github\\.com/evil/").unwrap();
     assert!(check(&k).unwrap_err().contains("names"));
 }
+
+#[test]
+fn policy_files_name_keyless_identities_with_a_trusted_root_or_its_pieces() {
+    use ferry_trust::{Policy, Requirement};
+    let dir = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/sigstore-python-staging-trusted_root.json");
+    let write = |text: String| {
+        let p = dir.path().join("policy.json");
+        std::fs::write(&p, text).unwrap();
+        Policy::from_file(&p)
+    };
+    let policy = write(format!(
+        r#"{{"default": [{{"type": "sigstoreSigned", "trustedRootPath": {root:?},
+            "fulcio": {{"oidcIssuer": "https://github.com/login/oauth", "subjectEmail": "william@yossarian.net"}}}}]}}"#,
+        root = root.display().to_string()
+    ))
+    .unwrap();
+    let (_, reqs) = policy.requirements("example.com/app:1");
+    let Requirement::SigstoreSigned {
+        keyless: Some(k),
+        keys,
+        ..
+    } = &reqs[0]
+    else {
+        panic!("{reqs:?}")
+    };
+    assert!(keys.is_empty());
+    // The policy's keyless requirement is the one the real bundle satisfies.
+    check(
+        &data("sigstore-python-bundle_v3.txt.sigstore"),
+        &data("sigstore-python-bundle_v3.txt"),
+        k,
+    )
+    .unwrap();
+
+    // containers-policy.json's pieces: the CA chain and Rekor's key, taken here from the same root.
+    let r: Value =
+        serde_json::from_slice(&data("sigstore-python-staging-trusted_root.json")).unwrap();
+    let pem =
+        |b64: &str| format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+    let chain: String = r["certificateAuthorities"][0]["certChain"]["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| pem(c["rawBytes"].as_str().unwrap()))
+        .collect();
+    std::fs::write(dir.path().join("fulcio.pem"), chain).unwrap();
+    let rekor = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        r["tlogs"][0]["publicKey"]["rawBytes"].as_str().unwrap()
+    );
+    std::fs::write(dir.path().join("rekor.pub"), rekor).unwrap();
+    let policy = write(
+        r#"{"default": [{"type": "sigstoreSigned", "rekorPublicKeyPath": "rekor.pub",
+            "fulcio": {"caPath": "fulcio.pem", "oidcIssuerRegexp": "^https://github\\.com/", "subjectIdentityRegexp": "@yossarian\\.net$"}}]}"#
+            .into(),
+    )
+    .unwrap();
+    let (_, reqs) = policy.requirements("example.com/app:1");
+    let Requirement::SigstoreSigned {
+        keyless: Some(k), ..
+    } = &reqs[0]
+    else {
+        panic!("{reqs:?}")
+    };
+    check(
+        &data("sigstore-python-bundle_v3.txt.sigstore"),
+        &data("sigstore-python-bundle_v3.txt"),
+        k,
+    )
+    .unwrap();
+
+    for (bad, why) in [
+        (
+            r#"{"type": "sigstoreSigned", "fulcio": {"caPath": "fulcio.pem", "subjectEmail": "a@b"}}"#,
+            "oidcIssuer",
+        ),
+        (
+            r#"{"type": "sigstoreSigned", "trustedRootPath": "x.json"}"#,
+            "needs a fulcio section",
+        ),
+        (
+            r#"{"type": "sigstoreSigned", "fulcio": {"oidcIssuer": "i", "subjectEmail": "a@b"}}"#,
+            "fulcio.caPath",
+        ),
+        (
+            r#"{"type": "sigstoreSigned", "fulcio": {"oidcIssuer": "i", "subjectIdentityRegexp": "("}}"#,
+            "regular expression",
+        ),
+    ] {
+        let e = write(format!(r#"{{"default": [{bad}]}}"#)).unwrap_err();
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+}
