@@ -882,6 +882,31 @@ pub enum PackageCommand {
   ferry package pull oci://registry.local/packages/demo:1.0.0 -o demo.tar.zst -a arm64
   ferry package pull oci://registry.local/packages/demo:1.0.0 -o web --components web --json")]
     Pull(PackagePullArgs),
+
+    /// Sign a package directory as `zarf package sign --signing-key` does: zarf.yaml's build data updated
+    /// (signed, provenanceFiles, versionRequirements) and zarf.bundle.sig written (a Sigstore bundle, no
+    /// transparency log); a legacy zarf.yaml.sig is removed.
+    #[command(after_help = "Examples:
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out zarf.key
+  openssl pkey -in zarf.key -pubout -out zarf.pub
+  ferry package sign ./demo --signing-key zarf.key
+  ferry package verify ./demo --key zarf.pub")]
+    Sign(PackageSignArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PackageSignArgs {
+    /// A package directory (unpack a .tar.zst first: `tar -xf PKG.tar.zst -C DIR`).
+    pub package: PathBuf,
+
+    /// The private key: unencrypted PEM, PKCS#8 (`openssl genpkey`) or SEC1 `EC PRIVATE KEY`; ECDSA
+    /// P-256/P-384, RSA or Ed25519.
+    #[arg(long, value_name = "KEY")]
+    pub signing_key: PathBuf,
+
+    /// Replace an existing zarf.bundle.sig.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Args, Debug)]

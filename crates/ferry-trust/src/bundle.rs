@@ -232,6 +232,24 @@ struct StatementSubject {
     digest: std::collections::BTreeMap<String, String>,
 }
 
+/// A v0.3 bundle signing `blob` with `key`, as `cosign sign-blob --new-bundle-format --tlog-upload=false`
+/// writes it (Zarf's `package sign` with a key): a message signature over the SHA-256 of the file, the key
+/// named by its hint (base64 SHA-256 of its DER), no transparency-log entry.
+pub fn sign_message(key: &crate::sign::PrivateKey, blob: &[u8]) -> Vec<u8> {
+    use ferry_oci::base64::encode;
+    let value = serde_json::json!({
+        "mediaType": MEDIA_TYPE_V03,
+        "verificationMaterial": {
+            "publicKey": {"hint": encode(&tlog::sha256(key.spki()))},
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": encode(&tlog::sha256(blob))},
+            "signature": encode(&key.sign(blob)),
+        },
+    });
+    serde_json::to_vec(&value).expect("a bundle always serializes")
+}
+
 /// DSSE's pre-authentication encoding: what an envelope's signatures sign.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
