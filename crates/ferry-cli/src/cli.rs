@@ -464,6 +464,11 @@ pub struct PushArgs {
     #[arg(long)]
     pub skip_verify: bool,
 
+    /// A Zarf package must be signed by this public key (zarf.bundle.sig, else zarf.yaml.sig, as Zarf checks
+    /// on load); an unsigned package is refused, saying so. Checked before anything is sent.
+    #[arg(long, value_name = "KEY.pub")]
+    pub key: Option<PathBuf>,
+
     /// Continue with the other images when one fails (the exit code is still 1).
     #[arg(long)]
     pub keep_going: bool,

@@ -32,6 +32,14 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     // A Zarf package (a directory with zarf.yaml, a .tar or .tar.zst) is verified first and read in place
     // where it can be; anything else is a layout or an archive of one, as below.
     let package = crate::package::push_source(&args.source, args.skip_verify).await?;
+    if let Some(key) = &args.key {
+        let label = args.source.display().to_string();
+        if package.is_none() {
+            bail!("{label} is not a Zarf package: --key checks a package's signature");
+        }
+        let signed = crate::package_trust::check(&label, None, &args.registry_opts, key).await?;
+        tracing::info!("{label}: {} signed by {}", signed.file, signed.key);
+    }
     // An archive (`oci-archive:FILE`, or a `.tar`/`.tar.gz`/`.tar.zst` holding a layout) is read in place
     // through its tar index; every blob is verified as it is sent.
     let layout = match (package, archive_path(&args.source)) {

@@ -367,3 +367,76 @@ async fn package_sign_reads_each_key_kind_and_refuses_cosign_encrypted_keys() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn push_with_a_key_refuses_an_unsigned_or_foreign_package_before_sending_anything() {
+    let reg = ferry_test::Registry::start(ferry_test::Mode::Plain);
+    let env = Env::new();
+    let keys = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(KeyType::EcdsaP256, keys.path(), "zarf");
+    let other = SigningKey::generate(KeyType::EcdsaP256, keys.path(), "other");
+    let k = key.public_pem.to_str().unwrap();
+    let pkg = build(
+        &PackageSpec::sample("pushme", "amd64", 1500),
+        &env.path("out"),
+    );
+    let dir = pkg.dir.to_str().unwrap();
+    let proxy = ferry_test::faults::FaultProxy::start(&reg.base_url());
+    let target = format!("{}/ns", proxy.host());
+
+    for unsigned in [&pkg.dir, &pkg.tar_zst] {
+        let source = unsigned.to_str().unwrap();
+        let err = env
+            .fails(&["push", source, "--registry", &target, "--key", k])
+            .await;
+        assert!(
+            err.contains("is not signed") && err.contains(source),
+            "{err}"
+        );
+    }
+    env.ok(&[
+        "package",
+        "sign",
+        dir,
+        "--signing-key",
+        other.private_pem.to_str().unwrap(),
+    ])
+    .await;
+    let err = env
+        .fails(&["push", dir, "--registry", &target, "--key", k])
+        .await;
+    assert!(err.contains("zarf.bundle.sig: not a signature by"), "{err}");
+    assert!(proxy.requests().is_empty(), "sent: {:?}", proxy.requests());
+
+    env.ok(&[
+        "package",
+        "sign",
+        dir,
+        "--signing-key",
+        key.private_pem.to_str().unwrap(),
+        "--overwrite",
+    ])
+    .await;
+    let pushed = crate::support::json(
+        &env.ok(&["push", dir, "--registry", &target, "--key", k, "--json"])
+            .await,
+    );
+    assert_eq!(
+        pushed.as_array().unwrap().len(),
+        pkg.spec.images.len(),
+        "{pushed:#}"
+    );
+
+    // A layout is not a package: --key is refused rather than ignored.
+    let err = env
+        .fails(&[
+            "push",
+            pkg.dir.join("images").to_str().unwrap(),
+            "--registry",
+            &target,
+            "--key",
+            k,
+        ])
+        .await;
+    assert!(err.contains("is not a Zarf package"), "{err}");
+}
