@@ -631,6 +631,16 @@ pub fn cosign_payload(reference: &str, subject_digest: &str) -> Vec<u8> {
 /// A cosign signature manifest carrying `payload` and `signature` (base64), as [`cosign_signature`] lays
 /// it out.
 pub fn cosign_signature_of(payload: Vec<u8>, signature: &str) -> Artifact {
+    cosign_signature_with(payload, signature, &[])
+}
+
+/// [`cosign_signature_of`] with more layer annotations (a keyless signature's certificate, chain and
+/// Rekor bundle).
+pub fn cosign_signature_with(
+    payload: Vec<u8>,
+    signature: &str,
+    extra: &[(String, String)],
+) -> Artifact {
     let layer = Blob::new(COSIGN_SIMPLESIGNING, payload);
     let config = format!(
         "{{\"architecture\":\"\",\"created\":\"0001-01-01T00:00:00Z\",\"history\":[{{\"created\":\"0001-01-01T00:00:00Z\"}}],\"os\":\"\",\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{}\"]}},\"config\":{{}}}}",
@@ -638,7 +648,9 @@ pub fn cosign_signature_of(payload: Vec<u8>, signature: &str) -> Artifact {
     );
     let config = Blob::new(OCI_CONFIG, config.into_bytes());
     let mut layer_desc = size_first_desc(&layer);
-    layer_desc.annotations = annotations(&[(COSIGN_SIGNATURE_ANNOTATION, signature)]);
+    let mut pairs = vec![(COSIGN_SIGNATURE_ANNOTATION, signature)];
+    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    layer_desc.annotations = annotations(&pairs);
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST),

@@ -391,7 +391,7 @@ fn check_statement(
 }
 
 /// The certificate's chain, time, SCT and identity, and a log entry vouching for all of it.
-fn keyless_signer(
+pub(crate) fn keyless_signer(
     cert: &Certificate,
     entries: &[tlog::Entry],
     expected: &Expected<'_>,

@@ -11,6 +11,10 @@ use crate::bundle;
 pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The annotation holding a layer's base64 signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// A keyless signature's Fulcio certificate (PEM).
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// A keyless signature's Rekor bundle (signed entry timestamp and entry).
+pub const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 /// A payload is a few hundred bytes; a larger layer is not read.
 pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 /// A signature manifest with more layers than this is not read past it.
@@ -22,6 +26,8 @@ pub struct Candidate {
     pub label: String,
     /// The payload bytes and the raw signature.
     pub found: Result<(Bytes, Vec<u8>), String>,
+    /// A keyless signature's certificate (PEM) and Rekor bundle (JSON), from the layer's annotations.
+    pub keyless: Option<(String, Option<String>)>,
 }
 
 /// cosign's tag for the signatures of `digest`.
@@ -59,6 +65,7 @@ pub async fn signatures(
             return Ok(Some(vec![Candidate {
                 label: tag,
                 found: Err(format!("not a signature manifest ({e})")),
+                keyless: None,
             }]));
         }
     };
@@ -73,12 +80,21 @@ pub async fn signatures(
         out.push(Candidate {
             label: format!("{tag} layer {i}"),
             found: read_layer(source, layer).await?,
+            keyless: layer.annotation(CERTIFICATE_ANNOTATION).map(|c| {
+                (
+                    c.to_string(),
+                    layer
+                        .annotation(REKOR_BUNDLE_ANNOTATION)
+                        .map(str::to_string),
+                )
+            }),
         });
     }
     if out.is_empty() {
         out.push(Candidate {
             label: tag,
             found: Err(format!("no {SIMPLESIGNING} layer")),
+            keyless: None,
         });
     }
     Ok(Some(out))

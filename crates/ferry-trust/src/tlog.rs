@@ -97,7 +97,53 @@ pub struct Expected<'a> {
     pub dsse: bool,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CosignRekorBundle {
+    signed_entry_timestamp: String,
+    payload: CosignRekorPayload,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CosignRekorPayload {
+    body: String,
+    integrated_time: i64,
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
 impl Entry {
+    /// The Rekor bundle cosign keeps in a `.sig` layer's `dev.sigstore.cosign/bundle` annotation (the
+    /// signed entry timestamp, the body, time, index and hex log ID) as an entry.
+    pub fn from_cosign_annotation(text: &str) -> Result<Entry, String> {
+        let b: CosignRekorBundle = serde_json::from_str(text).map_err(|e| {
+            format!("the dev.sigstore.cosign/bundle annotation is not a Rekor bundle ({e})")
+        })?;
+        let body = decode(&b.payload.body).ok_or("the Rekor bundle's body is not base64")?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("the Rekor body is not JSON ({e})"))?;
+        let log_id = ferry_oci::digest::from_hex(&b.payload.log_id)
+            .ok_or("the Rekor bundle's logID is not hex")?;
+        Ok(Entry {
+            log_index: b.payload.log_index,
+            log_id: LogId {
+                key_id: encode(&log_id),
+            },
+            kind_version: KindVersion {
+                kind: v["kind"].as_str().unwrap_or_default().to_string(),
+                version: v["apiVersion"].as_str().unwrap_or_default().to_string(),
+            },
+            integrated_time: b.payload.integrated_time,
+            inclusion_promise: Some(Promise {
+                signed_entry_timestamp: b.signed_entry_timestamp,
+            }),
+            inclusion_proof: None,
+            canonicalized_body: b.payload.body,
+        })
+    }
+
     /// Check this entry with `root`'s Rekor keys: a valid signed entry timestamp is required (it is what
     /// makes the integration time trustworthy offline); an inclusion proof, when present, must lead to the
     /// root hash of a checkpoint the same log signed; the body must record `expected`.

@@ -486,3 +486,156 @@ async fn bundles_stored_as_referrers_are_verified_on_pull_copy_and_verify() {
     );
     assert_eq!(requests[1], requests[0] + 5);
 }
+
+/// Keyless image signatures end to end, offline, from a miniature Sigstore (ferry_test::sigstore): a v0.3
+/// bundle stored as a referrer (cosign 3) and cosign 2's `.sig` layer with certificate and Rekor bundle.
+#[tokio::test]
+async fn keyless_images_verify_offline_against_a_trusted_root() {
+    use ferry_test::fixtures::{
+        SIGSTORE_BUNDLE_V03, bundle_referrer, cosign_sign_statement, cosign_signature_with,
+        referrers_index,
+    };
+    use ferry_test::sigstore::{IDENTITY, ISSUER, MiniSigstore};
+    let reg = Registry::start(Mode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let sigstore = MiniSigstore::new(dir.path(), IDENTITY, ISSUER);
+    let root = sigstore.trusted_root.to_str().unwrap().to_string();
+
+    let bundled = oci_image(1300, 1, "amd64");
+    reg.seed("keyless-bundle", Some("1"), &bundled).await;
+    let referrer = bundle_referrer(
+        &bundled.manifest,
+        sigstore.dsse_bundle(&cosign_sign_statement(&bundled.digest())),
+    );
+    reg.seed("keyless-bundle", None, &referrer).await;
+    let (status, body) = reg
+        .put_manifest(
+            "keyless-bundle",
+            &bundled.digest().replace(':', "-"),
+            &referrers_index(&[(&referrer, SIGSTORE_BUNDLE_V03)]),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{body}");
+
+    let tagged = oci_image(1310, 1, "amd64");
+    reg.seed("keyless-sig", Some("1"), &tagged).await;
+    let payload = cosign_payload(&format!("{}/keyless-sig", reg.host()), &tagged.digest());
+    let (sig, annotations) = sigstore.sig_layer(&payload);
+    reg.seed(
+        "keyless-sig",
+        Some(&cosign_tag(&tagged.digest())),
+        &cosign_signature_with(payload, &sig, &annotations),
+    )
+    .await;
+
+    let env = Env::new();
+    let keyless = |identity: &str| {
+        vec![
+            "--trusted-root".to_string(),
+            root.clone(),
+            "--certificate-identity".into(),
+            identity.into(),
+            "--certificate-oidc-issuer".into(),
+            ISSUER.into(),
+        ]
+    };
+    for (repo, image, label) in [
+        ("keyless-bundle", &bundled, "bundle referrer sha256:"),
+        ("keyless-sig", &tagged, "sha256-"),
+    ] {
+        let reference = format!("{}/{repo}:1", reg.host());
+        let mut args = vec!["verify".to_string(), reference.clone(), "--json".into()];
+        args.extend(keyless(IDENTITY));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = crate::support::json(&env.ok(&args).await);
+        let s = &out[0]["signatures"][0];
+        assert_eq!(s["digest"], image.digest().as_str(), "{repo}: {s}");
+        assert!(
+            s["signature"].as_str().unwrap().starts_with(label),
+            "{repo}: {s}"
+        );
+        assert!(
+            s["key"].as_str().unwrap().contains(IDENTITY)
+                && s["key"].as_str().unwrap().contains(ISSUER),
+            "{repo}: {s}"
+        );
+
+        let mut args = vec!["verify".to_string(), reference.clone()];
+        args.extend(keyless("someone@else.test"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = env.fails(&args).await;
+        assert!(
+            err.contains("someone@else.test") && err.contains(IDENTITY),
+            "{repo}: {err}"
+        );
+
+        let layout = env.path(&format!("pulled-{repo}"));
+        let mut args = vec![
+            "pull".to_string(),
+            reference.clone(),
+            "-o".into(),
+            layout.to_str().unwrap().into(),
+            "-q".into(),
+        ];
+        args.extend(keyless(IDENTITY));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.ok(&args).await;
+        assert!(blob(&layout, &layer_digest(image)).exists(), "{repo}");
+    }
+
+    // The identity flags are required with a trusted root; a policy file says the same per scope.
+    let reference = format!("{}/keyless-sig:1", reg.host());
+    let err = env
+        .fails(&["verify", &reference, "--trusted-root", &root])
+        .await;
+    assert!(err.contains("--certificate-identity"), "{err}");
+    let policy = env.path("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::to_vec(&serde_json::json!({
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {reg.host(): [{
+                "type": "sigstoreSigned", "trustedRootPath": root,
+                "fulcio": {"oidcIssuer": ISSUER, "subjectEmail": IDENTITY}}]}}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    env.ok(&[
+        "verify",
+        &reference,
+        "--verify-policy",
+        policy.to_str().unwrap(),
+    ])
+    .await;
+
+    // Counted through a proxy: a cosign 2 keyless .sig costs what a key signature does (2 requests); a
+    // bundle referrer 5 (the missed .sig, the referrers API probe, the fallback index, manifest, bundle).
+    for (repo, extra) in [("keyless-sig", 2), ("keyless-bundle", 5)] {
+        let mut counts = Vec::new();
+        for verify in [false, true] {
+            let proxy = FaultProxy::start(&reg.base_url());
+            let env = Env::new();
+            let out = env.path("images");
+            let reference = format!("{}/{repo}:1", proxy.host());
+            let mut args = vec![
+                "pull".to_string(),
+                reference,
+                "-o".into(),
+                out.to_str().unwrap().into(),
+                "-q".into(),
+            ];
+            if verify {
+                args.extend(keyless(IDENTITY));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            env.ok(&args).await;
+            counts.push(proxy.requests().len());
+        }
+        eprintln!(
+            "{repo}: pull {} requests, keyless-verified {}",
+            counts[0], counts[1]
+        );
+        assert_eq!(counts[1], counts[0] + extra, "{repo}");
+    }
+}
