@@ -65,6 +65,22 @@ fn a_real_v03_bundle_verifies_offline_with_its_trusted_root() {
         signer.integrated_time.as_deref(),
         Some("2024-04-02T19:19:09Z")
     );
+
+    // What one offline keyless check costs in CPU (parse, chain, SCT, SET, inclusion proof, checkpoint,
+    // body, signature), for docs/benchmarks.md.
+    let (bundle, file, k) = (
+        data("sigstore-python-bundle_v3.txt.sigstore"),
+        data("sigstore-python-bundle_v3.txt"),
+        yossarian(staging()),
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        check(&bundle, &file, &k).unwrap();
+    }
+    eprintln!(
+        "keyless bundle verification: {:?} each",
+        started.elapsed() / 50
+    );
 }
 
 #[test]
