@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::key::PublicKey;
 use crate::tlog::{self, Expected};
-use crate::trusted_root::TrustedRoot;
+use crate::trusted_root::{Chain, RawBytes, TrustedRoot};
 use crate::x509::Certificate;
 
 /// The media type prefix every bundle version shares.
@@ -177,17 +177,6 @@ struct Material {
     x509_certificate_chain: Option<Chain>,
     #[serde(default)]
     tlog_entries: Vec<tlog::Entry>,
-}
-
-#[derive(Deserialize)]
-struct Chain {
-    certificates: Vec<RawBytes>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawBytes {
-    raw_bytes: String,
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,16 @@ const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 /// A key file is small; anything larger is not one.
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 
+/// A small file, read whole but never past `cap` bytes (keys, trusted roots, policies).
+pub(crate) fn read_capped(path: &std::path::Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap)
+        .read_to_end(&mut text)?;
+    Ok(text)
+}
+
 /// The kinds of key cosign signs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyKind {
@@ -174,11 +184,7 @@ impl PublicKey {
 
     /// Read a key file.
     pub fn from_file(path: &std::path::Path) -> Result<PublicKey, std::io::Error> {
-        use std::io::Read;
-        let mut text = Vec::new();
-        std::fs::File::open(path)?
-            .take(MAX_KEY_BYTES as u64)
-            .read_to_end(&mut text)?;
+        let text = read_capped(path, MAX_KEY_BYTES as u64)?;
         PublicKey::from_pem(&text, &path.display().to_string())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }

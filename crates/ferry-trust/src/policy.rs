@@ -200,17 +200,12 @@ impl Policy {
 
     /// Read a policy file, and the keys it names.
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
-        use std::io::Read;
-        let read = |source| PolicyError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut text = Vec::new();
-        std::fs::File::open(path)
-            .map_err(read)?
-            .take(MAX_POLICY_BYTES)
-            .read_to_end(&mut text)
-            .map_err(read)?;
+        let text = crate::key::read_capped(path, MAX_POLICY_BYTES).map_err(|source| {
+            PolicyError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         let file: PolicyFile =
             serde_json::from_slice(&text).map_err(|source| PolicyError::Parse {
                 path: path.to_path_buf(),

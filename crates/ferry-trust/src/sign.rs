@@ -85,11 +85,7 @@ impl PrivateKey {
 
     /// Read a key file.
     pub fn from_file(path: &std::path::Path) -> Result<PrivateKey, std::io::Error> {
-        use std::io::Read;
-        let mut text = Vec::new();
-        std::fs::File::open(path)?
-            .take(MAX_KEY_BYTES as u64)
-            .read_to_end(&mut text)?;
+        let text = crate::key::read_capped(path, MAX_KEY_BYTES as u64)?;
         PrivateKey::from_pem(&text, &path.display().to_string())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }

@@ -142,31 +142,28 @@ struct CaFile {
     valid_for: Option<WindowFile>,
 }
 
+/// A certificate chain as protobuf JSON writes it (trusted roots and bundles alike).
 #[derive(Deserialize)]
-struct Chain {
-    certificates: Vec<RawBytes>,
+pub(crate) struct Chain {
+    pub(crate) certificates: Vec<RawBytes>,
 }
 
+/// `{"rawBytes": base64}`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawBytes {
-    raw_bytes: String,
+pub(crate) struct RawBytes {
+    pub(crate) raw_bytes: String,
 }
 
 impl TrustedRoot {
     /// Read a `trusted_root.json` file.
     pub fn from_file(path: &Path) -> Result<TrustedRoot, TrustedRootError> {
-        use std::io::Read;
-        let read = |source| TrustedRootError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut text = Vec::new();
-        std::fs::File::open(path)
-            .map_err(read)?
-            .take(MAX_TRUSTED_ROOT_BYTES)
-            .read_to_end(&mut text)
-            .map_err(read)?;
+        let text = crate::key::read_capped(path, MAX_TRUSTED_ROOT_BYTES).map_err(|source| {
+            TrustedRootError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         TrustedRoot::from_json(&text, &path.display().to_string())
     }
 

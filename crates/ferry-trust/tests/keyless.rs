@@ -222,14 +222,7 @@ fn a_trusted_root_lacking_the_ca_or_the_log_is_refused() {
     assert!(e.contains("is not one the trusted root"), "{e}");
 
     // Another instance's root (public-good) does not vouch for a staging signature.
-    let public = Arc::new(
-        TrustedRoot::from_json(
-            &data("sigstore-go-public-good-trusted_root.json"),
-            "public-good",
-        )
-        .unwrap(),
-    );
-    assert!(check(&bundle, &file, &yossarian(public)).is_err());
+    assert!(check(&bundle, &file, &yossarian(public_good())).is_err());
 
     // A CA whose window ended before the entry was logged is not used.
     let mut r = root.clone();
@@ -263,25 +256,33 @@ fn a_keyless_bundle_needs_keyless_trust_and_a_key_is_not_enough() {
     assert!(e.contains("no trusted root"), "{e}");
 }
 
-#[test]
-fn a_public_good_dsse_bundle_verifies_against_its_statement_subject() {
-    let b = data("sigstore-go-dsse.sigstore.json");
-    let v: Value = serde_json::from_slice(&b).unwrap();
-    let statement: Value = serde_json::from_slice(
-        &ferry_oci::base64::decode(v["dsseEnvelope"]["payload"].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
-    let hex = statement["subject"][0]["digest"]["sha512"]
+/// The sha512 the DSSE statement of bundle `b` names as its first subject.
+fn statement_sha512(b: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(b).unwrap();
+    let payload =
+        ferry_oci::base64::decode(v["dsseEnvelope"]["payload"].as_str().unwrap()).unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    statement["subject"][0]["digest"]["sha512"]
         .as_str()
         .unwrap()
-        .to_string();
-    let public = Arc::new(
+        .to_string()
+}
+
+fn public_good() -> Arc<TrustedRoot> {
+    Arc::new(
         TrustedRoot::from_json(
             &data("sigstore-go-public-good-trusted_root.json"),
             "public-good",
         )
         .unwrap(),
-    );
+    )
+}
+
+#[test]
+fn a_public_good_dsse_bundle_verifies_against_its_statement_subject() {
+    let b = data("sigstore-go-dsse.sigstore.json");
+    let hex = statement_sha512(&b);
+    let public = public_good();
     let any = Keyless {
         root: public,
         identity: Match::regexp(".").unwrap(),
@@ -319,22 +320,8 @@ fn a_public_good_dsse_bundle_verifies_against_its_statement_subject() {
 #[test]
 fn a_github_actions_identity_is_matched_on_its_uri_san() {
     let b = data("sigstore-go-sigstore.js-2.0.0-provenance.sigstore.json");
-    let v: Value = serde_json::from_slice(&b).unwrap();
-    let statement: Value = serde_json::from_slice(
-        &ferry_oci::base64::decode(v["dsseEnvelope"]["payload"].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
-    let hex = statement["subject"][0]["digest"]["sha512"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let public = Arc::new(
-        TrustedRoot::from_json(
-            &data("sigstore-go-public-good-trusted_root.json"),
-            "public-good",
-        )
-        .unwrap(),
-    );
+    let hex = statement_sha512(&b);
+    let public = public_good();
     let mut k = Keyless {
         root: public,
         identity: Match::regexp("^https://github\\.com/sigstore/sigstore-js/").unwrap(),

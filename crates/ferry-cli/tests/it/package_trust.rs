@@ -4,7 +4,7 @@
 
 use ferry_test::cosign_keys::{KeyType, SigningKey};
 use ferry_test::encode::{base64, sha256_digest};
-use ferry_test::zarf_package::{PackageSpec, build};
+use ferry_test::zarf_package::{PackageSpec, ZarfPackage, build};
 
 use crate::support::Env;
 
@@ -24,16 +24,31 @@ fn bundle(key: &SigningKey, blob: &[u8]) -> Vec<u8> {
     .unwrap()
 }
 
+/// `ferry package verify DIR --key` with `key`'s public half must fail; its error.
+async fn verify_fails(env: &Env, dir: &str, key: &SigningKey) -> String {
+    let k = key.public_pem.to_str().unwrap();
+    env.fails(&["package", "verify", dir, "--key", k]).await
+}
+
+/// The keys' directory, a trusted key and another (of the kinds given), and a sample package.
+fn fixture(
+    env: &Env,
+    kinds: (KeyType, KeyType),
+    name: &str,
+    seed: u64,
+) -> (tempfile::TempDir, SigningKey, SigningKey, ZarfPackage) {
+    let keys = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(kinds.0, keys.path(), "zarf");
+    let other = SigningKey::generate(kinds.1, keys.path(), "other");
+    let pkg = build(&PackageSpec::sample(name, "amd64", seed), &env.path("out"));
+    (keys, key, other, pkg)
+}
+
 #[tokio::test]
 async fn package_verify_checks_the_bundle_or_the_legacy_signature() {
     let env = Env::new();
-    let keys = tempfile::tempdir().unwrap();
-    let key = SigningKey::generate(KeyType::EcdsaP256, keys.path(), "zarf");
-    let other = SigningKey::generate(KeyType::Ed25519, keys.path(), "other");
-    let pkg = build(
-        &PackageSpec::sample("signed", "amd64", 1200),
-        &env.path("out"),
-    );
+    let (_keys, key, other, pkg) =
+        fixture(&env, (KeyType::EcdsaP256, KeyType::Ed25519), "signed", 1200);
     let dir = pkg.dir.to_str().unwrap();
     let k = key.public_pem.to_str().unwrap();
     let yaml_path = pkg.dir.join("zarf.yaml");
@@ -49,15 +64,7 @@ async fn package_verify_checks_the_bundle_or_the_legacy_signature() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("zarf.yaml.sig signed by ECDSA P-256 key")
     );
-    let err = env
-        .fails(&[
-            "package",
-            "verify",
-            dir,
-            "--key",
-            other.public_pem.to_str().unwrap(),
-        ])
-        .await;
+    let err = verify_fails(&env, dir, &other).await;
     assert!(
         err.contains("zarf.yaml.sig: not a signature by Ed25519 key"),
         "{err}"
@@ -90,16 +97,10 @@ async fn package_verify_checks_the_bundle_or_the_legacy_signature() {
 async fn publish_and_package_pull_refuse_a_package_the_key_did_not_sign() {
     let reg = ferry_test::Registry::start(ferry_test::Mode::Plain);
     let env = Env::new();
-    let keys = tempfile::tempdir().unwrap();
-    let key = SigningKey::generate(KeyType::EcdsaP384, keys.path(), "zarf");
-    let other = SigningKey::generate(KeyType::Rsa, keys.path(), "other");
+    let (_keys, key, other, pkg) = fixture(&env, (KeyType::EcdsaP384, KeyType::Rsa), "demo", 1300);
     let (k, o) = (
         key.public_pem.to_str().unwrap(),
         other.public_pem.to_str().unwrap(),
-    );
-    let pkg = build(
-        &PackageSpec::sample("demo", "amd64", 1300),
-        &env.path("out"),
     );
     let dir = pkg.dir.to_str().unwrap();
     let yaml = std::fs::read(pkg.dir.join("zarf.yaml")).unwrap();
@@ -194,12 +195,11 @@ fn zarf_verifies_bundle(dir: &std::path::Path, public_pem: &std::path::Path) -> 
 #[tokio::test]
 async fn package_sign_writes_what_zarf_writes_and_both_rules_accept_it() {
     let env = Env::new();
-    let keys = tempfile::tempdir().unwrap();
-    let key = SigningKey::generate(KeyType::EcdsaP256, keys.path(), "zarf");
-    let other = SigningKey::generate(KeyType::EcdsaP256, keys.path(), "other");
-    let pkg = build(
-        &PackageSpec::sample("tosign", "amd64", 1400),
-        &env.path("out"),
+    let (_keys, key, other, pkg) = fixture(
+        &env,
+        (KeyType::EcdsaP256, KeyType::EcdsaP256),
+        "tosign",
+        1400,
     );
     let dir = pkg.dir.to_str().unwrap();
     let (k, private) = (
@@ -238,15 +238,7 @@ async fn package_sign_writes_what_zarf_writes_and_both_rules_accept_it() {
     assert!(zarf_verifies_bundle(&pkg.dir, &other.public_pem).is_err());
     // ferry's rules.
     env.ok(&["package", "verify", dir, "--key", k]).await;
-    let err = env
-        .fails(&[
-            "package",
-            "verify",
-            dir,
-            "--key",
-            other.public_pem.to_str().unwrap(),
-        ])
-        .await;
+    let err = verify_fails(&env, dir, &other).await;
     assert!(err.contains("zarf.bundle.sig: not a signature by"), "{err}");
 
     // Signing again needs --overwrite, and changes nothing but the signature.
@@ -372,14 +364,13 @@ async fn package_sign_reads_each_key_kind_and_refuses_cosign_encrypted_keys() {
 async fn push_with_a_key_refuses_an_unsigned_or_foreign_package_before_sending_anything() {
     let reg = ferry_test::Registry::start(ferry_test::Mode::Plain);
     let env = Env::new();
-    let keys = tempfile::tempdir().unwrap();
-    let key = SigningKey::generate(KeyType::EcdsaP256, keys.path(), "zarf");
-    let other = SigningKey::generate(KeyType::EcdsaP256, keys.path(), "other");
-    let k = key.public_pem.to_str().unwrap();
-    let pkg = build(
-        &PackageSpec::sample("pushme", "amd64", 1500),
-        &env.path("out"),
+    let (_keys, key, other, pkg) = fixture(
+        &env,
+        (KeyType::EcdsaP256, KeyType::EcdsaP256),
+        "pushme",
+        1500,
     );
+    let k = key.public_pem.to_str().unwrap();
     let dir = pkg.dir.to_str().unwrap();
     let proxy = ferry_test::faults::FaultProxy::start(&reg.base_url());
     let target = format!("{}/ns", proxy.host());
