@@ -470,6 +470,11 @@ pub struct PushArgs {
     #[arg(long)]
     pub skip_verify: bool,
 
+    /// A Zarf package must be signed by this public key (zarf.bundle.sig, else zarf.yaml.sig, as Zarf checks
+    /// on load); an unsigned package is refused, saying so. Checked before anything is sent.
+    #[arg(long, value_name = "KEY.pub")]
+    pub key: Option<PathBuf>,
+
     /// Continue with the other images when one fails (the exit code is still 1).
     #[arg(long)]
     pub keep_going: bool,
@@ -730,9 +735,42 @@ pub struct TrustArgs {
     #[arg(long, value_name = "KEY.pub", conflicts_with = "verify_policy")]
     pub verify_key: Option<std::path::PathBuf>,
 
-    /// Decide by a signature policy file (see the README: scopes to keys, reject, insecureAcceptAnything).
+    /// Decide by a signature policy file (see the README: scopes to keys or keyless identities, reject,
+    /// insecureAcceptAnything).
     #[arg(long, value_name = "FILE")]
     pub verify_policy: Option<std::path::PathBuf>,
+
+    /// Accept keyless signatures (Sigstore bundles with a Fulcio certificate) verified offline against this
+    /// trusted root (`trusted_root.json`: Fulcio CAs, Rekor and CT log keys). Needs --certificate-identity[-regexp]
+    /// and --certificate-oidc-issuer[-regexp].
+    #[arg(long, value_name = "FILE", conflicts_with = "verify_policy")]
+    pub trusted_root: Option<std::path::PathBuf>,
+
+    /// With --trusted-root: the signing certificate's identity (e-mail, URI or user name SAN), exactly.
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "trusted_root",
+        conflicts_with = "certificate_identity_regexp"
+    )]
+    pub certificate_identity: Option<String>,
+
+    /// With --trusted-root: the identity by RE2 regexp (unanchored, as cosign's: use ^…$).
+    #[arg(long, value_name = "RE", requires = "trusted_root")]
+    pub certificate_identity_regexp: Option<String>,
+
+    /// With --trusted-root: the OIDC issuer Fulcio recorded in the certificate, exactly.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "trusted_root",
+        conflicts_with = "certificate_oidc_issuer_regexp"
+    )]
+    pub certificate_oidc_issuer: Option<String>,
+
+    /// With --trusted-root: the OIDC issuer by RE2 regexp.
+    #[arg(long, value_name = "RE", requires = "trusted_root")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -838,6 +876,31 @@ pub enum PackageCommand {
   ferry package pull oci://registry.local/packages/demo:1.0.0 -o demo.tar.zst -a arm64
   ferry package pull oci://registry.local/packages/demo:1.0.0 -o web --components web --json")]
     Pull(PackagePullArgs),
+
+    /// Sign a package directory as `zarf package sign --signing-key` does: zarf.yaml's build data updated
+    /// (signed, provenanceFiles, versionRequirements) and zarf.bundle.sig written (a Sigstore bundle, no
+    /// transparency log); a legacy zarf.yaml.sig is removed.
+    #[command(after_help = "Examples:
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out zarf.key
+  openssl pkey -in zarf.key -pubout -out zarf.pub
+  ferry package sign ./demo --signing-key zarf.key
+  ferry package verify ./demo --key zarf.pub")]
+    Sign(PackageSignArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PackageSignArgs {
+    /// A package directory (unpack a .tar.zst first: `tar -xf PKG.tar.zst -C DIR`).
+    pub package: PathBuf,
+
+    /// The private key: unencrypted PEM, PKCS#8 (`openssl genpkey`) or SEC1 `EC PRIVATE KEY`; ECDSA
+    /// P-256/P-384, RSA or Ed25519.
+    #[arg(long, value_name = "KEY")]
+    pub signing_key: PathBuf,
+
+    /// Replace an existing zarf.bundle.sig.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Args, Debug)]

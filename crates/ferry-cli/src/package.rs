@@ -28,6 +28,7 @@ pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
         PackageCommand::Verify(a) => verify(a, quiet).await,
         PackageCommand::Publish(a) => publish(a, quiet).await,
         PackageCommand::Pull(a) => pull(a, quiet).await,
+        PackageCommand::Sign(a) => crate::package_trust::sign(a).await,
     }
 }
 

@@ -3,14 +3,14 @@
 use std::path::Path;
 
 use anyhow::Context;
-use ferry_trust::PublicKey;
 use ferry_trust::blob::MAX_SIGNATURE_BYTES;
 use ferry_trust::zarf::{BUNDLE, LEGACY, PackageFiles, PackageSigned, verify_package};
+use ferry_trust::{PrivateKey, PublicKey};
 use ferry_zarf::ZARF_YAML;
 use ferry_zarf::definition::MAX_ZARF_YAML;
 use ferry_zarf::local::Extract;
 
-use crate::cli::RegistryArgs;
+use crate::cli::{PackageSignArgs, RegistryArgs};
 use crate::package::{open_local, remote_reference, resolve_remote};
 
 /// `zarf.yaml` and its signature files, as the package (a path or `oci://…`) has them.
@@ -51,9 +51,32 @@ pub async fn check(
         bundle: bundle.as_deref(),
         legacy: legacy.as_deref(),
     };
-    let signed = verify_package(package, &files, &[key])?;
+    let keys = [key];
+    let trust = ferry_trust::Trust {
+        keys: &keys,
+        keyless: None,
+    };
+    let signed = verify_package(package, &files, trust)?;
     if signed.file == LEGACY {
         tracing::warn!("{package}: only the legacy {LEGACY} signature (Zarf prefers {BUNDLE})");
     }
     Ok(signed)
+}
+
+/// `ferry package sign`.
+pub async fn sign(args: PackageSignArgs) -> anyhow::Result<()> {
+    let key = PrivateKey::from_file(&args.signing_key)
+        .with_context(|| format!("reading --signing-key {}", args.signing_key.display()))?;
+    let signed = tokio::task::spawn_blocking(move || {
+        ferry_zarf::sign::sign_directory(&args.package, &key, args.overwrite)
+    })
+    .await??;
+    println!(
+        "{}: {BUNDLE} written, signed by {}",
+        signed.package, signed.key
+    );
+    if signed.removed_legacy {
+        println!("{}: the legacy {LEGACY} was removed", signed.package);
+    }
+    Ok(())
 }

@@ -35,6 +35,14 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     let package = PackageImages::for_push(&args.source, args.skip_verify)
         .await
         .map_err(|e| crate::package::advice(e, "push"))?;
+    if let Some(key) = &args.key {
+        let label = args.source.display().to_string();
+        if package.is_none() {
+            bail!("{label} is not a Zarf package: --key checks a package's signature");
+        }
+        let signed = crate::package_trust::check(&label, None, &args.registry_opts, key).await?;
+        tracing::info!("{label}: {} signed by {}", signed.file, signed.key);
+    }
     // An archive (`oci-archive:FILE`, or a `.tar`/`.tar.gz`/`.tar.zst` holding a layout) is read in place
     // through its tar index; every blob is verified as it is sent.
     let layout = match (package, archive_path(&args.source)) {

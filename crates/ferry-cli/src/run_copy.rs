@@ -7,7 +7,7 @@ use ferry_store::ranged::RangePolicy;
 use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, WriteTarget};
 
 use anyhow::Context;
-use ferry_trust::{Policy, PublicKey, Subject, Verified, Verifier};
+use ferry_trust::{Keyless, Match, Policy, PublicKey, Subject, TrustedRoot, Verified, Verifier};
 
 use crate::cli::{ReferrerArgs, TransferArgs, TrustArgs};
 use crate::progress::{ImageProgress, Mode};
@@ -168,17 +168,38 @@ pub async fn copy_with_progress(
     result
 }
 
-/// The signature policy `--verify-key` or `--verify-policy` asks for, if any.
+/// The signature policy `--verify-key`, `--trusted-root` or `--verify-policy` asks for, if any.
 pub fn verifier(args: &TrustArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
-    let policy = match (&args.verify_key, &args.verify_policy) {
-        (Some(key), _) => Policy::key(
+    if let Some(file) = &args.verify_policy {
+        return Ok(Some(Arc::new(Verifier::new(Policy::from_file(file)?))));
+    }
+    let keys = match &args.verify_key {
+        Some(key) => vec![
             PublicKey::from_file(key)
                 .with_context(|| format!("reading --verify-key {}", key.display()))?,
-        ),
-        (None, Some(file)) => Policy::from_file(file)?,
-        (None, None) => return Ok(None),
+        ],
+        None => Vec::new(),
     };
-    Ok(Some(Arc::new(Verifier::new(policy))))
+    let keyless = match &args.trusted_root {
+        Some(root) => Some(Keyless {
+            root: Arc::new(TrustedRoot::from_file(root)?),
+            identity: Match::from_flags(
+                args.certificate_identity.as_deref(),
+                args.certificate_identity_regexp.as_deref(),
+                "--certificate-identity",
+            )?,
+            issuer: Match::from_flags(
+                args.certificate_oidc_issuer.as_deref(),
+                args.certificate_oidc_issuer_regexp.as_deref(),
+                "--certificate-oidc-issuer",
+            )?,
+        }),
+        None => None,
+    };
+    if keys.is_empty() && keyless.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(Verifier::new(Policy::signed(keys, keyless)))))
 }
 
 /// Refuse the image unless the policy accepts it, as `source` has it (what was accepted, and by whom, when

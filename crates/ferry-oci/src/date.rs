@@ -62,6 +62,55 @@ pub fn rfc3339(unix: i64) -> String {
     )
 }
 
+/// `2006-01-02T15:04:05Z`, `…05.123Z` or `…05+07:00` (RFC 3339, as protobuf JSON writes timestamps) →
+/// Unix seconds; fractions are dropped.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let unix = unix_seconds(
+        n(0..4)?,
+        n(5..7)?,
+        n(8..10)?,
+        n(11..13)?,
+        n(14..16)?,
+        n(17..19)?,
+    )?;
+    let mut rest = &text[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let h: i64 = rest[1..3].parse().ok()?;
+            let m: i64 = rest[4..6].parse().ok()?;
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return None,
+    };
+    Some(unix - offset)
+}
+
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the HTTP-date servers send, for Unix seconds.
 pub fn http_date(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
@@ -103,6 +152,22 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_with_fractions_and_offsets() {
+        assert_eq!(parse_rfc3339("2024-04-02T19:19:09Z"), Some(1712085549));
+        assert_eq!(parse_rfc3339("2024-04-02T19:19:09.000Z"), Some(1712085549));
+        assert_eq!(parse_rfc3339("2024-04-02T21:19:09+02:00"), Some(1712085549));
+        assert_eq!(rfc3339(1712085549), "2024-04-02T19:19:09Z");
+        for bad in [
+            "2024-04-02 19:19:09Z",
+            "2024-04-02T19:19:09",
+            "2024-04-02T19:19:09.Z",
+            "2024-13-02T19:19:09Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn http_dates_and_numeric_zones() {

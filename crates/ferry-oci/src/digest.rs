@@ -247,7 +247,8 @@ fn compress_blocks(state: &mut [u32; 8], bytes: &[u8]) {
     sha2::compress256(state, blocks);
 }
 
-fn from_hex(s: &str) -> Option<Vec<u8>> {
+/// The bytes of hex text (either case); None when it is not hex.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }

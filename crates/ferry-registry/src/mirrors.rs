@@ -424,6 +424,13 @@ impl ReadStore for Mirrored {
     ) -> BoxFuture<'a, Result<Vec<Referrer>, StoreError>> {
         Box::pin(self.first("referrers", move |r| r.referrers(subject)))
     }
+
+    fn subject_referrers<'a>(
+        &'a self,
+        subject: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Vec<Referrer>, StoreError>> {
+        Box::pin(self.first("referrers", move |r| r.subject_referrers(subject)))
+    }
 }
 
 impl Resolver for Mirrored {

@@ -28,13 +28,7 @@ impl Repository {
     /// Everything that refers to `subject`: the referrers API when the registry has one, else the
     /// `sha256-<hex>` fallback index; plus cosign-style tags.
     pub async fn list_referrers(&self, subject: &Digest) -> Result<Vec<Referrer>, RegistryError> {
-        let mut out: Vec<Referrer> = match self.referrers_api(subject).await? {
-            Some(list) => list,
-            None => self.fallback_index(subject).await?,
-        }
-        .into_iter()
-        .map(|desc| Referrer { desc, tag: None })
-        .collect();
+        let mut out = self.list_subject_referrers(subject).await?;
         for suffix in COSIGN_SUFFIXES {
             let tag = format!("{}.{suffix}", subject.tag_form());
             match self.resolve(&tag).await {
@@ -51,6 +45,21 @@ impl Repository {
             }
         }
         Ok(out)
+    }
+
+    /// What names `subject` as its subject: the referrers API when the registry has one, else the
+    /// `sha256-<hex>` fallback index.
+    pub async fn list_subject_referrers(
+        &self,
+        subject: &Digest,
+    ) -> Result<Vec<Referrer>, RegistryError> {
+        Ok(match self.referrers_api(subject).await? {
+            Some(list) => list,
+            None => self.fallback_index(subject).await?,
+        }
+        .into_iter()
+        .map(|desc| Referrer { desc, tag: None })
+        .collect())
     }
 
     /// `GET /v2/<name>/referrers/<digest>` across pages; `None` when the registry has no such API.

@@ -350,6 +350,13 @@ impl ReadStore for Repository {
         Box::pin(async move { Ok(self.list_referrers(&subject.digest).await?) })
     }
 
+    fn subject_referrers<'a>(
+        &'a self,
+        subject: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Vec<ferry_store::Referrer>, StoreError>> {
+        Box::pin(async move { Ok(self.list_subject_referrers(&subject.digest).await?) })
+    }
+
     fn fetch_manifest<'a>(
         &'a self,
         desc: &'a Descriptor,

@@ -86,6 +86,19 @@ pub trait ReadStore: Store {
         None
     }
 
+    /// Artifacts whose manifest names `subject` as its subject (the referrers API or its tag-schema
+    /// fallback), without the cosign tags [`ReadStore::referrers`] adds: by default those of `referrers`
+    /// no tag names; a registry asks the API alone (one request instead of four).
+    fn subject_referrers<'a>(
+        &'a self,
+        subject: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Vec<Referrer>>> {
+        Box::pin(async move {
+            let all = self.referrers(subject).await?;
+            Ok(all.into_iter().filter(|r| r.tag.is_none()).collect())
+        })
+    }
+
     /// A verified file on local disk holding `desc`, if this store has one or can make one (a caching proxy
     /// downloads it first, as `fetch` allows). The engine hard-links it into destinations that can take a
     /// link; `Ok(None)` means "stream it with [`ReadStore::fetch_blob`]".

@@ -237,6 +237,13 @@ impl ReadStore for CachedSource {
         self.inner.referrers(subject)
     }
 
+    fn subject_referrers<'a>(
+        &'a self,
+        subject: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Vec<Referrer>>> {
+        self.inner.subject_referrers(subject)
+    }
+
     fn local_blob<'a>(
         &'a self,
         desc: &'a Descriptor,

@@ -20,6 +20,14 @@ pub fn hex(data: &[u8]) -> String {
     out
 }
 
+/// The bytes of lowercase or uppercase hex text (panics on anything else: test data).
+pub fn hex_decode(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 /// `sha256:<hex>` of `data`, the only digest algorithm the fixtures use.
 pub fn sha256_digest(data: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(data)))

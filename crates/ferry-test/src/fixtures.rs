@@ -669,6 +669,16 @@ pub fn cosign_payload(reference: &str, subject_digest: &str) -> Vec<u8> {
 /// A cosign signature manifest carrying `payload` and `signature` (base64), as [`cosign_signature`] lays
 /// it out.
 pub fn cosign_signature_of(payload: Vec<u8>, signature: &str) -> Artifact {
+    cosign_signature_with(payload, signature, &[])
+}
+
+/// [`cosign_signature_of`] with more layer annotations (a keyless signature's certificate, chain and
+/// Rekor bundle).
+pub fn cosign_signature_with(
+    payload: Vec<u8>,
+    signature: &str,
+    extra: &[(String, String)],
+) -> Artifact {
     let layer = Blob::new(COSIGN_SIMPLESIGNING, payload);
     let config = format!(
         "{{\"architecture\":\"\",\"created\":\"0001-01-01T00:00:00Z\",\"history\":[{{\"created\":\"0001-01-01T00:00:00Z\"}}],\"os\":\"\",\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{}\"]}},\"config\":{{}}}}",
@@ -676,7 +686,9 @@ pub fn cosign_signature_of(payload: Vec<u8>, signature: &str) -> Artifact {
     );
     let config = Blob::new(OCI_CONFIG, config.into_bytes());
     let mut layer_desc = size_first_desc(&layer);
-    layer_desc.annotations = annotations(&[(COSIGN_SIGNATURE_ANNOTATION, signature)]);
+    let mut pairs = vec![(COSIGN_SIGNATURE_ANNOTATION, signature)];
+    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    layer_desc.annotations = annotations(&pairs);
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST),
@@ -725,6 +737,84 @@ pub fn artifact_with_subject(subject: &Blob, artifact_type: &str, seed: u64) -> 
         blobs: vec![empty, layer],
         children: Vec::new(),
     }
+}
+
+/// The artifactType (and layer media type) of a Sigstore bundle stored as an OCI referrer.
+pub const SIGSTORE_BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// A Sigstore bundle stored as an OCI 1.1 referrer of `subject`, as `cosign sign --new-bundle-format`
+/// writes it (`WriteAttestationNewBundleFormat`): artifactType and one layer of the bundle media type,
+/// the empty config, cosign's bundle annotations.
+pub fn bundle_referrer(subject: &Blob, bundle: Vec<u8>) -> Artifact {
+    let empty = Blob::new(OCI_EMPTY, &b"{}"[..]);
+    let layer = Blob::new(SIGSTORE_BUNDLE_V03, bundle);
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST),
+        artifact_type: Some(SIGSTORE_BUNDLE_V03.to_string()),
+        config: oci_desc(&empty),
+        layers: vec![oci_desc(&layer)],
+        subject: Some(oci_desc(subject)),
+        annotations: annotations(&[
+            ("dev.sigstore.bundle.content", "dsse-envelope"),
+            (
+                "dev.sigstore.bundle.predicateType",
+                "https://sigstore.dev/cosign/sign/v1",
+            ),
+            ("org.opencontainers.image.created", CREATED),
+        ]),
+    };
+    Artifact {
+        manifest: Blob::new(OCI_MANIFEST, to_json(&manifest, Style::Compact)),
+        blobs: vec![empty, layer],
+        children: Vec::new(),
+    }
+}
+
+/// The in-toto statement `cosign sign --new-bundle-format` signs for an image: its digest as the subject,
+/// predicate type `https://sigstore.dev/cosign/sign/v1`.
+pub fn cosign_sign_statement(subject_digest: &str) -> Vec<u8> {
+    let (alg, hex) = subject_digest.split_once(':').expect("a digest");
+    serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {alg: hex}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {}
+    }))
+    .expect("json")
+}
+
+/// A key-signed v0.3 bundle holding a DSSE envelope of `statement` with `signature` (made over
+/// [`dsse_pae`]), no transparency-log entry (`--tlog-upload=false`).
+pub fn key_dsse_bundle(statement: &[u8], signature: &[u8]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "mediaType": SIGSTORE_BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": ""}},
+        "dsseEnvelope": {
+            "payload": base64(statement),
+            "payloadType": "application/vnd.in-toto+json",
+            "signatures": [{"sig": base64(signature), "keyid": ""}]
+        }
+    }))
+    .expect("json")
+}
+
+/// DSSE's pre-authentication encoding of an in-toto `payload`.
+pub fn dsse_pae(payload: &[u8]) -> Vec<u8> {
+    let t = "application/vnd.in-toto+json";
+    let mut out = format!("DSSEv1 {} {t} {} ", t.len(), payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An OCI index listing `referrers` as the referrers API (or its `sha256-<hex>` fallback tag) lists them.
+pub fn referrers_index(referrers: &[(&Artifact, &str)]) -> Blob {
+    let manifests: Vec<_> = referrers
+        .iter()
+        .map(|(a, t)| json!({"mediaType": a.manifest.media_type, "digest": a.digest(), "size": a.manifest.size(), "artifactType": t}))
+        .collect();
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+    Blob::new(OCI_INDEX, serde_json::to_vec(&index).expect("json"))
 }
 
 /// A Docker schema1 signed manifest (`application/vnd.docker.distribution.manifest.v1+prettyjws`)

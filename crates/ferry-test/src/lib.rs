@@ -15,6 +15,7 @@ pub mod link;
 mod pki;
 mod registry;
 mod server;
+pub mod sigstore;
 pub mod token;
 pub mod zarf_package;
 

@@ -5,10 +5,16 @@ use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, Manifest};
 use ferry_store::{ReadTarget, StoreError};
 
+use crate::bundle;
+
 /// The media type of a cosign payload layer.
 pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The annotation holding a layer's base64 signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// A keyless signature's Fulcio certificate (PEM).
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// A keyless signature's Rekor bundle (signed entry timestamp and entry).
+pub const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 /// A payload is a few hundred bytes; a larger layer is not read.
 pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 /// A signature manifest with more layers than this is not read past it.
@@ -20,6 +26,8 @@ pub struct Candidate {
     pub label: String,
     /// The payload bytes and the raw signature.
     pub found: Result<(Bytes, Vec<u8>), String>,
+    /// A keyless signature's certificate (PEM) and Rekor bundle (JSON), from the layer's annotations.
+    pub keyless: Option<(String, Option<String>)>,
 }
 
 /// cosign's tag for the signatures of `digest`.
@@ -57,6 +65,7 @@ pub async fn signatures(
             return Ok(Some(vec![Candidate {
                 label: tag,
                 found: Err(format!("not a signature manifest ({e})")),
+                keyless: None,
             }]));
         }
     };
@@ -71,15 +80,91 @@ pub async fn signatures(
         out.push(Candidate {
             label: format!("{tag} layer {i}"),
             found: read_layer(source, layer).await?,
+            keyless: layer.annotation(CERTIFICATE_ANNOTATION).map(|c| {
+                (
+                    c.to_string(),
+                    layer
+                        .annotation(REKOR_BUNDLE_ANNOTATION)
+                        .map(str::to_string),
+                )
+            }),
         });
     }
     if out.is_empty() {
         out.push(Candidate {
             label: tag,
             found: Err(format!("no {SIMPLESIGNING} layer")),
+            keyless: None,
         });
     }
     Ok(Some(out))
+}
+
+/// The Sigstore bundles stored as OCI 1.1 referrers of `digest` (artifactType
+/// `application/vnd.dev.sigstore.bundle…`, as `cosign sign --new-bundle-format` writes them), each read
+/// whole and checked against its descriptor. One referrers listing, then one manifest and one bundle each.
+pub async fn bundles(source: &dyn ReadTarget, digest: &Digest) -> Result<Vec<Bundle>, StoreError> {
+    // Referrer listings look subjects up by digest alone.
+    let subject = Descriptor::new(
+        ferry_oci::media_type::OCI_MANIFEST.to_string(),
+        digest.clone(),
+        0,
+    );
+    let listed = source.subject_referrers(&subject).await?;
+    let mut out = Vec::new();
+    for r in listed
+        .iter()
+        .filter(|r| {
+            r.desc
+                .artifact_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with(bundle::MEDIA_TYPE_PREFIX))
+        })
+        .take(MAX_SIGNATURES)
+    {
+        let label = format!("bundle referrer {}", r.desc.digest);
+        let bytes = source.fetch_manifest(&r.desc).await?;
+        let layer = Manifest::parse(&r.desc.media_type, &bytes)
+            .map_err(|e| format!("not a manifest ({e})"))
+            .and_then(|m| {
+                m.layers
+                    .into_iter()
+                    .find(|l| l.media_type.starts_with(bundle::MEDIA_TYPE_PREFIX))
+                    .ok_or_else(|| "no bundle layer".to_string())
+            })
+            .and_then(|l| {
+                if l.size > bundle::MAX_BUNDLE_BYTES {
+                    Err(format!("a bundle of {} bytes is too large", l.size))
+                } else {
+                    Ok(l)
+                }
+            });
+        let found = match layer {
+            Err(why) => Err(why),
+            Ok(layer) => {
+                let b = fetch_small(source, &layer).await?;
+                let actual = Digest::of(&b);
+                if actual == layer.digest {
+                    Ok(b)
+                } else {
+                    Err(format!(
+                        "the bundle hashes to {actual}, not {}",
+                        layer.digest
+                    ))
+                }
+            }
+        };
+        out.push(Bundle { label, found });
+    }
+    Ok(out)
+}
+
+/// A bundle found, read and not yet checked (or why it could not be read).
+pub struct Bundle {
+    /// E.g. `bundle referrer sha256:…`.
+    pub label: String,
+    /// The bundle's bytes.
+    pub found: Result<Bytes, String>,
 }
 
 /// A layer's payload and signature; a store failure is the caller's, a bad layer is this signature's.

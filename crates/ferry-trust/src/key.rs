@@ -15,6 +15,16 @@ const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 /// A key file is small; anything larger is not one.
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 
+/// A small file, read whole but never past `cap` bytes (keys, trusted roots, policies).
+pub(crate) fn read_capped(path: &std::path::Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap)
+        .read_to_end(&mut text)?;
+    Ok(text)
+}
+
 /// The kinds of key cosign signs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyKind {
@@ -37,6 +47,17 @@ impl std::fmt::Display for KeyKind {
             KeyKind::Ed25519 => "Ed25519",
         })
     }
+}
+
+/// The message digests signatures here are made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hash {
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
 }
 
 /// Why a key could not be read.
@@ -151,7 +172,8 @@ impl PublicKey {
         })
     }
 
-    fn rsa_pkcs1(der: Vec<u8>, origin: &str) -> PublicKey {
+    /// A DER PKCS#1 RSAPublicKey (`RSA PUBLIC KEY`).
+    pub fn rsa_pkcs1(der: Vec<u8>, origin: &str) -> PublicKey {
         PublicKey {
             kind: KeyKind::Rsa,
             id: Digest::of(&der),
@@ -162,11 +184,7 @@ impl PublicKey {
 
     /// Read a key file.
     pub fn from_file(path: &std::path::Path) -> Result<PublicKey, std::io::Error> {
-        use std::io::Read;
-        let mut text = Vec::new();
-        std::fs::File::open(path)?
-            .take(MAX_KEY_BYTES as u64)
-            .read_to_end(&mut text)?;
+        let text = read_capped(path, MAX_KEY_BYTES as u64)?;
         PublicKey::from_pem(&text, &path.display().to_string())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
@@ -189,6 +207,25 @@ impl PublicKey {
             self.origin,
             &self.id.hex()[..12]
         )
+    }
+
+    /// Whether `sig` is this key's signature over `message` with the digest `hash` (what an X.509
+    /// signature algorithm or a log's key details name). Ed25519 ignores `hash`.
+    pub fn verify_with(&self, hash: Hash, message: &[u8], sig: &[u8]) -> bool {
+        let alg: &'static dyn VerificationAlgorithm = match (self.kind, hash) {
+            (KeyKind::EcdsaP256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+            (KeyKind::EcdsaP256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+            (KeyKind::EcdsaP384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+            (KeyKind::EcdsaP384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+            (KeyKind::EcdsaP256 | KeyKind::EcdsaP384, Hash::Sha512) => return false,
+            (KeyKind::Rsa, Hash::Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
+            (KeyKind::Rsa, Hash::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
+            (KeyKind::Rsa, Hash::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
+            (KeyKind::Ed25519, _) => &signature::ED25519,
+        };
+        UnparsedPublicKey::new(alg, &self.raw)
+            .verify(message, sig)
+            .is_ok()
     }
 
     /// Whether `sig` is this key's signature over `message`, as cosign makes it.

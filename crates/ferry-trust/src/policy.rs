@@ -12,6 +12,20 @@
 //! }
 //! ```
 //!
+//! Keyless, with the trusted root as one file (ferry's `trustedRootPath`), or as containers-policy.json
+//! splits it (`fulcio.caPath`/`caData` and `rekorPublicKeyPath`/`rekorPublicKeyData`; no CT log, so no SCT
+//! check):
+//!
+//! ```json
+//! {"type": "sigstoreSigned",
+//!  "trustedRootPath": "trusted_root.json",
+//!  "fulcio": {"oidcIssuer": "https://token.actions.githubusercontent.com",
+//!             "subjectIdentityRegexp": "^https://github\\.com/acme/"}}
+//! ```
+//!
+//! `subjectEmail` (containers-policy.json's name) and `subjectIdentity` match exactly; `oidcIssuerRegexp`
+//! and `subjectIdentityRegexp` by RE2 regexp (unanchored, as cosign's).
+//!
 //! Scopes are matched most specific first: `host/repo:tag`, `host/repo`, each parent namespace, `host`,
 //! then `*.domain` wildcards; none matching means `default` (absent: reject). Every requirement of the
 //! chosen scope must hold. Key paths are relative to the policy file.
@@ -22,7 +36,10 @@ use std::path::{Path, PathBuf};
 use ferry_oci::Reference;
 use serde::Deserialize;
 
+use crate::bundle::{Keyless, Match};
 use crate::key::{KeyError, MAX_KEY_BYTES, PublicKey};
+use crate::trusted_root::TrustedRoot;
+use crate::x509::{Certificate, pem_certificates};
 
 /// A policy file is small.
 const MAX_POLICY_BYTES: u64 = 1024 * 1024;
@@ -87,10 +104,13 @@ pub enum Requirement {
     InsecureAcceptAnything,
     /// Nothing passes.
     Reject,
-    /// A cosign signature by one of `keys`, its identity checked as `identity` says.
+    /// A cosign signature or Sigstore bundle by one of `keys` or keyless as `keyless` says, its identity
+    /// checked as `identity` says.
     SigstoreSigned {
         /// Any of these.
         keys: Vec<PublicKey>,
+        /// Or keyless, from this root and identity.
+        keyless: Option<Keyless>,
         /// The `docker-reference` rule.
         identity: SignedIdentity,
     },
@@ -124,7 +144,23 @@ enum RequirementFile {
         key_paths: Vec<PathBuf>,
         key_data: Option<String>,
         signed_identity: Option<IdentityFile>,
+        fulcio: Option<Box<FulcioFile>>,
+        trusted_root_path: Option<PathBuf>,
+        rekor_public_key_path: Option<PathBuf>,
+        rekor_public_key_data: Option<String>,
     },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FulcioFile {
+    ca_path: Option<PathBuf>,
+    ca_data: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_issuer_regexp: Option<String>,
+    subject_email: Option<String>,
+    subject_identity: Option<String>,
+    subject_identity_regexp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -146,9 +182,16 @@ enum IdentityFile {
 impl Policy {
     /// Every image must be signed by `key` (`--verify-key`).
     pub fn key(key: PublicKey) -> Policy {
+        Policy::signed(vec![key], None)
+    }
+
+    /// Every image must be signed by one of `keys` or keyless as `keyless` says (`--verify-key`,
+    /// `--trusted-root` with `--certificate-identity…`).
+    pub fn signed(keys: Vec<PublicKey>, keyless: Option<Keyless>) -> Policy {
         Policy {
             default: Some(vec![Requirement::SigstoreSigned {
-                keys: vec![key],
+                keys,
+                keyless,
                 identity: SignedIdentity::Any,
             }]),
             scopes: BTreeMap::new(),
@@ -157,17 +200,12 @@ impl Policy {
 
     /// Read a policy file, and the keys it names.
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
-        use std::io::Read;
-        let read = |source| PolicyError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut text = Vec::new();
-        std::fs::File::open(path)
-            .map_err(read)?
-            .take(MAX_POLICY_BYTES)
-            .read_to_end(&mut text)
-            .map_err(read)?;
+        let text = crate::key::read_capped(path, MAX_POLICY_BYTES).map_err(|source| {
+            PolicyError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         let file: PolicyFile =
             serde_json::from_slice(&text).map_err(|source| PolicyError::Parse {
                 path: path.to_path_buf(),
@@ -230,6 +268,10 @@ fn requirement(
             key_paths,
             key_data,
             signed_identity,
+            fulcio,
+            trusted_root_path,
+            rekor_public_key_path,
+            rekor_public_key_data,
         } => {
             let mut keys = Vec::new();
             for p in key_path.into_iter().chain(key_paths) {
@@ -244,10 +286,22 @@ fn requirement(
                     .ok_or_else(|| bad("keyData is not base64 of a PEM key".into()))?;
                 keys.push(PublicKey::from_pem(&pem, "keyData").map_err(PolicyError::Key)?);
             }
-            if keys.is_empty() {
+            let rekor = Rekor {
+                path: rekor_public_key_path,
+                data: rekor_public_key_data,
+            };
+            let keyless = match fulcio {
+                Some(f) => Some(keyless(*f, trusted_root_path, rekor, base).map_err(bad)?),
+                None if trusted_root_path.is_some() => {
+                    return Err(bad(
+                        "trustedRootPath needs a fulcio section naming the identity".into(),
+                    ));
+                }
+                None => None,
+            };
+            if keys.is_empty() && keyless.is_none() {
                 return Err(bad(
-                    "sigstoreSigned needs keyPath, keyPaths or keyData (keyless is not supported)"
-                        .into(),
+                    "sigstoreSigned needs keyPath, keyPaths, keyData or a fulcio section".into(),
                 ));
             }
             let identity = match signed_identity {
@@ -264,9 +318,104 @@ fn requirement(
                     SignedIdentity::ExactRepository(docker_repository)
                 }
             };
-            Requirement::SigstoreSigned { keys, identity }
+            Requirement::SigstoreSigned {
+                keys,
+                keyless,
+                identity,
+            }
         }
     })
+}
+
+struct Rekor {
+    path: Option<PathBuf>,
+    data: Option<String>,
+}
+
+/// A keyless requirement: the root from `trustedRootPath`, or from the CA and Rekor key pieces.
+fn keyless(
+    f: FulcioFile,
+    trusted_root_path: Option<PathBuf>,
+    rekor: Rekor,
+    base: &Path,
+) -> Result<Keyless, String> {
+    let one = |exact: Option<String>, regexp: Option<String>, what: &str| match (exact, regexp) {
+        (Some(e), None) => Ok(Match::Exact(e)),
+        (None, Some(r)) => Match::regexp(&r),
+        _ => Err(format!("fulcio needs exactly one {what}")),
+    };
+    let identity = match (f.subject_email, f.subject_identity) {
+        (Some(_), Some(_)) => {
+            return Err("fulcio: subjectEmail or subjectIdentity, not both".into());
+        }
+        (a, b) => one(
+            a.or(b),
+            f.subject_identity_regexp,
+            "of subjectEmail, subjectIdentity, subjectIdentityRegexp",
+        )?,
+    };
+    let issuer = one(
+        f.oidc_issuer,
+        f.oidc_issuer_regexp,
+        "of oidcIssuer, oidcIssuerRegexp",
+    )?;
+    let read = |p: &Path| {
+        let p = base.join(p);
+        std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let text_of =
+        |path: &Option<PathBuf>, data: &Option<String>, what: &str| -> Result<Vec<u8>, String> {
+            match (path, data) {
+                (Some(p), None) => read(p),
+                (None, Some(d)) => {
+                    ferry_oci::base64::decode(d.trim()).ok_or(format!("{what} data is not base64"))
+                }
+                _ => Err(format!(
+                    "exactly one of {what}Path and {what}Data is needed"
+                )),
+            }
+        };
+    let root = match trusted_root_path {
+        Some(p) => {
+            if f.ca_path.is_some()
+                || f.ca_data.is_some()
+                || rekor.path.is_some()
+                || rekor.data.is_some()
+            {
+                return Err("trustedRootPath already holds the CA and Rekor keys: drop caPath/caData/rekorPublicKey*".into());
+            }
+            TrustedRoot::from_file(&base.join(p)).map_err(|e| error_chain(&e))?
+        }
+        None => {
+            let ca = text_of(&f.ca_path, &f.ca_data, "fulcio.ca")?;
+            let chain = pem_certificates(&String::from_utf8_lossy(&ca))
+                .iter()
+                .map(|der| Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()?;
+            if chain.is_empty() {
+                return Err("fulcio.caPath/caData holds no PEM certificate".into());
+            }
+            let key = text_of(&rekor.path, &rekor.data, "rekorPublicKey")?;
+            let key = PublicKey::from_pem(&key, "rekorPublicKey").map_err(|e| e.to_string())?;
+            TrustedRoot::from_parts("fulcio.caPath", chain, key)
+        }
+    };
+    Ok(Keyless {
+        root: std::sync::Arc::new(root),
+        identity,
+        issuer,
+    })
+}
+
+/// An error and its causes, `: `-joined (for messages that are strings).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    out
 }
 
 /// The scopes that can apply to `name`, most specific first.

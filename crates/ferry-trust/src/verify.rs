@@ -3,6 +3,7 @@
 use ferry_oci::Digest;
 use ferry_store::{ReadTarget, StoreError};
 
+use crate::bundle::{self, Artifact, Keyless, Trust};
 use crate::cosign;
 use crate::key::PublicKey;
 use crate::payload;
@@ -140,8 +141,16 @@ impl Verifier {
                         scope,
                     });
                 }
-                Requirement::SigstoreSigned { keys, identity } => {
-                    signatures.push(signed(source, subject, keys, identity).await?);
+                Requirement::SigstoreSigned {
+                    keys,
+                    keyless,
+                    identity,
+                } => {
+                    let trust = Trust {
+                        keys,
+                        keyless: keyless.as_ref(),
+                    };
+                    signatures.push(signed(source, subject, trust, identity).await?);
                 }
             }
         }
@@ -156,32 +165,67 @@ impl Verifier {
 async fn signed(
     source: &dyn ReadTarget,
     subject: Subject<'_>,
-    keys: &[PublicKey],
+    trust: Trust<'_>,
     identity: &SignedIdentity,
 ) -> Result<Signature, VerifyError> {
     let mut digests = vec![subject.resolved];
     if subject.selected != subject.resolved {
         digests.push(subject.selected);
     }
+    let store_error = |source_err| VerifyError::Store {
+        image: subject.name.to_string(),
+        store: source.describe(),
+        source: source_err,
+    };
     let mut tried = Vec::new();
     for digest in digests {
-        let found = cosign::signatures(source, subject.key, digest)
-            .await
-            .map_err(|source_err| VerifyError::Store {
-                image: subject.name.to_string(),
-                store: source.describe(),
-                source: source_err,
-            })?;
-        let Some(candidates) = found else {
+        // cosign's tag first (one manifest and one payload; key or cosign 2 keyless signatures), then
+        // Sigstore bundles stored as OCI 1.1 referrers (one listing, then one manifest and one bundle each).
+        {
+            let found = cosign::signatures(source, subject.key, digest)
+                .await
+                .map_err(store_error)?;
+            match found {
+                None => tried.push(Tried {
+                    signature: cosign::signature_tag(digest),
+                    why: "not found".into(),
+                }),
+                Some(candidates) => {
+                    for c in candidates {
+                        match check(&c, digest, subject.name, trust, identity) {
+                            Ok(s) => return Ok(s),
+                            Err(why) => tried.push(Tried {
+                                signature: c.label,
+                                why,
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+        let bundles = cosign::bundles(source, digest).await.map_err(store_error)?;
+        if bundles.is_empty() {
             tried.push(Tried {
-                signature: cosign::signature_tag(digest),
-                why: "not found".into(),
+                signature: format!("{} referrers of {digest}", bundle::MEDIA_TYPE_V03),
+                why: "none".into(),
             });
-            continue;
-        };
-        for c in candidates {
-            match check(&c, digest, subject.name, keys, identity) {
-                Ok(s) => return Ok(s),
+        }
+        for c in bundles {
+            let checked = c.found.as_ref().map_err(Clone::clone).and_then(|b| {
+                let signer = bundle::verify(b, Artifact::image(digest), trust)?;
+                identity_matches(identity, subject.name, "")
+                    .map_err(|_| "a bundle names no docker-reference for the policy's signedIdentity to check".to_string())?;
+                Ok(signer)
+            });
+            match checked {
+                Ok(signer) => {
+                    return Ok(Signature {
+                        digest: digest.to_string(),
+                        signature: c.label,
+                        key: signer.signer,
+                        signed_as: String::new(),
+                    });
+                }
                 Err(why) => tried.push(Tried {
                     signature: c.label,
                     why,
@@ -192,33 +236,55 @@ async fn signed(
     Err(VerifyError::Unsigned {
         image: subject.name.to_string(),
         digest: subject.selected.clone(),
-        keys: keys
-            .iter()
-            .map(PublicKey::describe)
-            .collect::<Vec<_>>()
-            .join(" or "),
+        keys: describe_trust(trust),
         tried,
     })
 }
 
-/// Whether one signature is a trusted key's, over a payload naming `digest` (and the identity wanted).
+/// `KEY or a certificate for … from issuer …`.
+fn describe_trust(trust: Trust<'_>) -> String {
+    trust
+        .keys
+        .iter()
+        .map(PublicKey::describe)
+        .chain(trust.keyless.map(Keyless::describe))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// Whether one `.sig` signature is a trusted key's, or keyless as `trust` wants (cosign 2's keyless
+/// layout: the Fulcio certificate and the Rekor bundle in the layer's annotations), over a payload naming
+/// `digest` (and the identity wanted).
 fn check(
     c: &cosign::Candidate,
     digest: &Digest,
     name: &str,
-    keys: &[PublicKey],
+    trust: Trust<'_>,
     identity: &SignedIdentity,
 ) -> Result<Signature, String> {
     let (payload, sig) = c.found.as_ref().map_err(Clone::clone)?;
-    let key = keys
-        .iter()
-        .find(|k| k.verify(payload, sig))
-        .ok_or("not a signature by a trusted key")?;
+    let signer = match (
+        trust.keys.iter().find(|k| k.verify(payload, sig)),
+        &c.keyless,
+        trust.keyless,
+    ) {
+        (Some(key), _, _) => key.describe(),
+        (None, Some((pem, rekor)), Some(keyless)) => {
+            keyless_sig(payload, sig, pem, rekor.as_deref(), keyless)?
+        }
+        (None, Some(_), None) => return Err(
+            "signed keyless (a Fulcio certificate), and no trusted root and identity were given"
+                .into(),
+        ),
+        (None, None, _) if trust.keys.is_empty() => {
+            return Err("signed with a key, and no key is trusted".into());
+        }
+        (None, None, _) => return Err("not a signature by a trusted key".into()),
+    };
     let claims = payload::parse(payload)?;
     if claims.digest != digest.to_string() {
         return Err(format!(
-            "signed by {} but its payload names {}, not {digest}",
-            key.describe(),
+            "signed by {signer} but its payload names {}, not {digest}",
             claims.digest
         ));
     }
@@ -226,7 +292,37 @@ fn check(
     Ok(Signature {
         digest: digest.to_string(),
         signature: c.label.clone(),
-        key: key.describe(),
+        key: signer,
         signed_as: claims.reference,
     })
+}
+
+/// A keyless `.sig` layer: the certificate's key made the signature, and the Rekor bundle vouches for it
+/// (a hashedrekord entry of the payload's SHA-256).
+fn keyless_sig(
+    payload: &[u8],
+    sig: &[u8],
+    pem: &str,
+    rekor: Option<&str>,
+    keyless: &Keyless,
+) -> Result<String, String> {
+    let der = crate::x509::pem_certificates(pem)
+        .into_iter()
+        .next()
+        .ok_or("the certificate annotation holds no PEM certificate")?;
+    let cert = crate::x509::Certificate::from_der(&der)?;
+    if !cert.key().verify(payload, sig) {
+        return Err("the signature is not the certificate key's".into());
+    }
+    let rekor =
+        rekor.ok_or("keyless, with no Rekor bundle annotation (an offline check needs one)")?;
+    let entry = crate::tlog::Entry::from_cosign_annotation(rekor)?;
+    let hash = crate::tlog::sha256(payload);
+    let expected = crate::tlog::Expected {
+        signature: sig,
+        signer_der: &der,
+        hash: &hash,
+        dsse: false,
+    };
+    Ok(bundle::keyless_signer(&cert, &[entry], &expected, keyless)?.signer)
 }

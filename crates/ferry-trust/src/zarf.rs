@@ -3,7 +3,7 @@
 //! for a package with neither is an error.
 
 use crate::blob;
-use crate::key::PublicKey;
+use crate::bundle::{self, Artifact, Trust};
 
 /// The Sigstore bundle over `zarf.yaml`.
 pub const BUNDLE: &str = "zarf.bundle.sig";
@@ -25,7 +25,7 @@ pub struct PackageFiles<'a> {
 pub struct PackageSigned {
     /// The signature file that held.
     pub file: &'static str,
-    /// The key.
+    /// The key, or the keyless signer.
     pub key: String,
 }
 
@@ -50,15 +50,21 @@ pub enum PackageSignatureError {
     },
 }
 
-/// Check `files` of `package` against `keys`.
+/// Check `files` of `package` against `trust` (the legacy signature: keys only).
 pub fn verify_package(
     package: &str,
     files: &PackageFiles<'_>,
-    keys: &[PublicKey],
+    trust: Trust<'_>,
 ) -> Result<PackageSigned, PackageSignatureError> {
     let (file, result) = match (files.bundle, files.legacy) {
-        (Some(b), _) => (BUNDLE, blob::verify_bundle(keys, files.zarf_yaml, b)),
-        (None, Some(s)) => (LEGACY, blob::verify_signature(keys, files.zarf_yaml, s)),
+        (Some(b), _) => (
+            BUNDLE,
+            bundle::verify(b, Artifact::Bytes(files.zarf_yaml), trust).map(|s| s.signer),
+        ),
+        (None, Some(s)) => (
+            LEGACY,
+            blob::verify_signature(trust.keys, files.zarf_yaml, s).map(|k| k.describe()),
+        ),
         (None, None) => {
             return Err(PackageSignatureError::Unsigned {
                 package: package.to_string(),
@@ -66,10 +72,7 @@ pub fn verify_package(
         }
     };
     match result {
-        Ok(key) => Ok(PackageSigned {
-            file,
-            key: key.describe(),
-        }),
+        Ok(key) => Ok(PackageSigned { file, key }),
         Err(why) => Err(PackageSignatureError::Invalid {
             package: package.to_string(),
             file,

@@ -19,6 +19,7 @@ pub mod publish;
 pub mod pull;
 pub mod push_plan;
 pub mod remote;
+pub mod sign;
 pub mod store;
 pub mod tarball;
 

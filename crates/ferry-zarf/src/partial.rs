@@ -103,7 +103,10 @@ pub fn trim_definition(
     Ok(out.into_bytes())
 }
 
-fn section_mut<'a>(map: &'a mut serde_yaml::Mapping, key: &str) -> &'a mut serde_yaml::Mapping {
+pub(crate) fn section_mut<'a>(
+    map: &'a mut serde_yaml::Mapping,
+    key: &str,
+) -> &'a mut serde_yaml::Mapping {
     let entry = map
         .entry(key.into())
         .or_insert_with(|| Value::Mapping(Default::default()));

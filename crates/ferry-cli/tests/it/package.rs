@@ -674,7 +674,7 @@ async fn partial_pull_fetches_only_the_chosen_components() {
 /// ferry writes: the aggregate over `checksums.txt`, every line (`<sha> <path>`, split on single spaces)
 /// present and matching unless partial, no file left unlisted except the definition, the list, the two
 /// signature names and, when signed, `build.provenanceFiles`; then the path checks on names.
-fn zarf_validate_package_integrity(dir: &Path, is_partial: bool) -> Result<(), String> {
+pub(crate) fn zarf_validate_package_integrity(dir: &Path, is_partial: bool) -> Result<(), String> {
     let sha = |p: &Path| ferry_test::encode::sha256_digest(&std::fs::read(p).unwrap());
     let yaml = std::fs::read(dir.join("zarf.yaml")).map_err(|e| e.to_string())?;
     let checksums_path = dir.join("checksums.txt");

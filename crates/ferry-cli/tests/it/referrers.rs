@@ -4,7 +4,6 @@
 
 use ferry_test::faults::{Fault, FaultProxy, Rule};
 use ferry_test::{Artifact, Blob, Mode, Registry, fixtures};
-use serde_json::json;
 
 use crate::support::{Env, assert_has_all, entries, json};
 
@@ -31,17 +30,10 @@ pub(crate) fn family(seed: u64) -> Family {
     }
 }
 
-/// An OCI index listing `referrers` as a referrers response lists them.
+/// An OCI index listing `referrers`, all of `artifact_type`, as a referrers response lists them.
 fn referrers_index(referrers: &[&Artifact], artifact_type: &str) -> Blob {
-    let manifests: Vec<_> = referrers
-        .iter()
-        .map(|a| json!({"mediaType": a.manifest.media_type, "digest": a.digest(), "size": a.manifest.size(), "artifactType": artifact_type}))
-        .collect();
-    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
-    Blob::new(
-        "application/vnd.oci.image.index.v1+json",
-        serde_json::to_vec(&index).unwrap(),
-    )
+    let typed: Vec<_> = referrers.iter().map(|a| (*a, artifact_type)).collect();
+    fixtures::referrers_index(&typed)
 }
 
 /// The family in a registry without the referrers API: artifacts by digest, the fallback indexes

@@ -8,6 +8,8 @@ use ferry_test::faults::FaultProxy;
 use ferry_test::fixtures::{cosign_payload, cosign_signature_of, cosign_tag, oci_image};
 use ferry_test::{Artifact, Mode, Registry};
 
+use ferry_test::sigstore::{IDENTITY, ISSUER, MiniSigstore};
+
 use crate::support::{Env, blob, entries};
 
 /// How each repository's image is (not) signed.
@@ -223,50 +225,77 @@ async fn lands_only_if_signed(
     );
 }
 
-/// Verification costs one signature manifest and one payload blob per image, nothing more. Requests are
-/// counted through a proxy; times are taken straight against the registry (best of three, fresh caches).
+/// What verification costs per image, by how the image is signed: requests counted through a proxy
+/// (asserted), times straight against the registry (best of three, fresh layouts; printed for
+/// docs/benchmarks.md). A `.sig` signature, key or keyless, costs its manifest and payload (2 requests); a
+/// bundle referrer costs the missed `.sig`, the referrers API probe (2.8 has none), the fallback index, the
+/// referrer manifest and the bundle (5).
 #[tokio::test]
-async fn verification_adds_one_manifest_and_one_payload_request_per_image() {
+async fn verification_costs_per_image_by_signature_kind() {
     let reg = Registry::start(Mode::Plain);
     let keys = keys();
-    let key = keys.trusted.public_pem.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let sigstore = MiniSigstore::new(dir.path(), IDENTITY, ISSUER);
     seed(&reg, "signed", 990, Case::Signed, &keys).await;
-    let pull = |host: String, verify: bool| {
-        let key = key.clone();
-        async move {
-            let env = Env::new();
-            let out = env.path("images");
-            let reference = format!("{host}/signed:1");
-            let mut args = vec!["pull", &reference, "-o", out.to_str().unwrap(), "-q"];
-            if verify {
-                args.extend(["--verify-key", key.as_str()]);
-            }
-            let started = std::time::Instant::now();
-            env.ok(&args).await;
-            started.elapsed()
-        }
+    seed_bundled(&reg, "bundled", 995, None, key_bundle(&keys.trusted)).await;
+    seed_keyless_sig(&reg, "keyless-sig", 1000, &sigstore).await;
+    seed_bundled(&reg, "keyless-bundle", 1005, None, |s| {
+        sigstore.dsse_bundle(s)
+    })
+    .await;
+    let key = vec![
+        "--verify-key".to_string(),
+        keys.trusted.public_pem.to_str().unwrap().into(),
+    ];
+    let keyless = keyless_args(&sigstore, IDENTITY);
+    let pull = |host: String, repo: &'static str, extra: Vec<String>| async move {
+        let env = Env::new();
+        let out = env.path("images");
+        let reference = format!("{host}/{repo}:1");
+        let started = std::time::Instant::now();
+        ok_with(
+            &env,
+            &["pull", &reference, "-o", out.to_str().unwrap(), "-q"],
+            &extra,
+        )
+        .await;
+        started.elapsed()
     };
-    let mut requests = Vec::new();
-    for verify in [false, true] {
-        let proxy = FaultProxy::start(&reg.base_url());
-        pull(proxy.host(), verify).await;
-        requests.push(proxy.requests().len());
-    }
-    let mut best = [std::time::Duration::MAX; 2];
-    for _ in 0..3 {
-        for (i, verify) in [false, true].into_iter().enumerate() {
-            best[i] = best[i].min(pull(reg.host(), verify).await);
+    for (repo, flags, extra) in [
+        ("signed", &key, 2),
+        ("bundled", &key, 5),
+        ("keyless-sig", &keyless, 2),
+        ("keyless-bundle", &keyless, 5),
+    ] {
+        let mut requests = Vec::new();
+        for verify in [false, true] {
+            let proxy = FaultProxy::start(&reg.base_url());
+            pull(
+                proxy.host(),
+                repo,
+                if verify { flags.clone() } else { Vec::new() },
+            )
+            .await;
+            requests.push(proxy.requests().len());
         }
+        let mut best = [std::time::Duration::MAX; 2];
+        for _ in 0..3 {
+            for (i, verify) in [false, true].into_iter().enumerate() {
+                let t = pull(
+                    reg.host(),
+                    repo,
+                    if verify { flags.clone() } else { Vec::new() },
+                )
+                .await;
+                best[i] = best[i].min(t);
+            }
+        }
+        eprintln!(
+            "{repo}: pull {} requests, best {:?}; verified {} requests, best {:?}",
+            requests[0], best[0], requests[1], best[1]
+        );
+        assert_eq!(requests[1], requests[0] + extra, "{repo}");
     }
-    eprintln!(
-        "pull: {} requests, best {:?}; with --verify-key: {} requests, best {:?}",
-        requests[0], best[0], requests[1], best[1]
-    );
-    assert_eq!(
-        requests[1],
-        requests[0] + 2,
-        "the .sig manifest and its payload, nothing else"
-    );
 }
 
 #[tokio::test]
@@ -348,4 +377,258 @@ async fn sync_copies_the_signed_image_and_refuses_the_other() {
         !dst.blob_exists("mirror/otherkey", &layer_digest(&bad))
             .await
     );
+}
+
+/// `repo:1` signed only by a Sigstore bundle stored as an OCI 1.1 referrer (as `cosign sign
+/// --new-bundle-format` stores it; the registry has no referrers API, so the `sha256-<hex>` fallback index
+/// lists it); `bundle` makes the bundle from the statement naming `names` (default: the image).
+async fn seed_bundled(
+    reg: &Registry,
+    repo: &str,
+    seed: u64,
+    names: Option<&str>,
+    bundle: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Artifact {
+    use ferry_test::fixtures::{
+        SIGSTORE_BUNDLE_V03, bundle_referrer, cosign_sign_statement, referrers_index,
+    };
+    let image = oci_image(seed, 1, "amd64");
+    reg.seed(repo, Some("1"), &image).await;
+    let statement = cosign_sign_statement(names.unwrap_or(&image.digest()));
+    let referrer = bundle_referrer(&image.manifest, bundle(&statement));
+    reg.seed(repo, None, &referrer).await;
+    let tag = image.digest().replace(':', "-");
+    let (status, body) = reg
+        .put_manifest(
+            repo,
+            &tag,
+            &referrers_index(&[(&referrer, SIGSTORE_BUNDLE_V03)]),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{body}");
+    image
+}
+
+/// A key-signed DSSE bundle maker for [`seed_bundled`].
+fn key_bundle(key: &SigningKey) -> impl FnOnce(&[u8]) -> Vec<u8> + '_ {
+    |statement| {
+        use ferry_test::fixtures::{dsse_pae, key_dsse_bundle};
+        key_dsse_bundle(statement, &key.sign(&dsse_pae(statement)))
+    }
+}
+
+/// `repo:1` with cosign 2's keyless `.sig` layer from `sigstore`.
+async fn seed_keyless_sig(
+    reg: &Registry,
+    repo: &str,
+    seed: u64,
+    sigstore: &MiniSigstore,
+) -> Artifact {
+    let image = oci_image(seed, 1, "amd64");
+    reg.seed(repo, Some("1"), &image).await;
+    let payload = cosign_payload(&format!("{}/{repo}", reg.host()), &image.digest());
+    let (sig, annotations) = sigstore.sig_layer(&payload);
+    let signature = ferry_test::fixtures::cosign_signature_with(payload, &sig, &annotations);
+    reg.seed(repo, Some(&cosign_tag(&image.digest())), &signature)
+        .await;
+    image
+}
+
+/// The keyless flags for `sigstore`'s root, wanting `identity`.
+fn keyless_args(sigstore: &MiniSigstore, identity: &str) -> Vec<String> {
+    [
+        "--trusted-root",
+        sigstore.trusted_root.to_str().unwrap(),
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `ferry ARGS… EXTRA…` must succeed (owned-string arguments).
+async fn ok_with(env: &Env, args: &[&str], extra: &[String]) -> std::process::Output {
+    let all: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .collect();
+    env.ok(&all).await
+}
+
+/// `ferry ARGS… EXTRA…` must fail; its error text.
+async fn fails_with(env: &Env, args: &[&str], extra: &[String]) -> String {
+    let all: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .collect();
+    env.fails(&all).await
+}
+
+#[tokio::test]
+async fn bundles_stored_as_referrers_are_verified_on_pull_copy_and_verify() {
+    let src = Registry::start(Mode::Plain);
+    let dst = Registry::start(Mode::Plain);
+    let keys = keys();
+    let key = keys.trusted.public_pem.to_str().unwrap().to_string();
+    let signed = seed_bundled(&src, "bundled", 1200, None, key_bundle(&keys.trusted)).await;
+    let other_key =
+        seed_bundled(&src, "bundle-otherkey", 1210, None, key_bundle(&keys.other)).await;
+    let elsewhere = oci_image(1299, 1, "amd64").digest();
+    let other_digest = seed_bundled(
+        &src,
+        "bundle-otherdigest",
+        1220,
+        Some(&elsewhere),
+        key_bundle(&keys.trusted),
+    )
+    .await;
+    let env = Env::new();
+
+    let reference = format!("{}/bundled:1", src.host());
+    let out = crate::support::json(
+        &env.ok(&["verify", &reference, "--verify-key", &key, "--json"])
+            .await,
+    );
+    let sig = &out[0]["signatures"][0];
+    assert_eq!(sig["digest"], signed.digest().as_str());
+    assert!(
+        sig["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("bundle referrer sha256:"),
+        "{sig}"
+    );
+    assert!(
+        sig["key"].as_str().unwrap().contains("ECDSA P-256 key"),
+        "{sig}"
+    );
+
+    let layout = env.path("images");
+    let l = layout.to_str().unwrap();
+    env.ok(&["pull", &reference, "-o", l, "--verify-key", &key, "-q"])
+        .await;
+    assert!(blob(&layout, &layer_digest(&signed)).exists());
+    // `lands_only_if_signed` expects the signed image under the repository name "signed".
+    let to = format!("{}/signed:1", dst.host());
+    lands_only_if_signed(
+        &env,
+        &["copy", &reference, &to, "--verify-key", &key, "-q"],
+        &dst,
+        "signed",
+        &signed,
+        &reference,
+    )
+    .await;
+
+    for (repo, image, why) in [
+        ("bundle-otherkey", &other_key, "not a signature by"),
+        ("bundle-otherdigest", &other_digest, "names other subjects"),
+    ] {
+        let reference = format!("{}/{repo}:1", src.host());
+        let err = env
+            .fails(&["pull", &reference, "-o", l, "--verify-key", &key])
+            .await;
+        assert!(
+            err.contains("bundle referrer sha256:") && err.contains(why),
+            "{repo}: {err}"
+        );
+        assert!(
+            !blob(&layout, &layer_digest(image)).exists(),
+            "{repo}: a layer was written"
+        );
+        let to = format!("{}/{repo}:1", dst.host());
+        lands_only_if_signed(
+            &env,
+            &["copy", &reference, &to, "--verify-key", &key, "-q"],
+            &dst,
+            repo,
+            image,
+            &reference,
+        )
+        .await;
+    }
+}
+
+/// Keyless image signatures end to end, offline, from a miniature Sigstore (ferry_test::sigstore): a v0.3
+/// bundle stored as a referrer (cosign 3) and cosign 2's `.sig` layer with certificate and Rekor bundle.
+#[tokio::test]
+async fn keyless_images_verify_offline_against_a_trusted_root() {
+    let reg = Registry::start(Mode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let sigstore = MiniSigstore::new(dir.path(), IDENTITY, ISSUER);
+    let bundled = seed_bundled(&reg, "keyless-bundle", 1300, None, |s| {
+        sigstore.dsse_bundle(s)
+    })
+    .await;
+    let tagged = seed_keyless_sig(&reg, "keyless-sig", 1310, &sigstore).await;
+    let env = Env::new();
+    let (right, wrong) = (
+        keyless_args(&sigstore, IDENTITY),
+        keyless_args(&sigstore, "someone@else.test"),
+    );
+    for (repo, image, label) in [
+        ("keyless-bundle", &bundled, "bundle referrer sha256:"),
+        ("keyless-sig", &tagged, "sha256-"),
+    ] {
+        let reference = format!("{}/{repo}:1", reg.host());
+        let out =
+            crate::support::json(&ok_with(&env, &["verify", &reference, "--json"], &right).await);
+        let s = &out[0]["signatures"][0];
+        let signer = s["key"].as_str().unwrap();
+        assert_eq!(s["digest"], image.digest().as_str(), "{repo}: {s}");
+        assert!(
+            s["signature"].as_str().unwrap().starts_with(label),
+            "{repo}: {s}"
+        );
+        assert!(
+            signer.contains(IDENTITY) && signer.contains(ISSUER),
+            "{repo}: {s}"
+        );
+
+        let err = fails_with(&env, &["verify", &reference], &wrong).await;
+        assert!(
+            err.contains("someone@else.test") && err.contains(IDENTITY),
+            "{repo}: {err}"
+        );
+
+        let layout = env.path(&format!("pulled-{repo}"));
+        ok_with(
+            &env,
+            &["pull", &reference, "-o", layout.to_str().unwrap(), "-q"],
+            &right,
+        )
+        .await;
+        assert!(blob(&layout, &layer_digest(image)).exists(), "{repo}");
+    }
+
+    // The identity flags are required with a trusted root; a policy file says the same per scope.
+    let reference = format!("{}/keyless-sig:1", reg.host());
+    let root = sigstore.trusted_root.to_str().unwrap();
+    let err = env
+        .fails(&["verify", &reference, "--trusted-root", root])
+        .await;
+    assert!(err.contains("--certificate-identity"), "{err}");
+    let policy = env.path("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::to_vec(&serde_json::json!({
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {reg.host(): [{
+                "type": "sigstoreSigned", "trustedRootPath": root,
+                "fulcio": {"oidcIssuer": ISSUER, "subjectEmail": IDENTITY}}]}}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    env.ok(&[
+        "verify",
+        &reference,
+        "--verify-policy",
+        policy.to_str().unwrap(),
+    ])
+    .await;
 }
