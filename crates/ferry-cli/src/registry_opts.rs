@@ -119,7 +119,9 @@ fn build_options(
     };
     if let Some(u) = upload {
         opts.chunk_threshold = parse_size(&u.chunk_threshold)?;
-        opts.chunk_size = parse_size(&u.chunk_size)?.max(1);
+        if let Some(size) = &u.chunk_size {
+            opts.chunk_size = parse_size(size)?.max(1);
+        }
     }
     Ok(opts)
 }

@@ -64,6 +64,16 @@ pub enum StoreError {
         cause: Box<StoreError>,
     },
 
+    /// A writer lost bytes it had been given (an upload cut mid-body whose registry kept only part of
+    /// it, or dropped the session) and needs the blob again from `offset`. [`crate::transfer`] re-reads
+    /// the source from there; anywhere else it is a transient error (starting the blob over works).
+    #[error("{store} needs the bytes of {digest} again from byte {offset}")]
+    Resend {
+        store: String,
+        digest: Digest,
+        offset: u64,
+    },
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -113,7 +123,9 @@ impl StoreError {
         match self {
             StoreError::Remote { transient, .. } => *transient,
             // Starting the blob over from byte 0 works.
-            StoreError::RangeIgnored { .. } | StoreError::PartialDiscarded { .. } => true,
+            StoreError::RangeIgnored { .. }
+            | StoreError::PartialDiscarded { .. }
+            | StoreError::Resend { .. } => true,
             _ => false,
         }
     }
