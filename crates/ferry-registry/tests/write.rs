@@ -436,7 +436,7 @@ async fn handle(stream: TcpStream, listener: &'static str, state: Arc<Mutex<Fake
             s.cut
                 .filter(|(m, n, _)| {
                     *m == req.method
-                        && (*n == count || (s.cut_every > 0 && count % s.cut_every == 0))
+                        && (*n == count || (s.cut_every > 0 && count.is_multiple_of(s.cut_every)))
                 })
                 .map(|(_, _, keep)| keep)
         }
