@@ -549,21 +549,31 @@ async fn write_all(repo: &Repository, bytes: &[u8], d: &Descriptor) -> Result<()
         .map(|_| ())
 }
 
+/// Start a fake with `state`, upload [`content`] through it with `opts`, and check exactly the content was
+/// committed.
+async fn committed_through(state: FakeState, opts: ClientOptions) -> Fake {
+    let fake = Fake::start(state).await;
+    let (bytes, d) = content();
+    write_all(&fake.repository_with(opts, None), &bytes, &d)
+        .await
+        .unwrap();
+    assert_eq!(fake.state().committed.as_deref(), Some(&bytes[..]));
+    fake
+}
+
 /// The second PATCH dies after 400 of its 1000 bytes; the registry says it has 1400; the transfer reads
 /// the source again and the upload goes on from byte 1400 in the same session; an empty PUT closes it.
 #[tokio::test]
 async fn broken_chunk_resumes_where_the_registry_stands() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PATCH", 2, 400)),
-        ..FakeState::default()
-    })
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PATCH", 2, 400)),
+            ..FakeState::default()
+        },
+        options(1000),
+    )
     .await;
-    let (bytes, d) = content();
-    write_all(&fake.repository(1000, None), &bytes, &d)
-        .await
-        .unwrap();
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
     assert_eq!(
         s.patches,
         vec![
@@ -581,21 +591,19 @@ async fn broken_chunk_resumes_where_the_registry_stands() {
 /// the rest follows from byte 300 in the same session.
 #[tokio::test]
 async fn broken_streamed_patch_resumes_in_the_same_session() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PATCH", 1, 300)),
-        ..FakeState::default()
-    })
-    .await;
-    let (bytes, d) = content();
     let streaming = ClientOptions {
         chunk_size: u64::MAX,
         ..options(1000)
     };
-    write_all(&fake.repository_with(streaming, None), &bytes, &d)
-        .await
-        .unwrap();
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PATCH", 1, 300)),
+            ..FakeState::default()
+        },
+        streaming,
+    )
+    .await;
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
     assert_eq!(s.patches, vec![(0, 3500), (300, 3200)]);
     assert_eq!((s.sessions, s.status_requests, s.counts["PUT"]), (1, 1, 1));
 }
@@ -604,34 +612,30 @@ async fn broken_streamed_patch_resumes_in_the_same_session() {
 /// the whole blob, so the PUT is sent again.
 #[tokio::test]
 async fn broken_closing_put_is_sent_again() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PUT", 1, 0)),
-        ..FakeState::default()
-    })
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PUT", 1, 0)),
+            ..FakeState::default()
+        },
+        options(1000),
+    )
     .await;
-    let (bytes, d) = content();
-    write_all(&fake.repository(1000, None), &bytes, &d)
-        .await
-        .unwrap();
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
     assert_eq!((s.sessions, s.status_requests, s.counts["PUT"]), (1, 1, 2));
 }
 
 /// A monolithic upload that breaks simply starts over in a new session.
 #[tokio::test]
 async fn broken_monolithic_upload_restarts() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PUT", 1, 1000)),
-        ..FakeState::default()
-    })
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PUT", 1, 1000)),
+            ..FakeState::default()
+        },
+        options(1 << 20),
+    )
     .await;
-    let (bytes, d) = content();
-    write_all(&fake.repository(1 << 20, None), &bytes, &d)
-        .await
-        .unwrap();
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
     assert!(s.patches.is_empty());
     assert_eq!((s.sessions, s.status_requests, s.counts["PUT"]), (2, 0, 2));
 }
@@ -641,18 +645,16 @@ async fn broken_monolithic_upload_restarts() {
 /// again, and only the new session's bytes are committed.
 #[tokio::test]
 async fn lost_session_starts_over_in_a_new_session() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PATCH", 2, 400)),
-        forget: true,
-        ..FakeState::default()
-    })
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PATCH", 2, 400)),
+            forget: true,
+            ..FakeState::default()
+        },
+        options(1000),
+    )
     .await;
-    let (bytes, d) = content();
-    write_all(&fake.repository(1000, None), &bytes, &d)
-        .await
-        .unwrap();
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
     assert_eq!(
         s.patches,
         vec![

@@ -247,9 +247,9 @@ async fn a_blob_that_never_arrives_fails_cleanly() {
     );
 }
 
-#[tokio::test]
-async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
-    let (src, _unused, image) = setup(406).await;
+/// An image pulled into a layout, and an empty destination registry behind a fault proxy to push it to.
+async fn layout_to_push(seed: u64) -> (Env, std::path::PathBuf, Registry, FaultProxy, Artifact) {
+    let (src, _unused, image) = setup(seed).await;
     let dst = Registry::start(Mode::Plain);
     let proxy = FaultProxy::start(&dst.host());
     let env = Env::new();
@@ -262,6 +262,12 @@ async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
         "-q",
     ])
     .await;
+    (env, layout, dst, proxy, image)
+}
+
+#[tokio::test]
+async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
+    let (env, layout, dst, proxy, image) = layout_to_push(406).await;
 
     // One upload at a time, each streamed in 100 KiB PATCHes: the first two PATCHes pass, the third is
     // reset before the registry sees it (the registry then answers `Range: 0-0` or its last offset, and
@@ -334,19 +340,7 @@ async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
 /// the closing PUT and ferry pulls the result back, verifying every byte.
 #[tokio::test]
 async fn push_streams_large_blobs_and_survives_a_cut_mid_body() {
-    let (src, _unused, image) = setup(407).await;
-    let dst = Registry::start(Mode::Plain);
-    let proxy = FaultProxy::start(&dst.host());
-    let env = Env::new();
-    let layout = env.path("images");
-    env.ok(&[
-        "pull",
-        &format!("{}/app:1", src.host()),
-        "-o",
-        layout.to_str().unwrap(),
-        "-q",
-    ])
-    .await;
+    let (env, layout, dst, proxy, image) = layout_to_push(407).await;
     proxy.add(Rule::new(
         Some("PATCH"),
         "/blobs/uploads/",
