@@ -355,10 +355,17 @@ impl BlobCache {
         let stamp = stamp_of(&meta);
         let stamp_path = self.stamps.join(desc.digest.hex());
         let recorded = std::fs::read_to_string(&stamp_path).ok();
-        let trusted = recorded
-            .as_deref()
-            .is_some_and(|r| r == stamp || volatile_stamp_of(&meta).is_some_and(|v| r == v));
-        if trusted {
+        let volatile = volatile_stamp_of(&meta);
+        let this_boot = recorded.is_some() && recorded == volatile;
+        if this_boot || recorded.as_deref() == Some(stamp.as_str()) {
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= SYNC_AFTER);
+            if this_boot && old {
+                sync_later(path.clone(), stamp_path.clone());
+            }
             // The stamp's mtime records the last use, for `cache prune --older-than`.
             if let Ok(f) = std::fs::File::options().write(true).open(&stamp_path) {
                 let _ = f.set_modified(std::time::SystemTime::now());
@@ -642,30 +649,42 @@ impl BlobWriter for CacheWriter {
     }
 }
 
-/// The bytes were verified on the way in: say so at once, for this boot, and make it lasting once they are
-/// on disk — without anyone waiting for the disk.
+/// The bytes were verified on the way in: say so at once, for this boot; the stamp becomes lasting later,
+/// when a use finds the blob old enough that the kernel has written it back — without anyone waiting for
+/// the disk.
 ///
 /// The blob is visible as soon as it is renamed. Its stamp is written right away with the kernel's boot id
 /// appended ([`volatile_stamp_of`]): until the machine restarts, the page cache holds exactly the bytes
-/// that were hashed, so the stamp is true whether or not they reached the disk yet. A background thread
-/// then syncs the file and rewrites the stamp without the boot id; a failed sync removes the stamp. A crash
-/// before the sync leaves a stamp for a boot that is over, which no reader accepts: the blob is hashed
-/// before its next use (and evicted if a torn write left it wrong). The process does not wait for the
-/// syncs at exit: the kernel writes the data back anyway, and an unsynced blob only costs a re-hash after a
-/// reboot.
+/// that were hashed, so the stamp is true whether or not they reached the disk yet. No sync runs while a
+/// copy writes (syncing during a pull made the disk's writeback compete with the pull itself). A later
+/// [`BlobCache::lookup`] that trusts a blob stamped for this boot more than [`SYNC_AFTER`] ago hands it
+/// to a background thread, which syncs it (cheap by then: the kernel flushes dirty pages within about
+/// 30 s) and rewrites the stamp without the boot id; a failed sync removes the stamp. A crash or power
+/// loss before that leaves a stamp for a boot that is over, which no reader accepts: the blob is hashed
+/// before its next use (and evicted if a torn write left it wrong). Where the boot id cannot be read, the
+/// blob is synced in the background at once instead.
 fn stamp_when_durable(blob: PathBuf, stamp: PathBuf) {
-    if let Some(volatile) = std::fs::metadata(&blob)
+    match std::fs::metadata(&blob)
         .ok()
         .and_then(|m| volatile_stamp_of(&m))
     {
-        let _ = std::fs::write(&stamp, volatile);
+        Some(volatile) => {
+            let _ = std::fs::write(&stamp, volatile);
+        }
+        None => sync_later(blob, stamp),
     }
-    static SYNCER: std::sync::OnceLock<
-        std::sync::Mutex<std::sync::mpsc::Sender<(PathBuf, PathBuf)>>,
-    > = std::sync::OnceLock::new();
+}
+
+/// How old a blob stamped for this boot must be before a use makes its stamp lasting.
+const SYNC_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Queue `blob` for [`sync_and_stamp`] on the one background sync thread. Detached: it dies with the
+/// process, whatever it has not synced yet (those blobs stay stamped for this boot only).
+fn sync_later(blob: PathBuf, stamp: PathBuf) {
+    type Queue = std::sync::Mutex<std::sync::mpsc::Sender<(PathBuf, PathBuf)>>;
+    static SYNCER: std::sync::OnceLock<Queue> = std::sync::OnceLock::new();
     let sender = SYNCER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, PathBuf)>();
-        // Detached: it dies with the process, whatever it has not synced yet.
         let spawned = std::thread::Builder::new()
             .name("ferry-cache-sync".into())
             .spawn(move || {
@@ -889,8 +908,9 @@ mod tests {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
     }
 
-    /// A blob is trusted at once for this boot, for good once synced; a stamp from another boot (a crash
-    /// before the sync) is not trusted: the blob is hashed, and evicted when it turns out wrong.
+    /// A blob is trusted at once for this boot, for good once a later use finds it old enough and syncs it;
+    /// a stamp from another boot (a crash before the sync) is not trusted: the blob is hashed, and evicted
+    /// when it turns out wrong.
     #[tokio::test]
     async fn unsynced_blobs_are_trusted_for_this_boot_only() {
         if boot_id().is_none() {
@@ -907,13 +927,30 @@ mod tests {
             .unwrap();
         let path = cache.blob_path(&d.digest);
         let meta = std::fs::metadata(&path).unwrap();
-        // Stamped right away, for this boot or (when the sync thread was quick) for good.
-        let recorded = std::fs::read_to_string(&stamp).unwrap();
-        assert!(
-            recorded == stamp_of(&meta) || Some(recorded) == volatile_stamp_of(&meta),
-            "stamped at commit"
+        // Stamped at commit for this boot; no sync yet.
+        assert_eq!(
+            std::fs::read_to_string(&stamp).ok(),
+            volatile_stamp_of(&meta)
         );
-        // The sync thread makes it lasting.
+        assert!(cache.lookup(&d).await.is_some());
+        assert_eq!(
+            std::fs::read_to_string(&stamp).ok(),
+            volatile_stamp_of(&meta),
+            "a young blob is not synced by a use"
+        );
+
+        // An older one is: the use hands it to the sync thread, which makes the stamp lasting.
+        let two_minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .or_else(|_| std::fs::File::open(&path))
+            .unwrap()
+            .set_modified(two_minutes_ago)
+            .unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        std::fs::write(&stamp, volatile_stamp_of(&meta).unwrap()).unwrap();
+        assert!(cache.lookup(&d).await.is_some());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::fs::read_to_string(&stamp).unwrap() != stamp_of(&meta) {
             assert!(
