@@ -562,14 +562,14 @@ pub struct SyncArgs {
 
 #[derive(Args, Debug)]
 pub struct UploadArgs {
-    /// Blobs up to this size are uploaded in one request; larger ones in chunks that resume after a broken
-    /// connection. Each upload buffers at most this much.
+    /// Blobs up to this size are uploaded in one request (and buffered for it); larger ones stream
+    /// while they are read, resuming where the registry stands after a broken connection.
     #[arg(long, default_value = "4M", value_name = "SIZE", value_parser = crate::cache::parse_size)]
     pub chunk_threshold: u64,
 
-    /// Size of each upload chunk; also the memory each large upload buffers.
-    #[arg(long, default_value = "4M", value_name = "SIZE", value_parser = crate::cache::parse_size)]
-    pub chunk_size: u64,
+    /// Send a streamed upload in requests of this size (default: one per blob). Each costs a round trip.
+    #[arg(long, value_name = "SIZE", value_parser = crate::cache::parse_size)]
+    pub chunk_size: Option<u64>,
 }
 
 #[derive(Args, Debug)]

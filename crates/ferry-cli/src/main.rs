@@ -72,8 +72,8 @@ fn main() -> ExitCode {
             }
         }
     });
-    // Dropping the runtime drops every in-flight task, which removes their temp files.
-    // It also lets the cache finish making this run's blobs durable (their stamps follow their fsync).
+    // Dropping the runtime drops every in-flight task, which removes their temp files. The cache's
+    // background syncs are not waited for (their blobs are stamped for this boot only until synced).
     runtime.shutdown_timeout(std::time::Duration::from_secs(10));
     ExitCode::from(code)
 }

@@ -100,7 +100,9 @@ fn connect_options(
     };
     if let Some(u) = upload {
         opts.chunk_threshold = u.chunk_threshold;
-        opts.chunk_size = u.chunk_size.max(1);
+        if let Some(size) = u.chunk_size {
+            opts.chunk_size = size.max(1);
+        }
     }
     Ok(opts)
 }

@@ -51,9 +51,10 @@ pub struct ClientOptions {
     pub limits: Limits,
     /// The `User-Agent` header of every request.
     pub user_agent: String,
-    /// Blobs up to this size are uploaded in one request; larger ones in chunks of `chunk_size`.
+    /// Blobs up to this size are uploaded in one `PUT` (and buffered for it); larger ones stream.
     pub chunk_threshold: u64,
-    /// Bytes per upload chunk (`PATCH`), and the memory each large-blob upload buffers.
+    /// Bytes per streamed upload `PATCH`; the default (`u64::MAX`) sends a blob's body in one. Smaller
+    /// values cost one round trip per chunk; memory does not depend on it.
     pub chunk_size: u64,
     /// Requests per second and in flight, per registry host.
     pub host_limits: crate::budget::HostLimits,
@@ -74,7 +75,7 @@ impl Default for ClientOptions {
             limits: Limits::default(),
             user_agent: concat!("ferry/", env!("CARGO_PKG_VERSION")).to_string(),
             chunk_threshold: 4 << 20,
-            chunk_size: 4 << 20,
+            chunk_size: u64::MAX,
             host_limits: crate::budget::HostLimits::default(),
             registries: crate::mirrors::RegistriesConf::default(),
         }
@@ -102,6 +103,9 @@ pub(crate) struct Call<'a> {
     pub headers: HeaderMap,
     /// Sent with every try (cloning `Bytes` is cheap).
     pub body: Option<Bytes>,
+    /// A body produced while it is sent (an upload streamed from its source): sent once, so the call
+    /// must not be retried; a second try fails as interrupted.
+    pub stream: Option<StreamedBody>,
     /// Token scope(s), space separated: `repository:library/nginx:pull`.
     pub scope: &'a str,
     /// For messages: `manifest docker.io/library/nginx:latest`.
@@ -121,10 +125,26 @@ impl<'a> Call<'a> {
             path,
             headers: HeaderMap::new(),
             body: None,
+            stream: None,
             scope,
             what,
             retry: true,
             auth: Auth::Registry,
+        }
+    }
+}
+
+/// A request body that can be sent once, and its length (for the deadline of the answer).
+pub(crate) struct StreamedBody {
+    body: Mutex<Option<reqwest::Body>>,
+    len: u64,
+}
+
+impl StreamedBody {
+    pub(crate) fn new(body: reqwest::Body, len: u64) -> StreamedBody {
+        StreamedBody {
+            body: Mutex::new(Some(body)),
+            len,
         }
     }
 }
@@ -213,9 +233,12 @@ impl RegistryClient {
     pub fn new(opts: ClientOptions) -> Result<Arc<RegistryClient>, RegistryError> {
         // ring, not aws-lc-rs: no cmake, half the build. Installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        if opts.chunk_size == 0 || opts.chunk_size > usize::MAX as u64 {
+        if opts.chunk_size == 0 || opts.chunk_threshold > usize::MAX as u64 {
             return Err(RegistryError::Config {
-                why: format!("upload chunk size {} is out of range", opts.chunk_size),
+                why: format!(
+                    "upload chunk size {} or threshold {} is out of range",
+                    opts.chunk_size, opts.chunk_threshold
+                ),
                 source: None,
             });
         }
@@ -683,7 +706,11 @@ impl RegistryClient {
         let deadline = self
             .opts
             .limits
-            .headers_deadline(call.body.as_ref().map_or(0, |b| b.len() as u64));
+            .headers_deadline(match (&call.body, &call.stream) {
+                (Some(b), _) => b.len() as u64,
+                (None, Some(s)) => s.len,
+                (None, None) => 0,
+            });
         let mut attempt = 0u32;
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
@@ -696,6 +723,16 @@ impl RegistryClient {
                 .headers(call.headers.clone());
             if let Some(body) = &call.body {
                 req = req.body(body.clone());
+            }
+            if let Some(stream) = &call.stream {
+                let Some(body) = stream.body.lock().expect("stream lock").take() else {
+                    return Err(RegistryError::Interrupted {
+                        registry: host.name.clone(),
+                        what: call.what.clone(),
+                        why: "a streamed body cannot be sent a second time".into(),
+                    });
+                };
+                req = req.body(body);
             }
             match &call.auth {
                 Auth::Registry if authenticate => {

@@ -143,13 +143,8 @@ impl TlsSettings {
             }
             anchors.extend(certs);
         }
-        let platform = rustls_platform_verifier::Verifier::new_with_extra_roots(
-            anchors.clone(),
-            provider.clone(),
-        )
-        .map_err(|e| config_error("cannot load the trusted CA certificates".into(), e))?;
         let verifier = Arc::new(Verifier {
-            platform,
+            platform: std::sync::OnceLock::new(),
             anchors,
             insecure,
             provider: provider.clone(),
@@ -238,7 +233,10 @@ pub struct CertificateRefused {
 
 #[derive(Debug)]
 struct Verifier {
-    platform: rustls_platform_verifier::Verifier,
+    /// The system's roots plus `anchors`, loaded at the first TLS handshake: reading and parsing the
+    /// system store (hundreds of files) took most of ferry's start-up, which a plain-HTTP registry
+    /// never needs.
+    platform: std::sync::OnceLock<Result<rustls_platform_verifier::Verifier, String>>,
     /// Every certificate the user gave as trusted (CA files, certs.d `*.crt`).
     anchors: Vec<CertificateDer<'static>>,
     insecure: bool,
@@ -246,6 +244,21 @@ struct Verifier {
 }
 
 impl Verifier {
+    fn platform(&self) -> Result<&rustls_platform_verifier::Verifier, rustls::Error> {
+        self.platform
+            .get_or_init(|| {
+                rustls_platform_verifier::Verifier::new_with_extra_roots(
+                    self.anchors.clone(),
+                    self.provider.clone(),
+                )
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| {
+                rustls::Error::General(format!("cannot load the trusted CA certificates: {e}"))
+            })
+    }
+
     /// A certificate the user trusts by itself, presented as the server's: valid now and for `name`.
     fn check_trusted_self(
         &self,
@@ -278,7 +291,7 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let err = match self.platform.verify_server_cert(
+        let err = match self.platform()?.verify_server_cert(
             end_entity,
             intermediates,
             server_name,

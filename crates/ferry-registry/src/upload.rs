@@ -1,18 +1,31 @@
-//! Blob uploads: one `PUT` for small blobs, `PATCH` chunks for large ones, resumed from where the registry
-//! says an upload stands when a chunk breaks.
+//! Blob uploads: one `PUT` for small blobs; for large ones the body streams in one `PATCH` (or one per
+//! `chunk_size` bytes) while the source is read, so a long link's window stays full, then an empty closing
+//! `PUT ?digest=`. Memory per upload is a few queued pieces, whatever the blob's size.
 //!
-//! Nothing becomes visible before the closing `PUT ?digest=`, which only `commit` sends; a writer dropped
-//! without it abandons its session (deleted best-effort, else the registry purges it).
+//! A `PATCH` that breaks is recovered without starting the blob over when the registry allows it: the
+//! session is asked where it stands (`GET` on it, `Range: 0-<last>`), and the writer asks the transfer
+//! for the bytes again from there ([`StoreError::Resend`]); a registry that lost the session (distribution
+//! 2.x cancels one whose stored size no longer matches the URL's state, which a cut body causes) gets a new
+//! session from byte 0, still within the same transfer.
+//!
+//! Nothing becomes visible before the closing `PUT ?digest=`, which only `commit` sends, after the transfer
+//! verified the digest; a writer dropped without it abandons its session (deleted best-effort, else the
+//! registry purges it).
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use ferry_oci::Descriptor;
 use ferry_store::{BlobWriter, BoxFuture, StoreError};
+use http_body::{Frame, SizeHint};
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode, Url};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use crate::client::Call;
+use crate::client::{Call, StreamedBody};
 use crate::error::RegistryError;
 use crate::repository::{Repository, check_digest_header};
 use crate::retry::{Decision, Failure, jitter};
@@ -23,22 +36,45 @@ pub(crate) struct Upload {
     what: String,
     /// The session's URL, updated from every answer; `None` once finished or abandoned.
     location: Option<Url>,
-    /// Bytes of the blob the registry has acknowledged; `buf` holds the ones after them.
+    /// Bytes of the blob the registry has acknowledged.
     acked: u64,
-    buf: BytesMut,
-    /// `None`: monolithic, `buf` collects the whole blob for `commit`.
-    chunk_size: Option<usize>,
+    /// Bytes of the blob handed to this writer since `acked` was last set back: where the next write
+    /// starts.
+    written: u64,
+    /// A monolithic upload collects the whole blob here for the closing `PUT`.
+    whole: Option<BytesMut>,
+    /// Bytes per streamed `PATCH` (at most the blob: one request).
+    segment: u64,
+    /// The `PATCH` being streamed.
+    patch: Option<Patch>,
+    /// Failed requests since the registry last acknowledged bytes, and the time waited after them.
+    failures: u32,
+    waited: Duration,
 }
+
+/// A `PATCH` in flight: its body is fed through `tx` while the request runs in its own task.
+struct Patch {
+    /// `None` once the body is complete.
+    tx: Option<mpsc::Sender<Bytes>>,
+    /// The blob's offset just past this request's body.
+    end: u64,
+    task: JoinHandle<Result<Response, RegistryError>>,
+}
+
+/// Pieces of a streamed body queued ahead of the socket: with the transfer's 1 MiB reads, a few MiB
+/// per upload at most.
+const QUEUED_PIECES: usize = 2;
 
 impl Upload {
     /// Open an upload session for `desc` (`POST /v2/<repo>/blobs/uploads/`). Opening before any byte
     /// arrives surfaces a missing push permission before the source is read.
     pub(crate) async fn start(repo: Repository, desc: Descriptor) -> Result<Upload, RegistryError> {
         let opts = repo.client.options();
-        let chunk_size = (desc.size > opts.chunk_threshold).then_some(opts.chunk_size as usize);
         // Monolithic blobs are at most `chunk_threshold` bytes: the transfer never writes more than
         // `desc.size`.
-        let capacity = chunk_size.unwrap_or(desc.size as usize);
+        let whole = (desc.size <= opts.chunk_threshold)
+            .then(|| BytesMut::with_capacity(desc.size as usize));
+        let segment = opts.chunk_size.max(1);
         let what = format!(
             "blob upload {}/{}@{}",
             repo.host.name, repo.repository, desc.digest
@@ -49,8 +85,12 @@ impl Upload {
             what,
             location: None,
             acked: 0,
-            buf: BytesMut::with_capacity(capacity),
-            chunk_size,
+            written: 0,
+            whole,
+            segment,
+            patch: None,
+            failures: 0,
+            waited: Duration::ZERO,
         };
         upload.open().await?;
         Ok(upload)
@@ -80,103 +120,15 @@ impl Upload {
         Ok(())
     }
 
-    /// Send `data`, the blob's bytes from `self.acked` on: a `PATCH`, or with `last` the closing `PUT`.
-    /// After a failure, an upload whose bytes are all in `data` (it starts at 0) simply starts over;
-    /// otherwise the registry is asked how much it has (always within `data`, since the bytes before
-    /// were acknowledged) and the rest is sent again.
-    async fn send_part(&mut self, data: Bytes, last: bool) -> Result<(), RegistryError> {
-        let start = self.acked;
-        let end = start + data.len() as u64;
-        let mut offset = start;
-        let mut failures = 0u32;
-        let mut waited = Duration::ZERO;
-        loop {
-            let part = data.slice((offset - start) as usize..);
-            let err = if last {
-                match self.put(part).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => e,
-                }
-            } else if part.is_empty() {
-                self.acked = end;
-                return Ok(());
-            } else {
-                match self.patch(part, offset).await {
-                    Ok(received) if received == end => {
-                        self.acked = end;
-                        return Ok(());
-                    }
-                    // The registry kept only part of it: send the rest.
-                    Ok(received) if received > offset && received < end => {
-                        offset = received;
-                        continue;
-                    }
-                    Ok(received) => {
-                        return Err(self.protocol(format!(
-                            "after bytes {offset}-{} the registry reports {received} bytes",
-                            end - 1
-                        )));
-                    }
-                    Err(e) => e,
-                }
-            };
-            // 404: the session is gone; 416: the registry's offset is not ours.
-            let session_problem = matches!(
-                err,
-                RegistryError::Status {
-                    status: 404 | 416,
-                    ..
-                }
-            );
-            if !err.is_transient() && !session_problem {
-                return Err(err);
-            }
-            failures += 1;
-            let policy = &self.repo.client.options().retry;
-            match policy.decide(failures, &Failure::Transport, SystemTime::now(), jitter()) {
-                Decision::Retry { wait, .. } => {
-                    tracing::warn!("{}; resuming the upload", ferry_oci::error_chain(&err));
-                    if !session_problem {
-                        tokio::time::sleep(wait).await;
-                        waited += wait;
-                    }
-                }
-                Decision::GiveUp if failures > 1 => {
-                    return Err(RegistryError::RetriesExhausted {
-                        last: Box::new(err),
-                        attempts: failures,
-                        waited,
-                    });
-                }
-                Decision::GiveUp => return Err(err),
-            }
-            if start == 0 {
-                self.abandon();
-                self.open().await?;
-                offset = 0;
-                continue;
-            }
-            match self.status().await? {
-                Some(received) if (start..=end).contains(&received) => offset = received,
-                Some(received) => {
-                    return Err(self.interrupted(format!(
-                        "the registry reports {received} bytes received, ferry had sent {end} \
-                         and {start} were acknowledged"
-                    )));
-                }
-                // The closing PUT may have landed before its answer was lost.
-                None if last && self.repo.has(&self.desc).await? => {
-                    self.location = None;
-                    return Ok(());
-                }
-                None => return Err(self.interrupted("the registry lost the upload session".into())),
-            }
-        }
-    }
-
-    /// `PATCH` `part`, the blob's bytes from `offset`. Returns how many bytes the registry now has.
-    async fn patch(&mut self, part: Bytes, offset: u64) -> Result<u64, RegistryError> {
-        let end = offset + part.len() as u64;
+    /// Start streaming the next `PATCH`: the blob's bytes from `written` to the end of its segment (a
+    /// resumed one completes the segment it broke in).
+    /// `Content-Range` and `Content-Length` name them (the chunked form of the spec, which registries
+    /// that ignore `Content-Range` treat as a streamed `PATCH`).
+    fn begin_patch(&mut self) -> Result<(), RegistryError> {
+        let start = self.written;
+        let end = (start / self.segment + 1)
+            .saturating_mul(self.segment)
+            .min(self.desc.size);
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -184,21 +136,42 @@ impl Upload {
         );
         headers.insert(
             CONTENT_RANGE,
-            HeaderValue::from_str(&format!("{offset}-{}", end - 1)).expect("ascii"),
+            HeaderValue::from_str(&format!("{start}-{}", end - 1)).expect("ascii"),
         );
-        let call = Call {
-            headers,
-            body: Some(part),
-            // A broken PATCH may have stored part of its body: `send_part` asks before sending again.
-            retry: false,
-            ..Call::new(
-                Method::PATCH,
-                self.session()?.to_string(),
-                &self.repo.push_scope,
-                self.what.clone(),
-            )
+        let (tx, rx) = mpsc::channel(QUEUED_PIECES);
+        let body = reqwest::Body::wrap(ChannelBody {
+            rx,
+            remaining: end - start,
+        });
+        let (repo, url, what) = (self.repo.clone(), self.session()?, self.what.clone());
+        let task = tokio::spawn(async move {
+            let call = Call {
+                headers,
+                stream: Some(StreamedBody::new(body, end - start)),
+                // A broken PATCH may have stored part of its body: `recover` asks before sending again.
+                retry: false,
+                ..Call::new(Method::PATCH, url.to_string(), &repo.push_scope, what)
+            };
+            repo.client.send(&repo.host, &call).await
+        });
+        self.patch = Some(Patch {
+            tx: Some(tx),
+            end,
+            task,
+        });
+        Ok(())
+    }
+
+    /// Wait for the answer to the `PATCH` whose body is complete. Returns how many bytes the registry
+    /// now has.
+    async fn end_patch(&mut self) -> Result<u64, RegistryError> {
+        let Some(Patch { tx, end, task }) = self.patch.take() else {
+            return Ok(self.acked);
         };
-        let resp = self.repo.client.send(&self.repo.host, &call).await?;
+        drop(tx);
+        let resp = task
+            .await
+            .map_err(|e| self.interrupted(format!("the PATCH task failed: {e}")))??;
         if !resp.status().is_success() {
             return Err(self.unexpected(resp).await);
         }
@@ -208,7 +181,150 @@ impl Upload {
         Ok(received(&resp).unwrap_or(end))
     }
 
-    /// The closing `PUT <location>?digest=` with the last bytes: the blob becomes visible.
+    /// Take the answer to the current `PATCH` and make it the registry's acknowledged offset; after a
+    /// failure, recover the session and say from where the bytes are needed again.
+    async fn settle(&mut self) -> Result<(), StoreError> {
+        let start = self.acked;
+        let end = self.patch.as_ref().map_or(self.written, |p| p.end);
+        let failed = match self.end_patch().await {
+            Ok(received) if received == end => {
+                self.acked = end;
+                self.failures = 0;
+                return Ok(());
+            }
+            // The registry kept only part of it: send the rest.
+            Ok(received) if received >= start && received < end => {
+                return Err(self.resend(received));
+            }
+            Ok(received) => {
+                return Err(self
+                    .protocol(format!(
+                        "after bytes {start}-{} the registry reports {received} bytes",
+                        end - 1
+                    ))
+                    .into());
+            }
+            Err(e) => e,
+        };
+        let offset = self.recover(failed).await?;
+        if offset == self.desc.size {
+            self.acked = offset;
+            return Ok(());
+        }
+        Err(self.resend(offset))
+    }
+
+    /// The writer continues from `offset` in the current session: the transfer sends the bytes again.
+    fn resend(&mut self, offset: u64) -> StoreError {
+        self.acked = offset;
+        self.written = offset;
+        StoreError::Resend {
+            store: ferry_store::Store::describe(&self.repo),
+            digest: self.desc.digest.clone(),
+            offset,
+        }
+    }
+
+    /// After a failed request: wait as the retry policy says, then find where the upload can go on — the
+    /// registry's offset in this session (`GET` on the session; only offsets ferry has sent count), or
+    /// byte 0 of a new session when the registry lost it or never had a byte of it.
+    async fn recover(&mut self, err: RegistryError) -> Result<u64, RegistryError> {
+        // 404: the session is gone; 416: the registry's offset is not ours.
+        let session_problem = matches!(
+            err,
+            RegistryError::Status {
+                status: 404 | 416,
+                ..
+            }
+        );
+        if !err.is_transient() && !session_problem {
+            return Err(err);
+        }
+        self.failures += 1;
+        let policy = &self.repo.client.options().retry;
+        match policy.decide(
+            self.failures,
+            &Failure::Transport,
+            SystemTime::now(),
+            jitter(),
+        ) {
+            Decision::Retry { wait, .. } => {
+                tracing::warn!("{}; resuming the upload", ferry_oci::error_chain(&err));
+                if !session_problem {
+                    tokio::time::sleep(wait).await;
+                    self.waited += wait;
+                }
+            }
+            Decision::GiveUp if self.failures > 1 => {
+                return Err(RegistryError::RetriesExhausted {
+                    last: Box::new(err),
+                    attempts: self.failures,
+                    waited: self.waited,
+                });
+            }
+            Decision::GiveUp => return Err(err),
+        }
+        if self.whole.is_none() && self.written > 0 && self.location.is_some() {
+            match self.status().await? {
+                // Distribution answers `0-0` for an empty session as for a one-byte one: only a
+                // longer range is an offset to go on from.
+                Some(received)
+                    if received > 1 && (self.acked..=self.written).contains(&received) =>
+                {
+                    return Ok(received);
+                }
+                Some(received) => tracing::warn!(
+                    "{}: the registry reports {received} bytes received, ferry had sent {} and {} \
+                     were acknowledged; starting over in a new session",
+                    self.what,
+                    self.written,
+                    self.acked
+                ),
+                None => tracing::warn!(
+                    "{}: the registry no longer knows the session; starting over in a new one",
+                    self.what
+                ),
+            }
+        }
+        self.abandon();
+        self.open().await?;
+        Ok(0)
+    }
+
+    /// The closing `PUT <location>?digest=` (with the whole blob when monolithic): the blob becomes
+    /// visible. Recovers a broken one: a monolithic upload starts over in a new session; a streamed one
+    /// asks where the session stands (the `PUT` may have landed before its answer was lost).
+    async fn close(&mut self) -> Result<(), RegistryError> {
+        loop {
+            let body = self
+                .whole
+                .as_ref()
+                .map_or_else(Bytes::new, |b| b.clone().freeze());
+            let err = match self.put(body).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if self.whole.is_some() {
+                self.written = 0;
+                self.recover(err).await?;
+                continue;
+            }
+            match self.recover(err).await? {
+                received if received == self.desc.size => continue,
+                _ if self.repo.has(&self.desc).await? => {
+                    self.location = None;
+                    return Ok(());
+                }
+                _ => {
+                    return Err(self.interrupted(
+                        "the registry lost the upload session before the closing PUT".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The closing `PUT <location>?digest=` with `part`, the bytes not yet sent.
     async fn put(&mut self, part: Bytes) -> Result<(), RegistryError> {
         let mut url = self.session()?;
         url.query_pairs_mut()
@@ -221,7 +337,7 @@ impl Upload {
         let call = Call {
             headers,
             body: Some(part),
-            // Sent again only after a new session or a status check (`send_part`).
+            // Sent again only after a new session or a status check (`close`).
             retry: false,
             ..Call::new(
                 Method::PUT,
@@ -248,7 +364,12 @@ impl Upload {
             self.what.clone(),
         );
         let resp = self.repo.client.send(&self.repo.host, &call).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        // 404: gone (distribution 2.x cancels a session whose stored size no longer matches the URL's
+        // state, as after a cut PATCH); 416: distribution 3 says the URL's offset is stale.
+        if matches!(
+            resp.status(),
+            StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE
+        ) {
             return Ok(None);
         }
         if !resp.status().is_success() {
@@ -347,36 +468,104 @@ fn parse_range(v: &str) -> Option<u64> {
 impl BlobWriter for Upload {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let Some(chunk_size) = self.chunk_size else {
-                self.buf.extend_from_slice(&chunk);
+            if let Some(whole) = &mut self.whole {
+                whole.extend_from_slice(&chunk);
+                self.written += chunk.len() as u64;
                 return Ok(());
-            };
-            // Never more than one chunk in memory: fill it, send it, go on with the rest.
+            }
             let mut chunk = chunk;
             while !chunk.is_empty() {
-                let room = chunk_size - self.buf.len();
-                self.buf
-                    .extend_from_slice(&chunk.split_to(room.min(chunk.len())));
-                if self.buf.len() == chunk_size {
-                    let data = self.buf.split().freeze();
-                    self.send_part(data, false).await?;
-                    self.buf.reserve(chunk_size);
+                if self.patch.is_none() {
+                    self.begin_patch()?;
+                }
+                let patch = self.patch.as_mut().expect("a PATCH in flight");
+                let n = (patch.end - self.written).min(chunk.len() as u64) as usize;
+                let piece = chunk.split_to(n);
+                let tx = patch.tx.as_ref().expect("the body is still open");
+                let queued = tx.send(piece).await.is_ok();
+                self.written += n as u64;
+                if !queued {
+                    // The request ended before its body did: its answer says why.
+                    return self.settle().await;
+                }
+                if self.written == patch.end {
+                    patch.tx = None;
+                    // The last PATCH is answered in `finish`, while the transfer checks the digest.
+                    if patch.end < self.desc.size {
+                        self.settle().await?;
+                    }
                 }
             }
             Ok(())
         })
     }
 
+    fn finish(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if self.whole.is_some() || self.acked == self.desc.size {
+                return Ok(());
+            }
+            if self.patch.is_none() {
+                // An empty blob above the threshold cannot be; a resend may leave nothing in flight.
+                return Err(self.resend(self.acked));
+            }
+            self.settle().await
+        })
+    }
+
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
         Box::pin(async move {
             let mut this = self;
-            let rest = this.buf.split().freeze();
-            this.send_part(rest, true).await?;
+            if this.whole.is_none() && this.acked != this.desc.size {
+                // Committed without `finish`: wait for the last PATCH; bytes wanted again cannot be had.
+                if let Err(e) = BlobWriter::finish(this.as_mut()).await {
+                    return Err(this.interrupted(e.to_string()).into());
+                }
+            }
+            this.close().await?;
             this.repo
                 .host
                 .saw_blob(&this.desc.digest, &this.repo.repository);
             Ok(())
         })
+    }
+}
+
+/// A request body fed from a channel, of a known length (`Content-Length`); one that ends early fails
+/// the request rather than sending a short body.
+struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(piece)) => {
+                self.remaining = self.remaining.saturating_sub(piece.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(piece))))
+            }
+            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the upload's source stopped before the body was complete",
+            )))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
     }
 }
 

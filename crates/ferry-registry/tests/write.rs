@@ -12,6 +12,7 @@ use ferry_registry::retry::RetryPolicy;
 use ferry_registry::{
     ClientOptions, Credential, CredentialStore, RegistryClient, RegistryError, Repository,
 };
+use ferry_store::testing::MemoryStore;
 use ferry_store::{OciLayout, StoreError, WriteStore, transfer};
 use ferry_test::{Artifact, Blob, Mode, Registry, fixtures};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
@@ -302,6 +303,8 @@ struct FakeState {
     cut: Option<(&'static str, usize, usize)>,
     /// Status requests answer 404, as after a registry restart or a purged session.
     forget: bool,
+    /// When not 0, every PATCH whose count is a multiple of it breaks as `cut` says.
+    cut_every: usize,
     /// The main listener answers 401 to requests without Authorization.
     require_basic: bool,
     /// Absolute base URL for the Location of new sessions; relative when None.
@@ -349,7 +352,14 @@ impl Fake {
     }
 
     fn repository(&self, chunk: u64, credentials: Option<CredentialStore>) -> Repository {
-        let mut opts = options(chunk);
+        self.repository_with(options(chunk), credentials)
+    }
+
+    fn repository_with(
+        &self,
+        mut opts: ClientOptions,
+        credentials: Option<CredentialStore>,
+    ) -> Repository {
         opts.plain_http = true;
         if let Some(c) = credentials {
             opts.credentials = c;
@@ -424,7 +434,10 @@ async fn handle(stream: TcpStream, listener: &'static str, state: Arc<Mutex<Fake
             *count += 1;
             let count = *count;
             s.cut
-                .filter(|(m, n, _)| *m == req.method && *n == count)
+                .filter(|(m, n, _)| {
+                    *m == req.method
+                        && (*n == count || (s.cut_every > 0 && count.is_multiple_of(s.cut_every)))
+                })
                 .map(|(_, _, keep)| keep)
         }
     };
@@ -525,100 +538,145 @@ fn content() -> (Vec<u8>, Descriptor) {
     (bytes, d)
 }
 
+/// Upload `bytes` through a transfer from an in-memory source (1 KiB pieces), so a writer that wants bytes
+/// again gets them as a push would.
 async fn write_all(repo: &Repository, bytes: &[u8], d: &Descriptor) -> Result<(), StoreError> {
-    let mut w = repo.blob_writer(d).await?;
-    for piece in bytes.chunks(700) {
-        w.write(Bytes::copy_from_slice(piece)).await?;
-    }
-    w.commit().await
+    let source = MemoryStore::new("memory");
+    assert_eq!(&source.add(&d.media_type, bytes.to_vec()), d);
+    let writer = repo.blob_writer(d).await?;
+    transfer(&source, d, vec![writer], &|_| {})
+        .await
+        .map(|_| ())
 }
 
-/// The second PATCH dies after 400 of its 1000 bytes; the registry says it has 1400; the rest of that
-/// chunk follows from byte 1400 in the same session, and the PUT completes exactly the content.
-#[tokio::test]
-async fn broken_chunk_resumes_where_the_registry_stands() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PATCH", 2, 400)),
-        ..FakeState::default()
-    })
-    .await;
+/// Start a fake with `state`, upload [`content`] through it with `opts`, and check exactly the content was
+/// committed.
+async fn committed_through(state: FakeState, opts: ClientOptions) -> Fake {
+    let fake = Fake::start(state).await;
     let (bytes, d) = content();
-    write_all(&fake.repository(1000, None), &bytes, &d)
+    write_all(&fake.repository_with(opts, None), &bytes, &d)
         .await
         .unwrap();
+    assert_eq!(fake.state().committed.as_deref(), Some(&bytes[..]));
+    fake
+}
+
+/// The second PATCH dies after 400 of its 1000 bytes; the registry says it has 1400; the transfer reads
+/// the source again and the upload goes on from byte 1400 in the same session; an empty PUT closes it.
+#[tokio::test]
+async fn broken_chunk_resumes_where_the_registry_stands() {
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PATCH", 2, 400)),
+            ..FakeState::default()
+        },
+        options(1000),
+    )
+    .await;
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
     assert_eq!(
         s.patches,
-        vec![(0, 1000), (1000, 1000), (1400, 600), (2000, 1000)]
+        vec![
+            (0, 1000),
+            (1000, 1000),
+            (1400, 600),
+            (2000, 1000),
+            (3000, 500)
+        ]
     );
     assert_eq!((s.sessions, s.status_requests), (1, 1));
 }
 
-/// A broken first chunk holds every byte sent so far: the upload starts over in a new session.
+/// One streamed PATCH for the whole blob (the default) dies after 300 bytes: the registry kept them, so
+/// the rest follows from byte 300 in the same session.
 #[tokio::test]
-async fn broken_first_chunk_restarts_the_upload() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PATCH", 1, 300)),
-        ..FakeState::default()
-    })
+async fn broken_streamed_patch_resumes_in_the_same_session() {
+    let streaming = ClientOptions {
+        chunk_size: u64::MAX,
+        ..options(1000)
+    };
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PATCH", 1, 300)),
+            ..FakeState::default()
+        },
+        streaming,
+    )
     .await;
-    let (bytes, d) = content();
-    write_all(&fake.repository(1000, None), &bytes, &d)
-        .await
-        .unwrap();
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
-    assert_eq!(
-        s.patches,
-        vec![(0, 1000), (0, 1000), (1000, 1000), (2000, 1000)]
-    );
-    assert_eq!((s.sessions, s.status_requests), (2, 0));
+    assert_eq!(s.patches, vec![(0, 3500), (300, 3200)]);
+    assert_eq!((s.sessions, s.status_requests, s.counts["PUT"]), (1, 1, 1));
 }
 
-/// The closing PUT of a chunked upload breaks after 200 of its 500 bytes: the last 300 follow with a new
-/// PUT at the offset the registry reports.
+/// The closing PUT (empty: every byte went with the PATCHes) gets no answer: the registry says it holds
+/// the whole blob, so the PUT is sent again.
 #[tokio::test]
-async fn broken_closing_put_resumes() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PUT", 1, 200)),
-        ..FakeState::default()
-    })
+async fn broken_closing_put_is_sent_again() {
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PUT", 1, 0)),
+            ..FakeState::default()
+        },
+        options(1000),
+    )
     .await;
-    let (bytes, d) = content();
-    write_all(&fake.repository(1000, None), &bytes, &d)
-        .await
-        .unwrap();
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
     assert_eq!((s.sessions, s.status_requests, s.counts["PUT"]), (1, 1, 2));
 }
 
 /// A monolithic upload that breaks simply starts over in a new session.
 #[tokio::test]
 async fn broken_monolithic_upload_restarts() {
-    let fake = Fake::start(FakeState {
-        cut: Some(("PUT", 1, 1000)),
-        ..FakeState::default()
-    })
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PUT", 1, 1000)),
+            ..FakeState::default()
+        },
+        options(1 << 20),
+    )
     .await;
-    let (bytes, d) = content();
-    write_all(&fake.repository(1 << 20, None), &bytes, &d)
-        .await
-        .unwrap();
     let s = fake.state();
-    assert_eq!(s.committed.as_deref(), Some(&bytes[..]));
     assert!(s.patches.is_empty());
     assert_eq!((s.sessions, s.status_requests, s.counts["PUT"]), (2, 0, 2));
 }
 
-/// The session is gone after a later chunk broke: the acknowledged bytes are no longer at hand, so the
-/// error is transient and the caller starts the blob over.
+/// The session is gone after a later chunk broke (as distribution 2.x cancels one whose stored size no
+/// longer matches the URL): a new session starts from byte 0 within the same transfer, the source is read
+/// again, and only the new session's bytes are committed.
 #[tokio::test]
-async fn lost_session_is_a_transient_error() {
+async fn lost_session_starts_over_in_a_new_session() {
+    let fake = committed_through(
+        FakeState {
+            cut: Some(("PATCH", 2, 400)),
+            forget: true,
+            ..FakeState::default()
+        },
+        options(1000),
+    )
+    .await;
+    let s = fake.state();
+    assert_eq!(
+        s.patches,
+        vec![
+            (0, 1000),
+            (1000, 1000),
+            (0, 1000),
+            (1000, 1000),
+            (2000, 1000),
+            (3000, 500)
+        ]
+    );
+    assert_eq!((s.sessions, s.status_requests), (2, 1));
+}
+
+/// A session lost every time: the transfer gives up after its rewinds with a transient error that names
+/// the blob and the repository, and nothing is committed.
+#[tokio::test]
+async fn a_session_lost_every_time_is_a_transient_error() {
     let fake = Fake::start(FakeState {
         cut: Some(("PATCH", 2, 400)),
         forget: true,
+        cut_every: 2,
         ..FakeState::default()
     })
     .await;
@@ -627,7 +685,7 @@ async fn lost_session_is_a_transient_error() {
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err}");
-    let message = err.to_string();
+    let message = ferry_oci::error_chain(&err);
     assert!(
         message.contains(&d.digest.to_string()) && message.contains("fake/repo"),
         "{message}"

@@ -222,10 +222,7 @@ impl BlobCache {
             report.bytes += blob.size;
             match hash_file(&path) {
                 Ok(d) if d == blob.digest => {
-                    if let Ok(meta) = std::fs::metadata(&path) {
-                        let _ =
-                            std::fs::write(self.stamps.join(blob.digest.hex()), stamp_of(&meta));
-                    }
+                    stamp_when_durable(path.clone(), self.stamps.join(blob.digest.hex()));
                 }
                 Ok(_) => {
                     self.evict_blocking(&blob.digest);
@@ -371,7 +368,18 @@ impl BlobCache {
         }
         let stamp = stamp_of(&meta);
         let stamp_path = self.stamps.join(desc.digest.hex());
-        if std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
+        let recorded = std::fs::read_to_string(&stamp_path).ok();
+        let volatile = volatile_stamp_of(&meta);
+        let this_boot = recorded.is_some() && recorded == volatile;
+        if this_boot || recorded.as_deref() == Some(stamp.as_str()) {
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= SYNC_AFTER);
+            if this_boot && old {
+                sync_later(path.clone(), stamp_path.clone());
+            }
             // The stamp's mtime records the last use, for `cache prune --older-than`.
             if let Ok(f) = std::fs::File::options().write(true).open(&stamp_path) {
                 let _ = f.set_modified(std::time::SystemTime::now());
@@ -380,7 +388,8 @@ impl BlobCache {
         }
         match hash_file(&path) {
             Ok(actual) if actual == desc.digest => {
-                let _ = std::fs::write(&stamp_path, stamp);
+                // Hashed from the page cache: lasting only once synced, like a fresh download.
+                stamp_when_durable(path.clone(), stamp_path);
                 Some(path)
             }
             Ok(actual) => {
@@ -654,25 +663,93 @@ impl BlobWriter for CacheWriter {
     }
 }
 
-/// The bytes were verified on the way in; once they are on disk, say so, so later reads need not re-hash.
+/// The bytes were verified on the way in: say so at once, for this boot; the stamp becomes lasting later,
+/// when a use finds the blob old enough that the kernel has written it back — without anyone waiting for
+/// the disk.
 ///
-/// The blob is visible as soon as it is renamed; the fsync runs in the background, and only then is the stamp
-/// written. A crash before that leaves a blob without a stamp, which the next reader hashes (and evicts if a
-/// torn write left it wrong) — so the cache never trusts bytes that might not have reached the disk, and no
-/// copy waits for the disk either.
+/// The blob is visible as soon as it is renamed. Its stamp is written right away with the kernel's boot id
+/// appended ([`volatile_stamp_of`]): until the machine restarts, the page cache holds exactly the bytes
+/// that were hashed, so the stamp is true whether or not they reached the disk yet. No sync runs while a
+/// copy writes (syncing during a pull made the disk's writeback compete with the pull itself). A later
+/// [`BlobCache::lookup`] that trusts a blob stamped for this boot more than [`SYNC_AFTER`] ago hands it
+/// to a background thread, which syncs it (cheap by then: the kernel flushes dirty pages within about
+/// 30 s) and rewrites the stamp without the boot id; a failed sync removes the stamp. A crash or power
+/// loss before that leaves a stamp for a boot that is over, which no reader accepts: the blob is hashed
+/// before its next use (and evicted if a torn write left it wrong). Where the boot id cannot be read, the
+/// blob is synced in the background at once instead.
 fn stamp_when_durable(blob: PathBuf, stamp: PathBuf) {
-    let job = move || {
-        let synced = std::fs::File::open(&blob).and_then(|f| f.sync_data());
-        if let (Ok(()), Ok(meta)) = (synced, std::fs::metadata(&blob)) {
-            let _ = std::fs::write(&stamp, stamp_of(&meta));
+    match std::fs::metadata(&blob)
+        .ok()
+        .and_then(|m| volatile_stamp_of(&m))
+    {
+        Some(volatile) => {
+            let _ = std::fs::write(&stamp, volatile);
         }
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            rt.spawn_blocking(job);
-        }
-        Err(_) => job(),
+        None => sync_later(blob, stamp),
     }
+}
+
+/// How old a blob stamped for this boot must be before a use makes its stamp lasting.
+const SYNC_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Queue `blob` for [`sync_and_stamp`] on the one background sync thread. Detached: it dies with the
+/// process, whatever it has not synced yet (those blobs stay stamped for this boot only).
+fn sync_later(blob: PathBuf, stamp: PathBuf) {
+    type Queue = std::sync::Mutex<std::sync::mpsc::Sender<(PathBuf, PathBuf)>>;
+    static SYNCER: std::sync::OnceLock<Queue> = std::sync::OnceLock::new();
+    let sender = SYNCER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, PathBuf)>();
+        let spawned = std::thread::Builder::new()
+            .name("ferry-cache-sync".into())
+            .spawn(move || {
+                for (blob, stamp) in rx {
+                    sync_and_stamp(&blob, &stamp);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!("no cache sync thread ({e}); cached blobs stay stamped for this boot");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let _ = sender.lock().expect("syncer lock").send((blob, stamp));
+}
+
+/// Sync `blob`, then stamp it for good if it is still the file that was stamped for this boot.
+fn sync_and_stamp(blob: &Path, stamp: &Path) {
+    let synced = std::fs::File::open(blob).and_then(|f| f.sync_data());
+    let meta = std::fs::metadata(blob);
+    match (synced, meta) {
+        (Ok(()), Ok(meta)) => {
+            let unchanged = volatile_stamp_of(&meta)
+                .is_some_and(|v| std::fs::read_to_string(stamp).ok().as_deref() == Some(&v));
+            if unchanged {
+                let _ = std::fs::write(stamp, stamp_of(&meta));
+            }
+        }
+        (Err(e), _) => {
+            tracing::warn!(path = %blob.display(), "cannot sync a cached blob ({e}); it will be hashed before its next use");
+            let _ = std::fs::remove_file(stamp);
+        }
+        (_, Err(_)) => {}
+    }
+}
+
+/// The kernel's id of the running boot (`/proc/sys/kernel/random/boot_id`), read once.
+fn boot_id() -> Option<&'static str> {
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim();
+        (id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+            .then(|| id.to_string())
+    })
+    .as_deref()
+}
+
+/// [`stamp_of`] for bytes verified in this boot that may not be on disk yet: valid until the machine
+/// restarts. `None` where the boot id cannot be read (then only synced blobs are stamped).
+pub(crate) fn volatile_stamp_of(meta: &std::fs::Metadata) -> Option<String> {
+    Some(format!("{} boot {}", stamp_of(meta), boot_id()?))
 }
 
 /// Size, mtime and inode: what changes when a file is rewritten or replaced (the cache's and the layout's
@@ -831,5 +908,87 @@ mod tests {
         let r = cache.clean().unwrap();
         assert_eq!((r.blobs, r.temp_files), (1, 2), "{r:?}");
         assert_eq!(cache.usage().unwrap().partials, 0);
+    }
+
+    /// Replace `path`'s bytes with `bytes` (same length) keeping its size, mtime and inode: a change the
+    /// stamp cannot see, as a torn write found after a crash would be.
+    fn swap_bytes_keeping_metadata(path: &Path, bytes: &[u8]) {
+        use std::io::Write;
+        let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut f = std::fs::File::options().write(true).open(path).unwrap();
+        f.write_all(bytes).unwrap();
+        f.set_modified(mtime).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+
+    /// A blob is trusted at once for this boot, for good once a later use finds it old enough and syncs it;
+    /// a stamp from another boot (a crash before the sync) is not trusted: the blob is hashed, and evicted
+    /// when it turns out wrong.
+    #[tokio::test]
+    async fn unsynced_blobs_are_trusted_for_this_boot_only() {
+        if boot_id().is_none() {
+            eprintln!("no boot id on this system; skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(dir.path()).unwrap();
+        let d = desc(b"written, not yet synced");
+        let stamp = dir.path().join("ferry/verified").join(d.digest.hex());
+        cache
+            .put_bytes(&d, Bytes::from_static(b"written, not yet synced"))
+            .await
+            .unwrap();
+        let path = cache.blob_path(&d.digest);
+        let meta = std::fs::metadata(&path).unwrap();
+        // Stamped at commit for this boot; no sync yet.
+        assert_eq!(
+            std::fs::read_to_string(&stamp).ok(),
+            volatile_stamp_of(&meta)
+        );
+        assert!(cache.lookup(&d).await.is_some());
+        assert_eq!(
+            std::fs::read_to_string(&stamp).ok(),
+            volatile_stamp_of(&meta),
+            "a young blob is not synced by a use"
+        );
+
+        // An older one is: the use hands it to the sync thread, which makes the stamp lasting.
+        let two_minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .or_else(|_| std::fs::File::open(&path))
+            .unwrap()
+            .set_modified(two_minutes_ago)
+            .unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        std::fs::write(&stamp, volatile_stamp_of(&meta).unwrap()).unwrap();
+        assert!(cache.lookup(&d).await.is_some());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::read_to_string(&stamp).unwrap() != stamp_of(&meta) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stamp never became lasting"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+
+        // This boot's stamp is trusted without hashing: bytes swapped under it go unnoticed...
+        std::fs::write(&stamp, volatile_stamp_of(&meta).unwrap()).unwrap();
+        swap_bytes_keeping_metadata(&path, b"WRITTEN, NOT YET SYNCED");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            meta.modified().unwrap()
+        );
+        assert!(cache.lookup(&d).await.is_some(), "trusted within the boot");
+        // ...but a stamp from a boot that is over is not: the blob is hashed and evicted.
+        let other_boot = format!(
+            "{} boot 00000000-0000-0000-0000-000000000000",
+            stamp_of(&meta)
+        );
+        std::fs::write(&stamp, other_boot).unwrap();
+        assert!(cache.lookup(&d).await.is_none(), "hashed and found wrong");
+        assert!(!path.exists(), "evicted");
     }
 }

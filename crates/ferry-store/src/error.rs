@@ -93,6 +93,19 @@ pub enum StoreError {
         cause: Box<StoreError>,
     },
 
+    /// A writer lost bytes it had been given (an upload cut mid-body whose registry kept only part of
+    /// it, or dropped the session) and needs the blob again from `offset`. [`crate::transfer`] re-reads
+    /// the source from there; anywhere else it is a transient error (starting the blob over works).
+    #[error("{store} needs the bytes of {digest} again from byte {offset}")]
+    Resend {
+        /// The writer's store, described.
+        store: String,
+        /// The blob.
+        digest: Digest,
+        /// Where the store needs the bytes from.
+        offset: u64,
+    },
+
     /// A local file or directory could not be read, written or renamed.
     #[error("{}", path.display())]
     Io {
@@ -209,7 +222,9 @@ impl StoreError {
         match self {
             StoreError::Remote(r) => r.transient,
             // Starting the blob over from byte 0 works.
-            StoreError::RangeIgnored { .. } | StoreError::PartialDiscarded { .. } => true,
+            StoreError::RangeIgnored { .. }
+            | StoreError::PartialDiscarded { .. }
+            | StoreError::Resend { .. } => true,
             _ => false,
         }
     }

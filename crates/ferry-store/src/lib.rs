@@ -245,6 +245,13 @@ pub trait BlobWriter: Send {
     fn checkpoint<'a>(&'a mut self, _state: &'a ferry_oci::Hasher) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
-    /// Make the blob visible. Called only after the bytes were verified.
+    /// Every byte has been written: deliver what is still in flight (an upload waits for the registry to
+    /// acknowledge its last `PATCH`), without making the blob visible. May fail with
+    /// [`StoreError::Resend`], as [`BlobWriter::write`] may: the writer then wants the bytes again from
+    /// that offset.
+    fn finish(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Make the blob visible. Called only after [`BlobWriter::finish`] and after the bytes were verified.
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
 }

@@ -26,6 +26,13 @@ const CHECKPOINT_EVERY: u64 = 8 << 20;
 
 /// [`transfer`] continuing a blob whose first `start.len()` bytes the writers already hold (a partial
 /// download left by an earlier process): the source is asked from that offset, and the hash carries on.
+///
+/// A single writer may ask for bytes again ([`StoreError::Resend`]: an upload whose registry lost part of
+/// a cut body). The source is then read again from the last saved hash state at or before that offset
+/// (one every [`CHECKPOINT_EVERY`] bytes), hashing from there, and the writer gets the bytes from its
+/// offset on. The digest is still checked over one contiguous hash of the whole blob before anything is
+/// committed; the few bytes between the saved state and the writer's offset that the writer kept from
+/// the first read are covered by the registry's own digest check at commit.
 pub async fn transfer_from(
     source: &dyn ReadStore,
     desc: &Descriptor,
@@ -36,6 +43,13 @@ pub async fn transfer_from(
     let mut hasher = start;
     let mut resumes = 0;
     let mut last_checkpoint = hasher.len();
+    // Hash states to re-read from when a writer wants bytes again; a few hundred bytes each.
+    let mut saved = vec![hasher.clone()];
+    // Bytes before this offset are not sent again (only hashed) after a rewind; progress counts each
+    // byte once.
+    let mut send_from = hasher.len();
+    let mut reported = hasher.len();
+    let mut rewinds = 0u32;
     let (mut body, from) = source.fetch_blob(desc, hasher.len()).await?;
     if from != hasher.len() {
         return Err(StoreError::RangeIgnored {
@@ -45,27 +59,37 @@ pub async fn transfer_from(
         });
     }
     let result = loop {
-        match body.next_chunk().await {
+        let step = match body.next_chunk().await {
             Ok(Some(chunk)) => {
-                if hasher.len() + chunk.len() as u64 > desc.size {
+                let at = hasher.len();
+                if at + chunk.len() as u64 > desc.size {
                     break Err(StoreError::SizeMismatch {
                         store: source.describe(),
                         digest: desc.digest.clone(),
                         expected: desc.size,
-                        actual: hasher.len() + chunk.len() as u64,
+                        actual: at + chunk.len() as u64,
                     });
                 }
                 hasher.update(&chunk);
-                for w in writers.iter_mut() {
-                    w.write(chunk.clone()).await?;
+                let end = hasher.len();
+                let fresh =
+                    (end > send_from).then(|| chunk.slice((send_from.max(at) - at) as usize..));
+                let step = match fresh {
+                    Some(fresh) => write_all(&mut writers, fresh).await,
+                    None => Ok(()),
+                };
+                if end > reported {
+                    on_bytes(end - reported);
+                    reported = end;
                 }
-                on_bytes(chunk.len() as u64);
-                if hasher.len() - last_checkpoint >= CHECKPOINT_EVERY {
-                    last_checkpoint = hasher.len();
+                if step.is_ok() && end - last_checkpoint >= CHECKPOINT_EVERY {
+                    last_checkpoint = end;
+                    saved.push(hasher.clone());
                     for w in writers.iter_mut() {
                         w.checkpoint(&hasher).await?;
                     }
                 }
+                step
             }
             // A body that ends early (a proxy that truncates, a Content-Length that lies short) is a broken
             // body like any other: ask for the rest.
@@ -76,12 +100,55 @@ pub async fn transfer_from(
                     Ok(next) => body = next,
                     Err(e) => break Err(e),
                 }
+                Ok(())
             }
-            Ok(None) => break Ok(()),
+            Ok(None) if hasher.len() < desc.size => break Ok(()),
+            Ok(None) => match finish_all(&mut writers).await {
+                Ok(()) => break Ok(()),
+                Err(e) => Err(e),
+            },
             Err(e) if e.is_transient() && resumes < MAX_RESUMES && hasher.len() < desc.size => {
                 resumes += 1;
                 match resume(source, desc, hasher.len(), resumes, &format!("broke ({e})")).await {
                     Ok(next) => body = next,
+                    Err(e) => break Err(e),
+                }
+                Ok(())
+            }
+            Err(e) => break Err(e),
+        };
+        // A writer wants bytes again: read the source again from the last saved state at or before them.
+        match step {
+            Ok(()) => {}
+            Err(StoreError::Resend { offset, .. })
+                if writers.len() == 1 && rewinds < MAX_RESUMES && offset <= hasher.len() =>
+            {
+                rewinds += 1;
+                saved.retain(|h| h.len() <= offset);
+                let Some(state) = saved.last().cloned() else {
+                    break Err(StoreError::Resend {
+                        store: source.describe(),
+                        digest: desc.digest.clone(),
+                        offset,
+                    });
+                };
+                tracing::warn!(
+                    digest = %desc.digest, offset, attempt = rewinds,
+                    "the destination needs {} again from byte {offset}; reading {} again from byte {}",
+                    desc.digest, source.describe(), state.len()
+                );
+                hasher = state;
+                last_checkpoint = hasher.len();
+                send_from = offset;
+                match source.fetch_blob(desc, hasher.len()).await {
+                    Ok((next, from)) if from == hasher.len() => body = next,
+                    Ok(_) => {
+                        break Err(StoreError::RangeIgnored {
+                            store: source.describe(),
+                            digest: desc.digest.clone(),
+                            offset: hasher.len(),
+                        });
+                    }
                     Err(e) => break Err(e),
                 }
             }
@@ -119,6 +186,20 @@ pub async fn transfer_from(
         w.commit().await?;
     }
     Ok(resumes)
+}
+
+async fn write_all(writers: &mut [Box<dyn BlobWriter>], chunk: bytes::Bytes) -> Result<()> {
+    for w in writers.iter_mut() {
+        w.write(chunk.clone()).await?;
+    }
+    Ok(())
+}
+
+async fn finish_all(writers: &mut [Box<dyn BlobWriter>]) -> Result<()> {
+    for w in writers.iter_mut() {
+        w.finish().await?;
+    }
+    Ok(())
 }
 
 /// Ask `source` for the rest of a body from `offset`; a source that answers from the start is an error

@@ -50,6 +50,14 @@ pub enum Fault {
         /// The `Retry-After` value to send, if any.
         retry_after: Option<String>,
     },
+    /// Forward the request head and the first `after` bytes of its body, then close the upstream
+    /// connection (the registry sees its client vanish mid-body and keeps what arrived) and reset the
+    /// client's: an upload cut on the wire. A body no longer than `after` goes through whole and does
+    /// not count as injected.
+    CutRequestBody {
+        /// Body bytes forwarded before the cut.
+        after: u64,
+    },
     /// Forward the request with its Range header removed, so the upstream answers 200 with the
     /// whole body.
     IgnoreRange,
@@ -746,13 +754,26 @@ async fn exchange(client: &mut BufReader<TcpStream>, mut head: Head, state: &Sta
     {
         return Next::Close;
     }
+    let mut request_copier = Copier::default();
+    if let Some(Fault::CutRequestBody { after }) = &fault {
+        request_copier.cut_after = Some(*after);
+    }
     let sent = async {
         upstream.get_mut().write_all(&head.encode()).await?;
-        Copier::default()
+        request_copier
             .body(client, upstream.get_mut(), request_body)
             .await
     }
     .await;
+    if matches!(sent, Ok(false)) {
+        // Cut: the upstream sees EOF mid-body; give it a moment to store what arrived before the
+        // client can ask about it.
+        let _ = upstream.get_mut().shutdown().await;
+        drop(upstream);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        state.update(index, 0, fault.as_ref());
+        return Next::Reset;
+    }
     // The upstream may have answered without reading the whole body (a 401 to an upload): relay
     // that answer, but the rest of the client's body is still in the way of a next request.
     if sent.is_err() {

@@ -247,9 +247,9 @@ async fn a_blob_that_never_arrives_fails_cleanly() {
     );
 }
 
-#[tokio::test]
-async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
-    let (src, _unused, image) = setup(406).await;
+/// An image pulled into a layout, and an empty destination registry behind a fault proxy to push it to.
+async fn layout_to_push(seed: u64) -> (Env, std::path::PathBuf, Registry, FaultProxy, Artifact) {
+    let (src, _unused, image) = setup(seed).await;
     let dst = Registry::start(Mode::Plain);
     let proxy = FaultProxy::start(&dst.host());
     let env = Env::new();
@@ -262,9 +262,16 @@ async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
         "-q",
     ])
     .await;
+    (env, layout, dst, proxy, image)
+}
 
-    // One upload at a time: the 200 KB layer sends one PATCH, the 600 KB layer's first PATCH passes too,
-    // its second dies mid-upload. The first manifest PUT gets a 503.
+#[tokio::test]
+async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
+    let (env, layout, dst, proxy, image) = layout_to_push(406).await;
+
+    // One upload at a time, each streamed in 100 KiB PATCHes: the first two PATCHes pass, the third is
+    // reset before the registry sees it (the registry then answers `Range: 0-0` or its last offset, and
+    // the upload goes on from there or in a new session). The first manifest PUT gets a 503.
     proxy.add(Rule::new(
         Some("PATCH"),
         "/blobs/uploads/",
@@ -322,6 +329,74 @@ async fn push_resumes_a_broken_chunked_upload_and_retries_a_503() {
     record(
         "upload PATCH reset mid-upload; manifest PUT 503",
         "completed; upload resumed at the registry's offset",
+        &proxy,
+    );
+}
+
+/// Large blobs stream in one PATCH each (no chunking by default). A PATCH cut on the wire after 300 KB
+/// of its body (the registry keeps what arrived, then cancels the session whose size no longer matches
+/// its URL's state) is recovered inside the same run: ferry asks where the session stands, opens a new
+/// one, reads the layer again from the layout and sends it again; the registry checks the digest at
+/// the closing PUT and ferry pulls the result back, verifying every byte.
+#[tokio::test]
+async fn push_streams_large_blobs_and_survives_a_cut_mid_body() {
+    let (env, layout, dst, proxy, image) = layout_to_push(407).await;
+    proxy.add(Rule::new(
+        Some("PATCH"),
+        "/blobs/uploads/",
+        Fault::CutRequestBody { after: 300_000 },
+        1,
+    ));
+    let res = env
+        .ferry(&[
+            "push",
+            layout.to_str().unwrap(),
+            "--registry",
+            &proxy.host(),
+            "--plain-http",
+            "--chunk-threshold",
+            "100K",
+            "--oci-concurrency",
+            "1",
+            "--json",
+        ])
+        .await;
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(proxy.injected(), 1, "{:?}", proxy.requests());
+    let seen = proxy.requests();
+    let count = |method: &str| {
+        seen.iter()
+            .filter(|s| s.method == method && s.path.contains("/blobs/uploads/"))
+            .count()
+    };
+    // Three layers above the threshold: one PATCH each, plus the one sent again after the cut.
+    assert_eq!(count("PATCH"), LAYERS.len() + 1, "{seen:?}");
+    assert!(
+        count("GET") >= 1,
+        "asked where the session stands: {seen:?}"
+    );
+    let out = env.path("back");
+    env.ok(&[
+        "pull",
+        &format!("{}/app:1", dst.host()),
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+        "--no-cache",
+        "-q",
+    ])
+    .await;
+    for b in image.all_blobs() {
+        assert!(dst.blob_exists("app", &b.digest()).await, "{}", b.digest());
+    }
+    assert_has_all(&out, &image);
+    record(
+        "upload PATCH cut on the wire after 300 KB of its body",
+        "completed; status asked, new session, layer read again and verified",
         &proxy,
     );
 }
