@@ -137,13 +137,12 @@ impl AtomicFileWriter {
     /// `durable` fsyncs the data before the rename: for long-lived stores (the cache) where a crash must not
     /// leave a torn file under a digest name.
     pub async fn create(tmp_dir: &Path, dest: PathBuf, durable: bool) -> Result<AtomicFileWriter> {
-        tokio::fs::create_dir_all(tmp_dir)
-            .await
-            .map_err(|e| StoreError::io(tmp_dir, e))?;
-        let named = tempfile::Builder::new()
-            .prefix(".ferry-")
-            .tempfile_in(tmp_dir)
-            .map_err(|e| StoreError::io(tmp_dir, e))?;
+        let named = in_dir(tmp_dir, || {
+            tempfile::Builder::new()
+                .prefix(".ferry-")
+                .tempfile_in(tmp_dir)
+        })
+        .map_err(|e| StoreError::io(tmp_dir, e))?;
         let (std_file, temp) = named.into_parts();
         Ok(AtomicFileWriter {
             temp,
@@ -346,13 +345,18 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 /// Hard-link `from` to `dest` atomically (link under a temp name, then rename), so `dest` never
 /// appears half made. `Ok(false)` when the filesystem cannot link (another device, no support).
 pub fn link_atomic(from: &Path, dest: &Path, tmp_dir: &Path) -> Result<bool> {
-    std::fs::create_dir_all(tmp_dir).map_err(|e| StoreError::io(tmp_dir, e))?;
     let tmp = tmp_dir.join(format!(
         ".ferry-link-{}-{}",
         std::process::id(),
         unique_suffix()
     ));
-    match std::fs::hard_link(from, &tmp) {
+    if !from.exists() {
+        return Err(StoreError::io(
+            from,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    match in_dir(tmp_dir, || std::fs::hard_link(from, &tmp)) {
         Ok(()) => {}
         Err(e) if is_cannot_link(&e) => return Ok(false),
         Err(e) => return Err(StoreError::io(from, e)),
@@ -365,6 +369,20 @@ pub fn link_atomic(from: &Path, dest: &Path, tmp_dir: &Path) -> Result<bool> {
         return Err(StoreError::io(dest, e));
     }
     Ok(true)
+}
+
+/// `make` something in `dir`, creating `dir` first; again when another process removed the directory in
+/// between (a layout's run removes its `ingest/` when it finishes with it empty: `OciLayout::tidy`).
+fn in_dir<T>(dir: &Path, make: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    for _ in 0..5 {
+        std::fs::create_dir_all(dir)?;
+        match make() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => continue,
+            result => return result,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    make()
 }
 
 fn is_cannot_link(e: &std::io::Error) -> bool {

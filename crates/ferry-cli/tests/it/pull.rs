@@ -457,7 +457,9 @@ async fn two_processes_adding_to_one_layout_lose_no_entries() {
     let first = ["pull", &refs[0], &refs[1], &refs[2], "-o", o, "-q"];
     let second = ["pull", &refs[3], &refs[4], &refs[5], "-o", o, "-q"];
     let (x, y) = tokio::join!(env.ferry(&first), env.ferry(&second));
-    assert!(x.status.success() && y.status.success());
+    for r in [&x, &y] {
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
     assert_eq!(entries(&out).len(), 6);
 }
 
