@@ -196,14 +196,6 @@ impl WriteStore for Recorder {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move { Err(writes_nothing(&self.describe(), desc)) })
     }
-
-    fn link_blob<'a>(
-        &'a self,
-        _desc: &'a Descriptor,
-        _from: &'a Path,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async { Ok(false) })
-    }
 }
 
 impl Tagger for Recorder {
@@ -572,14 +564,6 @@ impl WriteStore for CheckTarget {
         _bytes: Bytes,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
-    }
-
-    fn link_blob<'a>(
-        &'a self,
-        _desc: &'a Descriptor,
-        _from: &'a Path,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async { Ok(false) })
     }
 }
 
