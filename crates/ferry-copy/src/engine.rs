@@ -398,25 +398,11 @@ impl GraphCopy {
             if let LocalOrigin::Fetched { resumed } = l.origin {
                 self.stats.lock().expect("stats lock").resumed_bytes += resumed;
             }
-            match self.dest.link_blob(desc, &l.path).await {
-                Ok(true) => {
-                    return Ok(match l.origin {
-                        LocalOrigin::Present => BlobOutcome::Linked,
-                        LocalOrigin::Fetched { .. } => BlobOutcome::Fetched,
-                    });
-                }
-                Ok(false) => {}
-                // The local copy went away between being found and linked (another process sharing
-                // the cache evicted it): the blob is streamed from the source instead.
-                Err(StoreError::Io { path, source })
-                    if path == l.path && source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    tracing::debug!(
-                        "{} vanished before it was linked; streaming it",
-                        path.display()
-                    );
-                }
-                Err(e) => return Err(e),
+            if self.dest.link_blob(desc, &l.path).await? {
+                return Ok(match l.origin {
+                    LocalOrigin::Present => BlobOutcome::Linked,
+                    LocalOrigin::Fetched { .. } => BlobOutcome::Fetched,
+                });
             }
         }
         // Bytes already reported while the source fetched its local copy are not reported twice.

@@ -343,22 +343,18 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Hard-link `from` to `dest` atomically (link under a temp name, then rename), so `dest` never
-/// appears half made. `Ok(false)` when the filesystem cannot link (another device, no support).
+/// appears half made. `Ok(false)` when the filesystem cannot link (another device, no support), or when
+/// `from` went away (another process sharing the cache evicted it): the caller streams the blob instead.
 pub fn link_atomic(from: &Path, dest: &Path, tmp_dir: &Path) -> Result<bool> {
     let tmp = tmp_dir.join(format!(
         ".ferry-link-{}-{}",
         std::process::id(),
         unique_suffix()
     ));
-    if !from.exists() {
-        return Err(StoreError::io(
-            from,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    }
     match in_dir(tmp_dir, || std::fs::hard_link(from, &tmp)) {
         Ok(()) => {}
         Err(e) if is_cannot_link(&e) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !from.exists() => return Ok(false),
         Err(e) => return Err(StoreError::io(from, e)),
     }
     if let Some(parent) = dest.parent() {
