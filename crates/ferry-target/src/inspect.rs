@@ -185,7 +185,16 @@ fn find_entry(
         // Not an entry: a manifest below one (a platform of an index), found by its blob.
         ([], Some(n)) => match digest {
             Some(d) => {
-                let bytes = std::fs::read(layout.blob_path(&d))
+                let path = layout.blob_path(&d);
+                let size = std::fs::metadata(&path)
+                    .map_err(|_| format!("{n} is not in {dir}: no entry and no blob"))?
+                    .len();
+                if size > ferry_oci::MAX_MANIFEST_BYTES {
+                    return Err(format!(
+                        "blob {n} in {dir} is {size} bytes: too large to be a manifest"
+                    ));
+                }
+                let bytes = std::fs::read(&path)
                     .map_err(|_| format!("{n} is not in {dir}: no entry and no blob"))?;
                 let manifest = Manifest::parse("", &bytes)
                     .map_err(|e| format!("blob {n} in {dir} is not a manifest: {e}"))?;
