@@ -15,7 +15,8 @@ use crate::cli::{ConnectArgs, CopyArgs};
 use crate::progress::Mode;
 use crate::registry_opts::{connect, credential};
 use crate::run_copy::{
-    Caching, Moved, cached, copy_with_progress, options, print_moved, referrers, verifier, verify,
+    Caching, Check, Moved, cached, copy_with_progress, options, print_moved, referrers, verifier,
+    verify,
 };
 
 #[derive(Serialize)]
@@ -96,15 +97,6 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         let selection = select_root(source.as_ref(), desc, bytes, image.pinned, &choice)
             .await
             .context(context.clone())?;
-        verify(
-            verifier.as_deref(),
-            source.as_ref(),
-            &shown,
-            &image.key,
-            &selection,
-        )
-        .await
-        .context(context.clone())?;
         if let Location::Registry(Reference {
             digest: Some(d), ..
         }) = &to
@@ -124,7 +116,14 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
         let src: Arc<dyn ReadStore> = source.clone();
         let label = to.to_string();
         let names: Vec<String> = name.into_iter().collect();
-        let done = copy_with_progress(&label, mode, &src, &selection, &dest, &names, &opts)
+        // The signature is checked beside the copy, before anything of the image is written.
+        let check = verifier.as_deref().map(|v| -> Check<'_> {
+            Box::pin(async {
+                verify(v, source.as_ref(), &shown, &image.key, &selection).await?;
+                Ok(())
+            })
+        });
+        let done = copy_with_progress(&label, mode, &src, &selection, &dest, &names, &opts, check)
             .await
             .context(context)?;
         copied.push(CopiedImage {

@@ -16,7 +16,8 @@ use crate::cli::{PullArgs, TransferArgs};
 use crate::progress::Mode;
 use crate::registry_opts;
 use crate::run_copy::{
-    Caching, Moved, cached, copy_with_progress, options, print_moved, referrers, verifier, verify,
+    Caching, Check, Moved, cached, copy_with_progress, options, print_moved, referrers, verifier,
+    verify,
 };
 use ferry_trust::Verifier;
 
@@ -138,7 +139,9 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
         PULL_ATTEMPTS,
         referrers(&args.referrers),
     );
-    let result = copy_all(quiet, &output.target(), resolved, &opts).await;
+    // Signatures are checked beside each image's copy, before anything of it is written.
+    let verifier = verifier(&args.trust)?;
+    let result = copy_all(quiet, &output.target(), resolved, &opts, verifier).await;
     output.finish(result.is_ok(), &args.output)?;
     print_moved(&result?, args.json, quiet, "REFERENCE", |p| {
         (&p.reference, &p.moved)
@@ -182,6 +185,8 @@ struct Resolved {
     source: Arc<dyn ReadTarget>,
     /// Where the bytes come from, for messages (`pulling X (from Y)`).
     origin: String,
+    /// What the source calls it (the key a signature is looked up by).
+    key: String,
     selection: Selection,
 }
 
@@ -194,9 +199,6 @@ async fn resolve_all(
     args: &PullArgs,
     spill: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Vec<Resolved>> {
-    // Signatures are checked as each image resolves, before anything is written.
-    let verifier = verifier(&args.trust)?;
-    let verifier = verifier.as_deref();
     let ctx = OpenContext {
         client: client.clone(),
         archive: ferry_archive::SourceOptions {
@@ -212,27 +214,18 @@ async fn resolve_all(
     let mut out: Vec<Vec<Resolved>> = (0..wanted.len()).map(|_| Vec::new()).collect();
     for (i, location) in wanted.iter().enumerate() {
         let Location::Registry(reference) = location else {
-            out[i] = resolve_location(location, None, &ctx, cache, choice, verifier).await?;
+            out[i] = resolve_location(location, None, &ctx, cache, choice).await?;
             continue;
         };
         // The bytes may come from a mirror; the recorded name never changes.
         let from = Location::Registry(ferry_zarf::overrides::apply_override(reference, overrides)?);
         let (ctx, slots, choice, cache) =
             (ctx.clone(), slots.clone(), choice.clone(), cache.cloned());
-        let verifier = verifier.cloned();
         let reference = reference.clone();
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
             let name = reference.to_string();
-            let r = resolve_location(
-                &from,
-                Some(&name),
-                &ctx,
-                cache.as_ref(),
-                &choice,
-                verifier.as_ref(),
-            )
-            .await;
+            let r = resolve_location(&from, Some(&name), &ctx, cache.as_ref(), &choice).await;
             (i, reference, r)
         });
     }
@@ -247,7 +240,7 @@ async fn resolve_all(
                 let daemon = Location::Archive(ferry_archive::SourceSpec::DockerDaemon {
                     name: reference.to_string(),
                 });
-                resolve_location(&daemon, None, &ctx, None, choice, verifier)
+                resolve_location(&daemon, None, &ctx, None, choice)
                     .await
                     .with_context(|| format!("{e:#}; the Docker daemon fallback failed too"))?
             }
@@ -265,7 +258,6 @@ async fn resolve_location(
     ctx: &OpenContext,
     cache: Option<&Caching>,
     choice: &PlatformChoice,
-    verifier: Option<&Verifier>,
 ) -> anyhow::Result<Vec<Resolved>> {
     let opened = location.open_source(ctx).await?;
     let cache = cache.filter(|_| matches!(location, Location::Registry(_)));
@@ -283,12 +275,10 @@ async fn resolve_location(
         let selection = select_root(target.as_ref(), desc, bytes, image.pinned, choice)
             .await
             .with_context(context)?;
-        verify(verifier, target.as_ref(), &shown, &image.key, &selection)
-            .await
-            .with_context(context)?;
         out.push(Resolved {
             origin: location.to_string(),
             name: shown,
+            key: image.key.clone(),
             source: target.clone(),
             selection,
         });
@@ -319,19 +309,34 @@ async fn copy_all(
     dest: &Arc<dyn WriteTarget>,
     resolved: Vec<Resolved>,
     opts: &CopyOptions,
+    verifier: Option<Arc<Verifier>>,
 ) -> anyhow::Result<Vec<PulledImage>> {
     let mode = Mode::detect(quiet);
     let mut tasks = tokio::task::JoinSet::new();
     let count = resolved.len();
     for (i, r) in resolved.into_iter().enumerate() {
-        let (dest, opts) = (dest.clone(), opts.clone());
+        let (dest, opts, verifier) = (dest.clone(), opts.clone(), verifier.clone());
         tasks.spawn(async move {
             let source: Arc<dyn ReadStore> = r.source.clone();
             let names = vec![r.name.clone()];
-            let copied =
-                copy_with_progress(&r.name, mode, &source, &r.selection, &dest, &names, &opts)
-                    .await
-                    .with_context(|| describe_source(&r.name, &r.origin));
+            let check = verifier.as_deref().map(|v| -> Check<'_> {
+                Box::pin(async {
+                    verify(v, r.source.as_ref(), &r.name, &r.key, &r.selection).await?;
+                    Ok(())
+                })
+            });
+            let copied = copy_with_progress(
+                &r.name,
+                mode,
+                &source,
+                &r.selection,
+                &dest,
+                &names,
+                &opts,
+                check,
+            )
+            .await
+            .with_context(|| describe_source(&r.name, &r.origin));
             (i, r.name, copied)
         });
     }

@@ -134,14 +134,10 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
             if let Some(e) = lacks {
                 return Err(e.into());
             }
-            verify(
-                verifier.as_deref(),
-                &layout,
-                &item.source,
-                &item.source,
-                &Selection::of(item.desc.clone(), None),
-            )
-            .await?;
+            if let Some(verifier) = verifier.as_deref() {
+                let selection = Selection::of(item.desc.clone(), None);
+                verify(verifier, &layout, &item.source, &item.source, &selection).await?;
+            }
             push_one(mode, &source, repo, &item, &label, &opts).await
         }
         .await
@@ -183,8 +179,10 @@ async fn push_one(
     opts: &CopyOptions,
 ) -> anyhow::Result<CopyStats> {
     let selection = Selection::of(item.desc.clone(), None);
-    let copied =
-        copy_with_progress(label, mode, source, &selection, &dest, &item.tags, opts).await?;
+    let copied = copy_with_progress(
+        label, mode, source, &selection, &dest, &item.tags, opts, None,
+    )
+    .await?;
     Ok(copied.stats)
 }
 

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use ferry_copy::{Budget, Copied, CopyFailed, CopyOptions, PlatformChoice, Referrers, Selection};
+use ferry_copy::{Budget, Copied, CopyOptions, PlatformChoice, Referrers, Selection};
 use ferry_store::ranged::RangePolicy;
-use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, WriteTarget};
+use ferry_store::{BlobCache, BoxFuture, CachedSource, ReadStore, ReadTarget, WriteTarget};
 
 use anyhow::Context;
 use ferry_trust::{Keyless, Match, Policy, PublicKey, Subject, TrustedRoot, Verified, Verifier};
@@ -148,7 +148,12 @@ pub fn cached(source: Arc<dyn ReadTarget>, caching: Option<&Caching>) -> Arc<dyn
     }
 }
 
-/// [`ferry_copy::copy_selected`] with a progress display labelled `label`.
+/// A check an image must pass before anything of it is written (a signature policy).
+pub type Check<'a> = BoxFuture<'a, anyhow::Result<()>>;
+
+/// [`ferry_copy::copy_selected`] with a progress display labelled `label`; with a `check`, run beside the
+/// copy by [`ferry_copy::copy_selected_when`] (its refusal is the error).
+#[allow(clippy::too_many_arguments)]
 pub async fn copy_with_progress(
     label: &str,
     mode: Mode,
@@ -157,13 +162,21 @@ pub async fn copy_with_progress(
     dst: &Arc<dyn WriteTarget>,
     names: &[String],
     opts: &CopyOptions,
-) -> Result<Copied, CopyFailed> {
+    check: Option<Check<'_>>,
+) -> anyhow::Result<Copied> {
     let progress = ImageProgress::new(mode, label);
     let opts = CopyOptions {
         events: progress.sink(),
         ..opts.clone()
     };
-    let result = ferry_copy::copy_selected(src, selection, dst, names, &opts).await;
+    let result = match check {
+        None => ferry_copy::copy_selected(src, selection, dst, names, &opts)
+            .await
+            .map_err(Into::into),
+        Some(check) => ferry_copy::copy_selected_when(src, selection, dst, names, &opts, check)
+            .await
+            .and_then(|copied| Ok(copied?.0)),
+    };
     progress.finish(result.is_ok());
     result
 }
@@ -202,19 +215,15 @@ pub fn verifier(args: &TrustArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
     Ok(Some(Arc::new(Verifier::new(Policy::signed(keys, keyless)))))
 }
 
-/// Refuse the image unless the policy accepts it, as `source` has it (what was accepted, and by whom, when
-/// there is a policy). Runs after resolving and choosing the platform, before anything of the image is
-/// written or named.
+/// Refuse the image unless the policy accepts it, as `source` has it (what was accepted, and by whom). Runs
+/// after resolving and choosing the platform, before anything of the image is written or named.
 pub async fn verify(
-    verifier: Option<&Verifier>,
+    verifier: &Verifier,
     source: &dyn ReadTarget,
     name: &str,
     key: &str,
     selection: &Selection,
-) -> anyhow::Result<Option<Verified>> {
-    let Some(verifier) = verifier else {
-        return Ok(None);
-    };
+) -> anyhow::Result<Verified> {
     let subject = Subject {
         name,
         key,
@@ -231,5 +240,5 @@ pub async fn verify(
             verified.scope
         );
     }
-    Ok(Some(verified))
+    Ok(verified)
 }

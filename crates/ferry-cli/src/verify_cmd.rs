@@ -38,14 +38,14 @@ pub async fn run(args: VerifyArgs, quiet: bool) -> anyhow::Result<()> {
         .await
         .with_context(context)?;
         let v = verify(
-            Some(&verifier),
+            &verifier,
             opened.target.as_ref(),
             &name,
             &image.key,
             &selection,
         )
         .await?;
-        verified.extend(v);
+        verified.push(v);
     }
     if args.json {
         return print_json(&verified);

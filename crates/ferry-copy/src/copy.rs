@@ -8,7 +8,7 @@ use ferry_oci::{Descriptor, Digest};
 use ferry_store::{ReadStore, ReadTarget, Referrer, StoreError, WriteTarget};
 use tokio::sync::Semaphore;
 
-use crate::engine::{CopyError, CopyStats, GraphCopy, SharedNodes, Slots};
+use crate::engine::{CopyError, CopyStats, Gate, GraphCopy, SharedNodes, Slots};
 use crate::events::{Event, EventSink};
 use crate::hooks::{CopyHooks, DefaultHooks};
 use crate::select::{PlatformChoice, SelectError, Selection, select_root};
@@ -214,12 +214,59 @@ pub async fn copy_selected(
     dst_refs: &[String],
     opts: &CopyOptions,
 ) -> Result<Copied, CopyFailed> {
+    copy_gated(src, selection, dst, dst_refs, opts, None).await
+}
+
+/// [`copy_selected`] that writes nothing to `dst` until `check` (a signature policy, say) has passed. The
+/// two run side by side: meanwhile the source fetches what it can keep out of sight (a cache proxy fills
+/// the cache), so a check costs wall time only where it takes longer than those downloads. With a source
+/// that keeps no local copies, the copy simply waits for the check.
+///
+/// The check's verdict comes first: `Err` when it refused (whatever the copy did, nothing of the image was
+/// written), else the copy's outcome with what the check returned.
+pub async fn copy_selected_when<T, E>(
+    src: &Arc<dyn ReadStore>,
+    selection: &Selection,
+    dst: &Arc<dyn WriteTarget>,
+    dst_refs: &[String],
+    opts: &CopyOptions,
+    check: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<Result<(Copied, T), CopyFailed>, E> {
+    let (keeper, gate) = Gate::new();
+    let checking = async move {
+        let verdict = check.await;
+        keeper.settle(verdict.is_ok());
+        verdict
+    };
+    let copying = copy_gated(src, selection, dst, dst_refs, opts, Some(gate));
+    let (copied, checked) = tokio::join!(copying, checking);
+    let checked = checked?;
+    Ok(copied.map(|c| (c, checked)))
+}
+
+async fn copy_gated(
+    src: &Arc<dyn ReadStore>,
+    selection: &Selection,
+    dst: &Arc<dyn WriteTarget>,
+    dst_refs: &[String],
+    opts: &CopyOptions,
+    gate: Option<Gate>,
+) -> Result<Copied, CopyFailed> {
     let root = &selection.root;
-    let mut stats = copy_graph(src, dst, root, &selection.known, opts).await?;
+    let mut stats = graph(src, dst, root, &selection.known, opts, gate.clone()).await?;
     let failed = |source| CopyFailed::Referrers {
         subject: root.digest.clone(),
         source,
     };
+    // The root may have been at the destination already (nothing waited on the gate): names wait here.
+    if let Some(gate) = &gate {
+        gate.wait().await.map_err(|source| CopyFailed::Tag {
+            digest: root.digest.clone(),
+            name: dst_refs.join(", "),
+            store: dst.describe(),
+            source,
+        })?;
+    }
     // Names last: a name only ever points at complete content.
     let root_bytes = manifest_bytes(src.as_ref(), &selection.known, root)
         .await
@@ -229,7 +276,7 @@ pub async fn copy_selected(
     }
     let referrers = discover_referrers(src.as_ref(), root, &opts.referrers).await?;
     for referrer in &referrers {
-        stats.merge(&copy_graph(src, dst, &referrer.desc, &HashMap::new(), opts).await?);
+        stats.merge(&graph(src, dst, &referrer.desc, &HashMap::new(), opts, None).await?);
         let name = match &referrer.tag {
             Some(t) => sibling_name(dst_refs.first().map(String::as_str).unwrap_or(""), t),
             None => String::new(),
@@ -294,6 +341,17 @@ pub async fn copy_graph(
     known: &HashMap<Digest, bytes::Bytes>,
     opts: &CopyOptions,
 ) -> Result<CopyStats, CopyFailed> {
+    graph(src, dst, root, known, opts, None).await
+}
+
+async fn graph(
+    src: &Arc<dyn ReadStore>,
+    dst: &Arc<dyn WriteTarget>,
+    root: &Descriptor,
+    known: &HashMap<Digest, bytes::Bytes>,
+    opts: &CopyOptions,
+    gate: Option<Gate>,
+) -> Result<CopyStats, CopyFailed> {
     let attempts = opts.attempts.max(1);
     let mut attempt = 1;
     loop {
@@ -309,6 +367,7 @@ pub async fn copy_graph(
             opts.hooks.clone(),
             opts.events.clone(),
             known.clone(),
+            gate.clone(),
         );
         match run.node(root.clone(), 0).await {
             Ok(()) => return Ok(run.stats()),

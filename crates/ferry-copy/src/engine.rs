@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, media_type};
 use ferry_store::{BoxFuture, Fetch, LocalOrigin, ReadStore, StoreError, WriteStore, transfer};
-use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::events::{BlobOutcome, Event, EventSink};
@@ -120,6 +120,46 @@ pub(crate) struct GraphCopy {
     seen: Mutex<std::collections::HashSet<Digest>>,
     known: HashMap<Digest, Bytes>,
     stats: Mutex<CopyStats>,
+    gate: Option<Gate>,
+}
+
+/// A check that runs beside a copy (a signature policy): until it passes, nothing is written to the
+/// destination, while the source may fetch into local copies it keeps out of sight (a cache proxy). A
+/// refused or abandoned check fails every write that waits on it.
+#[derive(Clone)]
+pub(crate) struct Gate(watch::Receiver<Option<bool>>);
+
+/// The side that settles a [`Gate`]; dropping it unsettled refuses.
+pub(crate) struct GateKeeper(watch::Sender<Option<bool>>);
+
+impl Gate {
+    pub(crate) fn new() -> (GateKeeper, Gate) {
+        let (tx, rx) = watch::channel(None);
+        (GateKeeper(tx), Gate(rx))
+    }
+
+    fn is_open(&self) -> bool {
+        *self.0.borrow() == Some(true)
+    }
+
+    /// Wait until the check is settled: `Ok` once it passed.
+    pub(crate) async fn wait(&self) -> Result<(), StoreError> {
+        let mut rx = self.0.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(open) if *open == Some(true) => Ok(()),
+            _ => Err(StoreError::remote(
+                "the check run beside the copy refused the image; nothing was written",
+                false,
+            )),
+        }
+    }
+}
+
+impl GateKeeper {
+    pub(crate) fn settle(self, passed: bool) {
+        // Nobody waiting (the copy ended first) is fine.
+        let _ = self.0.send(Some(passed));
+    }
 }
 
 /// Where a graph copy takes its slots: the run's budget, and on a retry also a one-slot narrowing (a
@@ -173,6 +213,7 @@ impl GraphCopy {
         hooks: Arc<dyn CopyHooks>,
         events: EventSink,
         known: HashMap<Digest, Bytes>,
+        gate: Option<Gate>,
     ) -> Arc<GraphCopy> {
         Arc::new(GraphCopy {
             dest_id: dest.describe(),
@@ -185,6 +226,7 @@ impl GraphCopy {
             seen: Mutex::new(std::collections::HashSet::new()),
             known,
             stats: Mutex::new(CopyStats::default()),
+            gate,
         })
     }
 
@@ -214,54 +256,62 @@ impl GraphCopy {
                 size: desc.size,
             });
         }
-        let key = (self.dest_id.clone(), desc.digest.clone());
-        let cell = self
-            .shared
-            .lock()
-            .expect("nodes lock")
-            .entry(key.clone())
-            .or_insert_with(|| Arc::new(OnceCell::new()))
-            .clone();
         let is_manifest = media_type::is_manifest_like(&desc.media_type);
-        let ran_here = std::sync::atomic::AtomicBool::new(false);
-        let result = cell
-            .get_or_init(|| async {
-                ran_here.store(true, std::sync::atomic::Ordering::Relaxed);
-                let result = if depth > MAX_DEPTH {
-                    Err(StoreError::remote(
-                        format!(
-                            "nested more than {MAX_DEPTH} levels deep; refusing to walk further"
-                        ),
-                        false,
-                    ))
-                } else if is_manifest {
-                    self.manifest(&desc, depth).await
-                } else {
-                    self.blob(&desc).await
-                };
-                result.map_err(|e| CopyError {
-                    digest: desc.digest.clone(),
-                    kind: if is_manifest { "manifest" } else { "blob" },
-                    source: Arc::new(e),
+        // A failure met while waiting on another copy's attempt (another image's, whose check may have
+        // refused it) is not this copy's verdict: it tries the node once itself.
+        let mut waited_on_another = false;
+        loop {
+            let key = (self.dest_id.clone(), desc.digest.clone());
+            let cell = self
+                .shared
+                .lock()
+                .expect("nodes lock")
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(OnceCell::new()))
+                .clone();
+            let ran_here = std::sync::atomic::AtomicBool::new(false);
+            let result = cell
+                .get_or_init(|| async {
+                    ran_here.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let result = if depth > MAX_DEPTH {
+                        Err(StoreError::remote(
+                            format!(
+                                "nested more than {MAX_DEPTH} levels deep; refusing to walk further"
+                            ),
+                            false,
+                        ))
+                    } else if is_manifest {
+                        self.manifest(&desc, depth).await
+                    } else {
+                        self.blob(&desc).await
+                    };
+                    result.map_err(|e| CopyError {
+                        digest: desc.digest.clone(),
+                        kind: if is_manifest { "manifest" } else { "blob" },
+                        source: Arc::new(e),
+                    })
                 })
-            })
-            .await
-            .clone();
-        match &result {
-            // A failure is not remembered for the run: a later attempt or image tries the node again.
-            Err(_) => {
-                let mut shared = self.shared.lock().expect("nodes lock");
-                if shared.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                    shared.remove(&key);
+                .await
+                .clone();
+            let ran_here = ran_here.load(std::sync::atomic::Ordering::Relaxed);
+            match &result {
+                // A failure is not remembered for the run: a later attempt or image tries the node again.
+                Err(_) => {
+                    let mut shared = self.shared.lock().expect("nodes lock");
+                    if shared.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                        shared.remove(&key);
+                    }
+                    if !ran_here && !waited_on_another {
+                        waited_on_another = true;
+                        continue;
+                    }
                 }
+                // Another copy of this run moved it: here it is a node the destination already has.
+                Ok(()) if first_here && !ran_here => self.finish(&desc, BlobOutcome::Existing),
+                Ok(()) => {}
             }
-            // Another copy of this run moved it: here it is a node the destination already has.
-            Ok(()) if first_here && !ran_here.load(std::sync::atomic::Ordering::Relaxed) => {
-                self.finish(&desc, BlobOutcome::Existing)
-            }
-            Ok(()) => {}
+            return result;
         }
-        result
     }
 
     async fn manifest(self: &Arc<Self>, desc: &Descriptor, depth: usize) -> Result<(), StoreError> {
@@ -299,8 +349,11 @@ impl GraphCopy {
             let transient = e.is_transient();
             return Err(StoreError::remote(e, transient));
         }
+        if let Some(gate) = &self.gate {
+            gate.wait().await?;
+        }
         let _slot = self.slots.acquire().await;
-        if self.skipped(desc).await? {
+        if self.skipped(desc, None).await? {
             return Ok(());
         }
         self.dest.put_manifest(desc, bytes).await?;
@@ -309,9 +362,14 @@ impl GraphCopy {
         Ok(())
     }
 
-    /// Whether the destination already has `desc` (then it is done); otherwise the pre-copy hook runs.
-    async fn skipped(&self, desc: &Descriptor) -> Result<bool, StoreError> {
-        if self.dest.exists(desc).await? {
+    /// Whether the destination already has `desc` (then it is done; `known`: as just asked); otherwise the
+    /// pre-copy hook runs.
+    async fn skipped(&self, desc: &Descriptor, known: Option<bool>) -> Result<bool, StoreError> {
+        let exists = match known {
+            Some(e) => e,
+            None => self.dest.exists(desc).await?,
+        };
+        if exists {
             self.hooks.on_skipped(desc).await?;
             self.finish(desc, BlobOutcome::Existing);
             return Ok(true);
@@ -331,18 +389,32 @@ impl GraphCopy {
     }
 
     async fn blob(&self, desc: &Descriptor) -> Result<(), StoreError> {
+        let (mut exists, mut ahead) = (None, None);
+        if let Some(gate) = self.gate.as_ref().filter(|g| !g.is_open()) {
+            // While the check runs, the bytes go where nobody sees them yet: into the source's local copy.
+            // The slot is given back before waiting, so that other blobs fetch meanwhile.
+            {
+                let _slot = self.slots.acquire().await;
+                let present = self.dest.exists(desc).await?;
+                exists = Some(present);
+                if !present {
+                    ahead = self.fetch_ahead(desc).await?;
+                }
+            }
+            gate.wait().await?;
+        }
         let _slot = self.slots.acquire().await;
-        if self.skipped(desc).await? {
+        if self.skipped(desc, exists).await? {
             return Ok(());
         }
         let outcome = if self.dest.mount(desc).await? {
             BlobOutcome::Mounted
         } else {
-            match self.place(desc).await {
+            match self.place(desc, ahead).await {
                 // A local copy the source kept (a cache) that failed verification is dropped by the
                 // source, and the blob fetched once more from its origin.
                 Err((e, true)) if e.invalidates_partial() && self.source.forget(desc).await => {
-                    self.place(desc).await.map_err(|(e, _)| e)?
+                    self.place(desc, None).await.map_err(|(e, _)| e)?
                 }
                 r => r.map_err(|(e, _)| e)?,
             }
@@ -352,11 +424,47 @@ impl GraphCopy {
         Ok(())
     }
 
+    /// The source's local copy of `desc`, made now if it keeps one (a cache proxy downloads it), before the
+    /// destination may be written; `None` when it keeps none (the blob is streamed once the gate opens).
+    async fn fetch_ahead(&self, desc: &Descriptor) -> Result<Option<LocalOrigin>, StoreError> {
+        let progress = self.progress(desc);
+        let local = self.source.local_blob(desc, &self.fetch(&progress)).await?;
+        Ok(local.map(|l| l.origin))
+    }
+
+    fn progress(&self, desc: &Descriptor) -> impl Fn(u64) + Send + Sync + use<> {
+        let events = self.events.clone();
+        let digest = desc.digest.clone();
+        move |bytes: u64| {
+            events(&Event::Progress {
+                digest: digest.clone(),
+                bytes,
+            })
+        }
+    }
+
+    fn fetch<'a>(&self, progress: &'a (dyn Fn(u64) + Send + Sync)) -> Fetch<'a> {
+        Fetch {
+            progress,
+            // A retrying image moves one thing at a time: no extra streams.
+            lanes: self
+                .slots
+                .narrow
+                .is_none()
+                .then(|| self.slots.budget.clone()),
+        }
+    }
+
     /// Move a blob's bytes: a hard link of the source's local copy where the destination takes one, else a
-    /// verified stream. A failure says whether the bytes came from a local copy the source already had.
-    async fn place(&self, desc: &Descriptor) -> Result<BlobOutcome, (StoreError, bool)> {
+    /// verified stream. `ahead`: how the local copy came to be, if it was fetched ahead of a gate. A failure
+    /// says whether the bytes came from a local copy the source already had.
+    async fn place(
+        &self,
+        desc: &Descriptor,
+        ahead: Option<LocalOrigin>,
+    ) -> Result<BlobOutcome, (StoreError, bool)> {
         let mut had_copy = false;
-        self.place_inner(desc, &mut had_copy)
+        self.place_inner(desc, ahead, &mut had_copy)
             .await
             .map_err(|e| (e, had_copy))
     }
@@ -364,28 +472,16 @@ impl GraphCopy {
     async fn place_inner(
         &self,
         desc: &Descriptor,
+        ahead: Option<LocalOrigin>,
         had_copy: &mut bool,
     ) -> Result<BlobOutcome, StoreError> {
-        let progress = {
-            let events = self.events.clone();
-            let digest = desc.digest.clone();
-            move |bytes: u64| {
-                events(&Event::Progress {
-                    digest: digest.clone(),
-                    bytes,
-                })
-            }
-        };
-        let fetch = Fetch {
-            progress: &progress,
-            // A retrying image moves one thing at a time: no extra streams.
-            lanes: self
-                .slots
-                .narrow
-                .is_none()
-                .then(|| self.slots.budget.clone()),
-        };
-        let local = self.source.local_blob(desc, &fetch).await?;
+        let progress = self.progress(desc);
+        let fetch = self.fetch(&progress);
+        let mut local = self.source.local_blob(desc, &fetch).await?;
+        // Fetched ahead of the gate: this run's download, whatever the second look says.
+        if let (Some(l), Some(origin @ LocalOrigin::Fetched { .. })) = (local.as_mut(), ahead) {
+            l.origin = origin;
+        }
         *had_copy = local
             .as_ref()
             .is_some_and(|l| l.origin == LocalOrigin::Present);

@@ -15,7 +15,7 @@ pub mod select;
 
 pub use copy::{
     Budget, Copied, CopyFailed, CopyOptions, Referrers, copy, copy_graph, copy_selected,
-    discover_referrers, resolve, sibling_name,
+    copy_selected_when, discover_referrers, resolve, sibling_name,
 };
 pub use engine::{CopyError, CopyStats, MAX_DEPTH};
 pub use events::{BlobOutcome, Event, EventSink};

@@ -819,3 +819,170 @@ async fn a_ranged_download_killed_midway_continues_where_its_prefix_ends() {
     assert_eq!(copied.stats.resumed_bytes, 98_304);
     assert_eq!(std::fs::read(cache.blob_path(&layer)).unwrap(), big);
 }
+
+fn cached_source(dir: &std::path::Path, src: &Arc<MemoryStore>) -> Arc<dyn ReadTarget> {
+    let inner: Arc<dyn ReadTarget> = src.clone();
+    Arc::new(CachedSource::new(inner, BlobCache::open(dir).unwrap()))
+}
+
+/// Wait (bounded, so a broken engine fails instead of hanging) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let waiting = async {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("never happened: {what}"));
+}
+
+#[tokio::test]
+async fn a_check_runs_beside_the_copy_which_fills_the_cache_and_writes_only_after_it_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Arc::new(MemoryStore::new("src").with_delay(5));
+    let img = image(&src, "v1", &refs(&layers(4)));
+    let cached = cached_source(dir.path(), &src);
+    let dst = Arc::new(MemoryStore::new("dst"));
+    let d: Arc<dyn WriteTarget> = dst.clone();
+    let selection = ferry_copy::resolve(cached.as_ref(), "v1", &PlatformChoice::All)
+        .await
+        .unwrap();
+    let blobs: Vec<Descriptor> = img.layers.iter().chain([&img.config]).cloned().collect();
+    // The check passes only once every blob was fetched: it can finish only if the copy fetches meanwhile.
+    let check = async {
+        until("every blob fetched while the check runs", || {
+            blobs.iter().all(|b| src.fetches(&b.digest) == 1)
+        })
+        .await;
+        assert!(
+            dst.is_empty(),
+            "something was written before the check passed"
+        );
+        Ok::<_, String>("signed")
+    };
+    let s: Arc<dyn ReadStore> = cached.clone();
+    let (copied, verdict) = ferry_copy::copy_selected_when(
+        &s,
+        &selection,
+        &d,
+        &["v1".to_string()],
+        &CopyOptions::default(),
+        check,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(verdict, "signed");
+    assert_eq!(dst.tagged("v1"), Some(img.manifest.clone()));
+    for b in &blobs {
+        assert!(dst.has(&b.digest));
+        assert_eq!(
+            src.fetches(&b.digest),
+            1,
+            "fetched once, linked or streamed from the cache"
+        );
+    }
+    assert_eq!(
+        copied.stats.fetched, 6,
+        "blobs fetched ahead count as fetched: {:?}",
+        copied.stats
+    );
+}
+
+#[tokio::test]
+async fn a_refused_check_leaves_the_destination_untouched_with_or_without_a_cache() {
+    for with_cache in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Arc::new(MemoryStore::new("src").with_delay(2));
+        let img = image(&src, "v1", &refs(&layers(3)));
+        let source: Arc<dyn ReadTarget> = if with_cache {
+            cached_source(dir.path(), &src)
+        } else {
+            src.clone()
+        };
+        let dst = Arc::new(MemoryStore::new("dst"));
+        let d: Arc<dyn WriteTarget> = dst.clone();
+        let selection = ferry_copy::resolve(source.as_ref(), "v1", &PlatformChoice::All)
+            .await
+            .unwrap();
+        let s: Arc<dyn ReadStore> = source.clone();
+        let check = async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Err::<(), _>("no signature by the trusted key")
+        };
+        let names = ["v1".to_string()];
+        let opts = CopyOptions::default();
+        let refused =
+            ferry_copy::copy_selected_when(&s, &selection, &d, &names, &opts, check).await;
+        assert_eq!(refused.err(), Some("no signature by the trusted key"));
+        assert!(dst.is_empty(), "cache {with_cache}: something was written");
+        assert!(dst.tag_names().is_empty());
+        if !with_cache {
+            assert_eq!(
+                src.fetches(&img.layers[0].digest),
+                0,
+                "without a local copy to fill, nothing is fetched before the check passes"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_check_names_nothing_even_when_the_destination_already_holds_the_image() {
+    let src = Arc::new(MemoryStore::new("src"));
+    image(&src, "v1", &refs(&layers(2)));
+    let dst = Arc::new(MemoryStore::new("dst"));
+    let (s, d) = targets(&src, &dst);
+    copy(&s, "v1", &d, &[], &CopyOptions::default())
+        .await
+        .unwrap();
+    let held = dst.len();
+    let selection = ferry_copy::resolve(s.as_ref(), "v1", &PlatformChoice::All)
+        .await
+        .unwrap();
+    let s: Arc<dyn ReadStore> = s.clone();
+    let names = ["v1".to_string()];
+    let check = async { Err::<(), _>("refused") };
+    let refused =
+        ferry_copy::copy_selected_when(&s, &selection, &d, &names, &CopyOptions::default(), check)
+            .await;
+    assert!(refused.is_err());
+    assert!(dst.tag_names().is_empty(), "named after a refusal");
+    assert_eq!(dst.len(), held);
+}
+
+#[tokio::test]
+async fn an_image_sharing_a_layer_with_a_refused_one_still_lands() {
+    let src = Arc::new(MemoryStore::new("src").with_delay(5));
+    let dst = Arc::new(MemoryStore::new("dst"));
+    let shared = vec![7u8; 4000];
+    image(&src, "bad", &[&shared, b"only in bad"]);
+    let good = image(&src, "good", &[&shared, b"only in good"]);
+    let (s, d) = targets(&src, &dst);
+    let opts = CopyOptions {
+        budget: Budget::new(2),
+        ..Default::default()
+    };
+    let bad = ferry_copy::resolve(s.as_ref(), "bad", &PlatformChoice::All)
+        .await
+        .unwrap();
+    let sr: Arc<dyn ReadStore> = s.clone();
+    let names = ["bad".to_string()];
+    // The refused image reaches the shared layer first and holds it until its check refuses.
+    let check = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        Err::<(), _>("refused")
+    };
+    let refusing = ferry_copy::copy_selected_when(&sr, &bad, &d, &names, &opts, check);
+    let landing = async {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        copy(&s, "good", &d, &["good".to_string()], &opts).await
+    };
+    let (refused, landed) = tokio::join!(refusing, landing);
+    assert!(refused.is_err());
+    landed.unwrap();
+    assert_eq!(dst.tagged("good"), Some(good.manifest));
+    assert!(dst.has(&good.layers[0].digest));
+    assert_eq!(dst.tag_names(), vec!["good".to_string()]);
+}

@@ -386,17 +386,9 @@ async fn resolve_all(
             None => opts.platform.clone(),
         };
         let (client, slots, cache) = (clients[i].clone(), slots.clone(), opts.cache.clone());
-        let verify = opts.verify.clone();
         tasks.spawn(async move {
             let _slot = slots.acquire().await.expect("semaphore open");
-            let result = resolve_one(
-                &client,
-                &reference,
-                cache.as_ref(),
-                &platform,
-                verify.as_deref(),
-            )
-            .await;
+            let result = resolve_one(&client, &reference, cache.as_ref(), &platform).await;
             (order, i, reference, platform, result)
         });
     }
@@ -428,7 +420,6 @@ async fn resolve_one(
     reference: &Reference,
     cache: Option<&BlobCache>,
     platform: &PlatformChoice,
-    verify: Option<&Verifier>,
 ) -> Result<(Arc<dyn ReadTarget>, Selection), SyncError> {
     let opened = ferry_registry::open_read(client, &reference.registry, &reference.repository)
         .map_err(|source| SyncError::Open {
@@ -442,20 +433,29 @@ async fn resolve_one(
             reference: reference.to_string(),
             source: Box::new(source),
         })?;
-    if let Some(verifier) = verify {
-        let name = reference.to_string();
-        let subject = Subject {
-            name: &name,
-            key: &reference.target(),
-            resolved: selection.chosen_from().unwrap_or(&selection.root.digest),
-            selected: &selection.root.digest,
-        };
-        verifier
-            .verify(source.as_ref(), subject)
-            .await
-            .map_err(|e| SyncError::Verify(Box::new(e)))?;
-    }
     Ok((source, selection))
+}
+
+/// Whether the policy accepts the image `r` names, as its source has it (`Ok` without a policy).
+async fn verify(r: &Resolved, verifier: Option<&Verifier>) -> Result<(), SyncError> {
+    let Some(verifier) = verifier else {
+        return Ok(());
+    };
+    let (name, key) = (r.reference.to_string(), r.reference.target());
+    let subject = Subject {
+        name: &name,
+        key: &key,
+        resolved: r
+            .selection
+            .chosen_from()
+            .unwrap_or(&r.selection.root.digest),
+        selected: &r.selection.root.digest,
+    };
+    verifier
+        .verify(r.source.as_ref(), subject)
+        .await
+        .map_err(|e| SyncError::Verify(Box::new(e)))?;
+    Ok(())
 }
 
 /// Copy (or plan) one image; returns its report and lock entry.
@@ -495,6 +495,12 @@ async fn sync_one(
     // image that brings them is walked anyway (every node it has costs one existence check).
     let up_to_date = referrers == Referrers::None
         && placement.current.digest().await.as_ref() == Some(&root.digest);
+    let verifier = opts.verify.as_deref();
+    // Nothing is written for a plan or an image already there: the policy is applied on its own. A copy
+    // runs it beside the transfer instead, writing nothing until it passes.
+    if opts.plan || up_to_date {
+        verify(r, verifier).await?;
+    }
     let digests = Arc::new(Mutex::new(BTreeSet::new()));
     if up_to_date {
         report.status = Status::UpToDate;
@@ -523,15 +529,26 @@ async fn sync_one(
                 .map_err(image_error)?;
             report.bytes = plan.bytes();
         } else {
-            let copied = ferry_copy::copy_selected(
-                &src,
-                &r.selection,
-                &placement.target,
-                &placement.names,
-                &copy,
-            )
-            .await
-            .map_err(image_error)?;
+            let (src, selection, names) = (&src, &r.selection, &placement.names);
+            let copied = match verifier {
+                None => ferry_copy::copy_selected(src, selection, &placement.target, names, &copy)
+                    .await
+                    .map_err(image_error)?,
+                Some(v) => {
+                    let check = verify(r, Some(v));
+                    ferry_copy::copy_selected_when(
+                        src,
+                        selection,
+                        &placement.target,
+                        names,
+                        &copy,
+                        check,
+                    )
+                    .await?
+                    .map_err(image_error)?
+                    .0
+                }
+            };
             let s = &copied.stats;
             report.bytes = PlanBytes {
                 moving: s.fetched_bytes + s.cached_bytes + s.linked_bytes,
