@@ -122,9 +122,10 @@ impl Verifier {
         Verifier { policy }
     }
 
-    /// Decide about `subject` as `source` has it. Costs, per digest looked at, one manifest resolve and
-    /// one payload blob per signature; a child chosen from an index is covered by a signature of the index
-    /// (cosign signs what the tag names) or one of its own (`cosign sign --recursive`).
+    /// Decide about `subject` as `source` has it. Costs, per digest looked at, the `.sig` manifest and one
+    /// payload blob per signature, and beside them the referrers listing with one manifest and one bundle
+    /// per bundle referrer; a child chosen from an index is covered by a signature of the index (cosign
+    /// signs what the tag names) or one of its own (`cosign sign --recursive`).
     pub async fn verify(
         &self,
         source: &dyn ReadTarget,
@@ -179,31 +180,33 @@ async fn signed(
     };
     let mut tried = Vec::new();
     for digest in digests {
-        // cosign's tag first (one manifest and one payload; key or cosign 2 keyless signatures), then
-        // Sigstore bundles stored as OCI 1.1 referrers (one listing, then one manifest and one bundle each).
-        {
-            let found = cosign::signatures(source, subject.key, digest)
-                .await
-                .map_err(store_error)?;
-            match found {
-                None => tried.push(Tried {
-                    signature: cosign::signature_tag(digest),
-                    why: "not found".into(),
-                }),
-                Some(candidates) => {
-                    for c in candidates {
-                        match check(&c, digest, subject.name, trust, identity) {
-                            Ok(s) => return Ok(s),
-                            Err(why) => tried.push(Tried {
-                                signature: c.label,
-                                why,
-                            }),
-                        }
+        // Both places are looked up at once: cosign's tag (one manifest and one payload; key or cosign 2
+        // keyless signatures) and Sigstore bundles stored as OCI 1.1 referrers (one listing, then one
+        // manifest and one bundle each). In sequence a bundle would wait for the tag's miss; side by side
+        // either kind costs the round trips of its own chain. The tag's signatures are judged first.
+        let (found, bundles) = tokio::join!(
+            cosign::signatures(source, subject.key, digest),
+            cosign::bundles(source, digest)
+        );
+        match found.map_err(store_error)? {
+            None => tried.push(Tried {
+                signature: cosign::signature_tag(digest),
+                why: "not found".into(),
+            }),
+            Some(candidates) => {
+                for c in candidates {
+                    match check(&c, digest, subject.name, trust, identity) {
+                        Ok(s) => return Ok(s),
+                        Err(why) => tried.push(Tried {
+                            signature: c.label,
+                            why,
+                        }),
                     }
                 }
             }
         }
-        let bundles = cosign::bundles(source, digest).await.map_err(store_error)?;
+        // A failed referrers lookup matters only when no `.sig` signature held.
+        let bundles = bundles.map_err(store_error)?;
         if bundles.is_empty() {
             tried.push(Tried {
                 signature: format!("{} referrers of {digest}", bundle::MEDIA_TYPE_V03),
