@@ -855,7 +855,7 @@ pub enum PackageCommand {
   ferry package inspect zarf-package-demo-amd64-1.0.0.tar.zst
   ferry package inspect build/demo --json
   ferry package inspect oci://registry.local/packages/demo:1.0.0 -a arm64")]
-    Inspect(PackageInspectArgs),
+    Inspect(PackageArgs),
 
     /// Check checksums.txt and metadata.aggregateChecksum; report changed, missing and unexpected files.
     #[command(after_help = "Examples:
@@ -903,12 +903,13 @@ pub struct PackageSignArgs {
     pub overwrite: bool,
 }
 
+/// A package to look at, wherever it is.
 #[derive(Args, Debug)]
-pub struct PackageInspectArgs {
+pub struct PackageArgs {
     /// A package directory, .tar or .tar.zst, or oci://REGISTRY/REPOSITORY:TAG.
     pub package: String,
 
-    /// For a package in a registry: the architecture to inspect (default: the only one, else this machine's).
+    /// For a package in a registry: the architecture to use (default: the only one, else this machine's).
     #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
     pub architecture: Option<String>,
 
@@ -922,8 +923,8 @@ pub struct PackageInspectArgs {
 
 #[derive(Args, Debug)]
 pub struct PackageVerifyArgs {
-    /// A package directory, .tar or .tar.zst, or oci://REGISTRY/REPOSITORY:TAG.
-    pub package: String,
+    #[command(flatten)]
+    pub package: PackageArgs,
 
     /// Also check the package's signature (zarf.bundle.sig, else zarf.yaml.sig) with this public key.
     #[arg(long, value_name = "KEY.pub")]
@@ -932,17 +933,6 @@ pub struct PackageVerifyArgs {
     /// Files listed in checksums.txt may be absent (a package pulled with --components).
     #[arg(long)]
     pub partial: bool,
-
-    /// For a package in a registry: the architecture to verify (default: the only one, else this machine's).
-    #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
-    pub architecture: Option<String>,
-
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-
-    #[command(flatten)]
-    pub registry: RegistryArgs,
 }
 
 #[derive(Args, Debug)]

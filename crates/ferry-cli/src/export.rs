@@ -8,8 +8,9 @@ use crate::cli::ExportArgs;
 const DELTA_CONCURRENCY: usize = 6;
 
 pub async fn run(args: ExportArgs, quiet: bool) -> anyhow::Result<()> {
-    let dir = crate::push::layout_dir(&args.layout)?;
-    ferry_store::OciLayout::open(&dir)?;
+    let dir = ferry_store::OciLayout::open_in(&args.layout)?
+        .root()
+        .to_path_buf();
     let out = args.output.clone();
     let writing = || format!("writing {}", args.output.display());
     let (summary, delta) = match &args.since {

@@ -35,7 +35,7 @@ struct Entry {
 }
 
 async fn ls(args: LayoutLsArgs) -> anyhow::Result<()> {
-    let layout = ferry_target::open_layout(&args.dir)?;
+    let layout = ferry_store::OciLayout::open_in(&args.dir)?;
     let mut entries = Vec::new();
     for d in layout.entries()? {
         entries.push(Entry {
@@ -83,7 +83,7 @@ fn gc(args: LayoutGcArgs, quiet: bool) -> anyhow::Result<()> {
         min_age: args.min_age,
         dry_run: args.dry_run,
     };
-    let layout = ferry_target::open_layout(&args.dir)?;
+    let layout = ferry_store::OciLayout::open_in(&args.dir)?;
     let root = layout.root().display().to_string();
     let report = layout
         .gc(&opts, &|| {

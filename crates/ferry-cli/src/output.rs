@@ -36,6 +36,11 @@ pub fn short_media_type(mt: &str) -> &str {
     }
 }
 
+/// `-` for an empty value in a table or a summary.
+pub fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
 /// `sha256:0123456789ab` — enough to tell digests apart in a table.
 pub fn short_digest(digest: &str) -> &str {
     &digest[..digest.len().min(19)]

@@ -83,6 +83,22 @@ impl OciLayout {
         })
     }
 
+    /// The layout at `dir`, or the `images/` layout of a directory holding one (a Zarf package's). A
+    /// directory with neither is [`StoreError::InvalidLayout`] saying so.
+    pub fn open_in(dir: &Path) -> Result<OciLayout> {
+        let images = dir.join("images");
+        if !dir.join("oci-layout").exists() && images.join("oci-layout").exists() {
+            return OciLayout::open(&images);
+        }
+        if !dir.join("oci-layout").exists() {
+            return Err(StoreError::InvalidLayout {
+                path: dir.to_path_buf(),
+                why: "neither an OCI layout (no oci-layout file) nor a Zarf package directory (no images/oci-layout)".into(),
+            });
+        }
+        OciLayout::open(dir)
+    }
+
     /// The layout's directory.
     pub fn root(&self) -> &Path {
         &self.root

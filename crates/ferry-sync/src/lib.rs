@@ -7,6 +7,9 @@
 //! layout or an oci-archive. A tag the destination already holds at the same digest moves nothing; with
 //! `plan` the same walk counts bytes instead of moving them; a lock file records every reference, its
 //! digest, where it went and every digest of its graph.
+//!
+//! Beside it: [`push`] (a layout's images into a registry, as `ferry push` names them) and deltas
+//! ([`delta`]: exporting only what a base lacks, checking a copy complete before it starts).
 
 pub mod config;
 pub mod delta;
@@ -15,6 +18,7 @@ mod disk;
 pub mod filter;
 pub mod lock;
 pub mod plan;
+pub mod push;
 mod run;
 pub mod semver;
 mod sources;
@@ -27,6 +31,7 @@ pub use dest::{DestError, Destination, Naming};
 pub use disk::available_bytes;
 pub use lock::{LockError, LockFile, LockedImage};
 pub use plan::PlanBytes;
+pub use push::{PushError, PushNames, PushOptions, PushedImage, push};
 pub use run::{DiskRoom, ImageReport, Report, Status, SyncError, SyncOptions, Totals, sync};
 pub use sources::SourceError;
 

@@ -11,7 +11,7 @@ use ferry_copy::{Budget, CopyFailed, CopyOptions, Event, PlatformChoice, Referre
 use ferry_oci::{Descriptor, Digest, PlatformSpec, Reference, error_chain};
 use ferry_registry::{ClientOptions, RegistryClient, RegistryError, Repository};
 use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, StoreError, WriteTarget};
-use ferry_trust::{Subject, Verifier};
+use ferry_trust::Verifier;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -442,19 +442,16 @@ async fn resolve_one(
             reference: reference.to_string(),
             source: Box::new(source),
         })?;
-    if let Some(verifier) = verify {
-        let name = reference.to_string();
-        let subject = Subject {
-            name: &name,
-            key: &reference.target(),
-            resolved: selection.chosen_from().unwrap_or(&selection.root.digest),
-            selected: &selection.root.digest,
-        };
-        verifier
-            .verify(source.as_ref(), subject)
-            .await
-            .map_err(|e| SyncError::Verify(Box::new(e)))?;
-    }
+    let name = reference.to_string();
+    crate::push::verify(
+        verify,
+        source.as_ref(),
+        &name,
+        &reference.target(),
+        &selection,
+    )
+    .await
+    .map_err(|e| SyncError::Verify(Box::new(e)))?;
     Ok((source, selection))
 }
 

@@ -100,7 +100,7 @@ pub async fn open(location: &Location, ctx: &OpenContext) -> Result<Opened, Targ
     };
     let (store, name, desc, bytes): (Arc<dyn ReadStore>, _, _, _) = match location {
         Location::Layout { dir, name } => {
-            let layout = crate::open_layout(dir).map_err(store_error)?;
+            let layout = ferry_store::OciLayout::open_in(dir).map_err(store_error)?;
             let (desc, entry_name) = find_entry(&layout, name.as_deref()).map_err(invalid)?;
             let bytes = layout.fetch_manifest(&desc).await.map_err(store_error)?;
             (Arc::new(layout), entry_name, desc, bytes)

@@ -46,6 +46,66 @@ pub struct Pulled {
     pub integrity: Integrity,
 }
 
+/// What `ferry package pull` reports about one pull.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullReport {
+    /// The package's reference.
+    pub reference: String,
+    /// Its manifest's digest.
+    pub digest: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.version`.
+    pub version: String,
+    /// The package's architecture.
+    pub architecture: String,
+    /// The components asked for; empty when the whole package was pulled.
+    pub components: Vec<String>,
+    /// The path written.
+    pub output: String,
+    /// Files written.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Layers downloaded from the registry.
+    pub fetched: u64,
+    /// Their bytes.
+    pub fetched_bytes: u64,
+    /// Layers served from the blob cache (linked or copied) instead.
+    pub from_cache: u64,
+    /// Their bytes.
+    pub from_cache_bytes: u64,
+    /// What the copy moved, and how.
+    pub blobs: CopyStats,
+    /// What checking the written files against `checksums.txt` found.
+    pub integrity: Integrity,
+}
+
+impl PullReport {
+    /// The report of `pulled`, a pull of `pkg` (with `components`, if some) written to `output`.
+    pub fn new(pkg: &RemotePackage, pulled: &Pulled, components: &[String], output: &Path) -> Self {
+        let s = &pulled.stats;
+        PullReport {
+            reference: pkg.reference.to_string(),
+            digest: pkg.manifest.digest.to_string(),
+            name: pulled.definition.metadata.name.clone(),
+            version: pulled.definition.metadata.version.clone(),
+            architecture: pulled.definition.architecture().to_string(),
+            components: components.to_vec(),
+            output: output.display().to_string(),
+            files: pulled.files.len(),
+            bytes: pulled.files.values().map(|d| d.size).sum(),
+            fetched: s.fetched,
+            fetched_bytes: s.fetched_bytes,
+            from_cache: s.cached + s.linked,
+            from_cache_bytes: s.cached_bytes + s.linked_bytes,
+            blobs: s.clone(),
+            integrity: pulled.integrity.clone(),
+        }
+    }
+}
+
 /// Pull `pkg` to `out`, as [`pull`] does: an existing directory receives it as Zarf names it
 /// (`zarf-package-….tar.zst`), a `.tar` or `.tar.zst` path is written as that archive, any other path
 /// becomes the package directory. The package is staged beside `out` (the cache links into it on the same
