@@ -19,11 +19,7 @@ pub fn client(
 /// The client options these flags describe (credentials, TLS, mirrors, request budgets, uploads).
 pub fn options(args: &RegistryArgs, upload: Option<&UploadArgs>) -> anyhow::Result<ClientOptions> {
     let password = if args.password_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the password from standard input")?;
-        Some(s.trim_end_matches(['\n', '\r']).to_string())
+        Some(read_password()?)
     } else {
         args.password.clone()
     };
@@ -50,6 +46,15 @@ pub fn options(args: &RegistryArgs, upload: Option<&UploadArgs>) -> anyhow::Resu
         bail!("--max-requests-per-second must be a positive number, not {r}");
     }
     Ok(opts)
+}
+
+/// `--password-stdin`: standard input, without its line end.
+pub fn read_password() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the password from standard input")?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// The registries.conf given, else ferry's own (~/.config/ferry/registries.conf) if present. Containers'

@@ -89,7 +89,10 @@ impl Reference {
         if bare.contains(['/', '@', ':']) {
             return Err(ReferenceError::Invalid {
                 reference: tag.to_string(),
-                why: format!("not a tag of {} (a tag names no repository or digest)", self.name()),
+                why: format!(
+                    "not a tag of {} (a tag names no repository or digest)",
+                    self.name()
+                ),
             });
         }
         format!("{}:{bare}", self.name()).parse()
@@ -104,10 +107,14 @@ impl Reference {
             .or_else(|| input.strip_prefix("http://"))
             .unwrap_or(input)
             .trim_end_matches('/');
-        let h = h.strip_suffix("/v1").or_else(|| h.strip_suffix("/v2")).unwrap_or(h);
+        let h = h
+            .strip_suffix("/v1")
+            .or_else(|| h.strip_suffix("/v2"))
+            .unwrap_or(h);
         let not_a_host = || ReferenceError::Invalid {
             reference: input.to_string(),
-            why: "not a registry host: give host[:port], e.g. registry.local:5000 or docker.io".into(),
+            why: "not a registry host: give host[:port], e.g. registry.local:5000 or docker.io"
+                .into(),
         };
         if h.is_empty() || h.contains('/') {
             return Err(not_a_host());
@@ -319,8 +326,14 @@ mod tests {
         let r: Reference = "reg.example/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
             .parse()
             .unwrap();
-        assert_eq!(r.with_tag("1.4").unwrap().to_string(), "reg.example/app:1.4");
-        assert_eq!(r.with_tag(":stable").unwrap().to_string(), "reg.example/app:stable");
+        assert_eq!(
+            r.with_tag("1.4").unwrap().to_string(),
+            "reg.example/app:1.4"
+        );
+        assert_eq!(
+            r.with_tag(":stable").unwrap().to_string(),
+            "reg.example/app:stable"
+        );
         for bad in ["other/app:1", "app@sha256:00", "a:b", "UPPER!"] {
             assert!(r.with_tag(bad).is_err(), "{bad}");
         }
