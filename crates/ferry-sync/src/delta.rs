@@ -292,6 +292,58 @@ pub async fn export_delta(
     })
 }
 
+/// What [`export`] wrote, as `ferry export --json` shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exported {
+    /// The archive file.
+    pub archive: std::path::PathBuf,
+    /// `none`, `gzip` or `zstd` (by the file's name).
+    pub compression: String,
+    /// Blobs in the archive.
+    pub blobs: usize,
+    /// Their bytes (before compression).
+    pub blob_bytes: u64,
+    /// The archive's size.
+    pub archive_bytes: u64,
+    /// Blobs left out because the base has them.
+    pub omitted_blobs: usize,
+    /// For a delta: its base and what was left out.
+    pub delta: Option<DeltaExport>,
+}
+
+/// `ferry export`: the layout at `layout` (or a Zarf package directory's `images/`) as one deterministic
+/// archive at `out`, compressed by its name; with `since`, a delta on that base ([`open_base`],
+/// [`export_delta`], `concurrency` node copies at once).
+pub async fn export(
+    layout: &Path,
+    out: &Path,
+    since: Option<&Path>,
+    concurrency: usize,
+) -> Result<Exported, DeltaError> {
+    let dir = OciLayout::open_in(layout)?.root().to_path_buf();
+    let (summary, delta) = match since {
+        Some(base) => {
+            let delta = export_delta(&dir, out, open_base(base).await?, concurrency).await?;
+            (delta.summary.clone(), Some(delta))
+        }
+        None => {
+            let out = out.to_path_buf();
+            let written = tokio::task::spawn_blocking(move || OciArchive::write(&dir, &out));
+            (written.await.expect("export task panicked")?, None)
+        }
+    };
+    Ok(Exported {
+        compression: format!("{:?}", summary.compression).to_lowercase(),
+        archive: summary.path,
+        blobs: summary.blobs,
+        blob_bytes: summary.blob_bytes,
+        archive_bytes: summary.archive_bytes,
+        omitted_blobs: summary.omitted,
+        delta,
+    })
+}
+
 /// A delta (or any source missing blobs) read over a base that has them: names and manifests come from the
 /// delta, a blob from the delta when it holds it and else from the base, hashed as it is read like every
 /// blob (no hard link into the destination skips that).
