@@ -15,6 +15,7 @@ pub mod config;
 pub mod delta;
 pub mod dest;
 mod disk;
+pub mod dryrun;
 pub mod filter;
 pub mod lock;
 pub mod plan;
