@@ -166,7 +166,7 @@ pub enum LayoutCommand {
     #[command(after_help = "Examples:
   ferry layout ls images
   ferry layout ls build/my-package/images --json")]
-    Ls(LayoutLsArgs),
+    Ls(LayoutArgs),
 
     /// Remove the blobs no entry of index.json reaches (what is left after entries were removed).
     #[command(after_help = "Examples:
@@ -281,16 +281,8 @@ pub struct LsArgs {
     /// Repository (`registry.local/library/nginx`, `nginx`), without tag or digest.
     pub repository: String,
 
-    /// Tags per request (`n=`); the registry's default when absent.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub page_size: Option<u32>,
-
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub list: ListArgs,
 }
 
 #[derive(Args, Debug)]
@@ -298,7 +290,14 @@ pub struct CatalogArgs {
     /// Registry host[:port].
     pub host: String,
 
-    /// Repositories per request (`n=`); the registry's default (100 for distribution) when absent.
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+/// How a registry listing is asked for and printed.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Items per request (`n=`); the registry's default when absent (100 for distribution).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub page_size: Option<u32>,
 
@@ -340,8 +339,9 @@ pub struct DeleteArgs {
     pub registry: RegistryArgs,
 }
 
+/// A layout to look at.
 #[derive(Args, Debug)]
-pub struct LayoutLsArgs {
+pub struct LayoutArgs {
     /// The OCI layout directory (or a Zarf package directory containing images/).
     pub dir: PathBuf,
 
@@ -352,8 +352,8 @@ pub struct LayoutLsArgs {
 
 #[derive(Args, Debug)]
 pub struct LayoutGcArgs {
-    /// The OCI layout directory (or a Zarf package directory containing images/).
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
 
     /// Report what would be removed; remove nothing.
     #[arg(long)]
@@ -363,10 +363,6 @@ pub struct LayoutGcArgs {
     /// records its image); `0s` removes them all.
     #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = crate::cache::parse_duration)]
     pub min_age: std::time::Duration,
-
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Args, Debug)]

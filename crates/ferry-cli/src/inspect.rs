@@ -30,6 +30,13 @@ pub async fn run_inspect(args: InspectArgs) -> anyhow::Result<()> {
         return write_stdout(&opened.bytes);
     }
     if args.config {
+        if opened.manifest.kind == ferry_oci::ManifestKind::Index {
+            let platforms = opened.platforms().join(", ");
+            anyhow::bail!(
+                "{} is an index, which has no config; choose a manifest with --platform ({platforms})",
+                opened.label
+            );
+        }
         return write_stdout(&opened.config().await?);
     }
     let info = opened.describe().await?;

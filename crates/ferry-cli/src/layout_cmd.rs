@@ -4,7 +4,7 @@
 use anyhow::Context;
 use ferry_store::layout::GcOptions;
 
-use crate::cli::{LayoutCommand, LayoutGcArgs, LayoutLsArgs};
+use crate::cli::{LayoutArgs, LayoutCommand, LayoutGcArgs};
 use crate::output::{human, or_dash, print_json, short_digest, short_media_type};
 
 pub async fn run(cmd: LayoutCommand, quiet: bool) -> anyhow::Result<()> {
@@ -17,7 +17,7 @@ pub async fn run(cmd: LayoutCommand, quiet: bool) -> anyhow::Result<()> {
     }
 }
 
-async fn ls(args: LayoutLsArgs) -> anyhow::Result<()> {
+async fn ls(args: LayoutArgs) -> anyhow::Result<()> {
     let layout = ferry_store::OciLayout::open_in(&args.dir)?;
     let entries = ferry_target::inspect::layout_entries(&layout).await?;
     if args.json {
@@ -50,14 +50,14 @@ fn gc(args: LayoutGcArgs, quiet: bool) -> anyhow::Result<()> {
         min_age: args.min_age,
         dry_run: args.dry_run,
     };
-    let layout = ferry_store::OciLayout::open_in(&args.dir)?;
+    let layout = ferry_store::OciLayout::open_in(&args.layout.dir)?;
     let root = layout.root().display().to_string();
     let report = layout
         .gc(&opts, &|| {
             eprintln!("waiting for the ferry processes writing to {root} to finish…")
         })
         .with_context(|| format!("collecting garbage in {root}; nothing was removed"))?;
-    if args.json {
+    if args.layout.json {
         return print_json(&report);
     }
     if !quiet {

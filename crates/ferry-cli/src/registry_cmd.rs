@@ -34,21 +34,25 @@ pub async fn run_ls(args: LsArgs) -> anyhow::Result<()> {
         let name = reference.name();
         bail!("ls lists a repository's tags: give {name} without a tag or digest");
     }
-    let repo = repository(&reference, &args.registry)?;
+    let repo = repository(&reference, &args.list.registry)?;
     let tags = repo
-        .list_tags_paged(args.page_size.map(|n| n as usize))
+        .list_tags_paged(args.list.page_size.map(|n| n as usize))
         .await?;
-    print_list(args.json, ("repository", &reference.name()), ("tags", tags))
+    print_list(
+        args.list.json,
+        ("repository", &reference.name()),
+        ("tags", tags),
+    )
 }
 
 pub async fn run_catalog(args: CatalogArgs) -> anyhow::Result<()> {
     let host = Reference::parse_host(&args.host)?;
-    let client = registry_opts::client(&args.registry, None)?;
+    let client = registry_opts::client(&args.list.registry, None)?;
     let repositories = client
-        .catalog(&host, args.page_size.map(|n| n as usize))
+        .catalog(&host, args.list.page_size.map(|n| n as usize))
         .await?;
     print_list(
-        args.json,
+        args.list.json,
         ("registry", &host),
         ("repositories", repositories),
     )

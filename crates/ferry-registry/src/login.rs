@@ -362,6 +362,22 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_credential_location_shows_and_serializes_where_it_is() {
+        let file = CredentialLocation::File(PathBuf::from("/home/u/.docker/config.json"));
+        let helper = CredentialLocation::Helper("pass".into());
+        assert_eq!(file.to_string(), "/home/u/.docker/config.json");
+        assert_eq!(helper.to_string(), "docker-credential-pass");
+        assert_eq!(
+            serde_json::to_value(&file).unwrap(),
+            serde_json::json!({"store": "file", "path": "/home/u/.docker/config.json", "helper": null})
+        );
+        assert_eq!(
+            serde_json::to_value(&helper).unwrap(),
+            serde_json::json!({"store": "helper", "path": null, "helper": "pass"})
+        );
+    }
+
     fn temp_config(contents: Option<&str>) -> (PathBuf, PathBuf) {
         let dir = std::env::temp_dir().join(format!(
             "ferry-login-test-{}-{}",

@@ -725,6 +725,18 @@ impl ReadStore for OciLayout {
 mod tests {
     use super::*;
 
+    #[test]
+    fn open_in_finds_a_layout_or_a_package_s_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = OciLayout::open_in(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("neither an OCI layout"), "{err}");
+        OciLayout::open_or_create(&dir.path().join("images")).unwrap();
+        let found = OciLayout::open_in(dir.path()).unwrap();
+        assert_eq!(found.root(), dir.path().join("images"));
+        let direct = OciLayout::open_in(&dir.path().join("images")).unwrap();
+        assert_eq!(direct.root(), found.root());
+    }
+
     fn named(bytes: &[u8], name: &str) -> Descriptor {
         let mut d = Descriptor::of(media_type::OCI_MANIFEST, bytes);
         d.annotations

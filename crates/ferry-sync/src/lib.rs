@@ -8,7 +8,8 @@
 //! `plan` the same walk counts bytes instead of moving them; a lock file records every reference, its
 //! digest, where it went and every digest of its graph.
 //!
-//! Beside it: [`push`] (a layout's images into a registry, as `ferry push` names them) and deltas
+//! Beside it: [`push`] (a layout's images into a registry, as `ferry push` names them), [`copy_location`]
+//! (`ferry copy`: what one location names to another) and deltas
 //! ([`delta`]: exporting only what a base lacks, checking a copy complete before it starts).
 
 pub mod config;
@@ -17,6 +18,7 @@ pub mod dest;
 mod disk;
 pub mod dryrun;
 pub mod filter;
+pub mod locations;
 pub mod lock;
 pub mod plan;
 pub mod push;
@@ -30,6 +32,7 @@ pub use delta::{
 };
 pub use dest::{DestError, Destination, Naming};
 pub use disk::available_bytes;
+pub use locations::{CopiedImage, LocationCopyError, LocationCopyOptions, Through, copy_location};
 pub use lock::{LockError, LockFile, LockedImage};
 pub use plan::PlanBytes;
 pub use push::{PushError, PushNames, PushOptions, PushedImage, push};

@@ -237,6 +237,23 @@ pub fn verify(
 mod tests {
     use super::*;
 
+    #[test]
+    fn status_line() {
+        let mut i = Integrity {
+            ok: true,
+            checked: 1,
+            partial: true,
+            aggregate_checksum: String::new(),
+            problems: Vec::new(),
+        };
+        assert_eq!(
+            i.status(),
+            "ok (1 file match checksums.txt, aggregate checksum matches, partial)"
+        );
+        i.ok = false;
+        assert_eq!(i.status(), "FAILED (0 problems)");
+    }
+
     fn files(entries: &[(&str, &[u8])]) -> BTreeMap<String, Digest> {
         entries
             .iter()
