@@ -10,7 +10,7 @@ use ferry_trust::{PrivateKey, PublicKey};
 use ferry_zarf::PackageSource;
 use ferry_zarf::inspect::Summary;
 use ferry_zarf::publish::PublishRequest;
-use ferry_zarf::pull::PullReport;
+use ferry_zarf::pull::{PullRequest, pull_package};
 
 use crate::cli::{PackageArgs, PackageCommand, PackageSignArgs};
 use crate::output::{human, or_dash, print_json, short_digest};
@@ -101,31 +101,24 @@ pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
         }
         PackageCommand::Pull(a) => {
             let reference = PackageSource::parse_remote(&a.reference)?;
-            let client = registry_opts::client(&a.registry, None)?;
-            let arch = a.architecture.as_deref();
-            // The signature is read from the registry before anything is written.
-            if let Some(key) = &a.key {
-                check_key(
-                    &PackageSource::Remote(reference.clone()),
-                    arch,
-                    &client,
-                    key,
-                )
-                .await?;
-            }
-            let cache = crate::pull::open_cache(&a.transfer)?;
-            let remote = ferry_zarf::source::resolve(&client, reference, arch).await?;
-            let label = format!("oci://{}", remote.reference);
-            let components = (!a.components.is_empty()).then_some(a.components.as_slice());
+            let key = match &a.key {
+                Some(k) => Some(read_key(k)?),
+                None => None,
+            };
+            let label = format!("oci://{reference}");
             let progress = ImageProgress::new(Mode::detect(quiet), &label);
-            let concurrency = a.transfer.oci_concurrency as usize;
-            let sink = progress.sink();
-            let result =
-                ferry_zarf::pull::pull_to(&remote, &a.output, components, concurrency, cache, sink)
-                    .await;
+            let request = PullRequest {
+                components: &a.components,
+                architecture: a.architecture.as_deref(),
+                key: key.as_ref(),
+                concurrency: a.transfer.oci_concurrency as usize,
+                cache: crate::pull::open_cache(&a.transfer)?,
+                events: progress.sink(),
+            };
+            let client = registry_opts::client(&a.registry, None)?;
+            let result = pull_package(&client, reference, &a.output, request).await;
             progress.finish(result.is_ok());
-            let (pulled, out) = result.with_context(|| format!("pulling {label}"))?;
-            let r = PullReport::new(&remote, &pulled, &a.components, &out);
+            let r = result.with_context(|| format!("pulling {label}"))?;
             if a.json {
                 return print_json(&r);
             }
@@ -172,9 +165,14 @@ pub(crate) async fn check_key(
     client: &std::sync::Arc<ferry_registry::RegistryClient>,
     key: &Path,
 ) -> anyhow::Result<PackageSigned> {
-    let key =
-        PublicKey::from_file(key).with_context(|| format!("reading --key {}", key.display()))?;
-    Ok(package.check_signature(client, arch, &key).await?)
+    Ok(package
+        .check_signature(client, arch, &read_key(key)?)
+        .await?)
+}
+
+/// `--key KEY.pub`, read.
+pub(crate) fn read_key(key: &Path) -> anyhow::Result<PublicKey> {
+    PublicKey::from_file(key).with_context(|| format!("reading --key {}", key.display()))
 }
 
 /// A failed verification, with what to do about it (`action`: the command's verb).

@@ -1,10 +1,9 @@
 //! `ferry push`: an OCI layout (a Zarf package, an archive of a layout) → registry, as
 //! [`ferry_sync::push`] names and copies it.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ferry_copy::{CopyStats, PlatformChoice};
 use ferry_sync::{PushNames, PushOptions, PushedImage};
-use ferry_trust::PublicKey;
 
 use crate::cli::PushArgs;
 use crate::output::short_digest;
@@ -28,9 +27,7 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
         ),
     };
     let key = match &args.key {
-        Some(k) => Some(
-            PublicKey::from_file(k).with_context(|| format!("reading --key {}", k.display()))?,
-        ),
+        Some(k) => Some(crate::package::read_key(k)?),
         None => None,
     };
     let opts = PushOptions {

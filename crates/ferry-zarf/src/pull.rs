@@ -106,6 +106,51 @@ impl PullReport {
     }
 }
 
+/// How [`pull_package`] pulls.
+pub struct PullRequest<'a> {
+    /// Only these components (and the required ones); empty: the whole package.
+    pub components: &'a [String],
+    /// The architecture to pull (default: the only one, else this machine's).
+    pub architecture: Option<&'a str>,
+    /// Refuse the package unless this key signed its `zarf.yaml` (checked in the registry, before anything
+    /// is written).
+    pub key: Option<&'a ferry_trust::PublicKey>,
+    /// Layers in flight at once.
+    pub concurrency: usize,
+    /// Read through (and fill) this blob cache.
+    pub cache: Option<BlobCache>,
+    /// Where progress goes.
+    pub events: EventSink,
+}
+
+/// `ferry package pull`: the package `reference` names, its signature checked first when a key is given,
+/// resolved for the architecture and pulled to `out` ([`pull_to`]).
+pub async fn pull_package(
+    client: &Arc<ferry_registry::RegistryClient>,
+    reference: Reference,
+    out: &Path,
+    req: PullRequest<'_>,
+) -> Result<PullReport> {
+    if let Some(key) = req.key {
+        let source = crate::PackageSource::Remote(reference.clone());
+        source
+            .check_signature(client, req.architecture, key)
+            .await?;
+    }
+    let remote = crate::source::resolve(client, reference, req.architecture).await?;
+    let components = (!req.components.is_empty()).then_some(req.components);
+    let (pulled, written) = pull_to(
+        &remote,
+        out,
+        components,
+        req.concurrency,
+        req.cache,
+        req.events,
+    )
+    .await?;
+    Ok(PullReport::new(&remote, &pulled, req.components, &written))
+}
+
 /// Pull `pkg` to `out`, as [`pull`] does: an existing directory receives it as Zarf names it
 /// (`zarf-package-….tar.zst`), a `.tar` or `.tar.zst` path is written as that archive, any other path
 /// becomes the package directory. The package is staged beside `out` (the cache links into it on the same
