@@ -12,10 +12,7 @@ pub async fn run(args: ExportArgs, quiet: bool) -> anyhow::Result<()> {
     let e = ferry_sync::delta::export(&args.layout, out, args.since.as_deref(), DELTA_CONCURRENCY)
         .await
         .with_context(|| format!("writing {}", out.display()))?;
-    if args.json {
-        return crate::output::print_json(&e);
-    }
-    if !quiet {
+    crate::output::report(args.json, quiet, &e, |e| {
         let (path, blobs, bytes, size) =
             (e.archive.display(), e.blobs, e.blob_bytes, e.archive_bytes);
         println!("wrote {path}: {blobs} blobs, {bytes} bytes of content, {size} bytes on disk");
@@ -25,6 +22,5 @@ pub async fn run(args: ExportArgs, quiet: bool) -> anyhow::Result<()> {
                 d.base, d.omitted, d.omitted_bytes
             );
         }
-    }
-    Ok(())
+    })
 }

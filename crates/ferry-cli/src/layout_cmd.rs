@@ -5,7 +5,7 @@ use anyhow::Context;
 use ferry_store::layout::GcOptions;
 
 use crate::cli::{LayoutArgs, LayoutCommand, LayoutGcArgs};
-use crate::output::{human, or_dash, print_json, short_digest, short_media_type};
+use crate::output::{human, or_dash, print_json, report, short_digest, short_media_type};
 
 pub async fn run(cmd: LayoutCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {
@@ -52,37 +52,32 @@ fn gc(args: LayoutGcArgs, quiet: bool) -> anyhow::Result<()> {
     };
     let layout = ferry_store::OciLayout::open_in(&args.layout.dir)?;
     let root = layout.root().display().to_string();
-    let report = layout
+    let gc = layout
         .gc(&opts, &|| {
             eprintln!("waiting for the ferry processes writing to {root} to finish…")
         })
         .with_context(|| format!("collecting garbage in {root}; nothing was removed"))?;
-    if args.layout.json {
-        return print_json(&report);
-    }
-    if !quiet {
+    report(args.layout.json, quiet, &gc, |gc| {
         let verb = if args.dry_run {
             "would remove"
         } else {
             "removed"
         };
-        for d in &report.removed {
+        for d in &gc.removed {
             println!("{verb} {d}");
         }
+        let (n, bytes) = (gc.removed.len(), human(gc.removed_bytes));
         println!(
-            "{root}: {verb} {} blobs ({}); {} reachable kept",
-            report.removed.len(),
-            human(report.removed_bytes),
-            report.reachable
+            "{root}: {verb} {n} blobs ({bytes}); {} reachable kept",
+            gc.reachable
         );
-        if report.kept_recent > 0 {
+        if gc.kept_recent > 0 {
             println!(
                 "kept {} unreferenced blobs ({}) changed in the last {:?} (--min-age)",
-                report.kept_recent,
-                human(report.kept_recent_bytes),
+                gc.kept_recent,
+                human(gc.kept_recent_bytes),
                 args.min_age
             );
         }
-    }
-    Ok(())
+    })
 }

@@ -6,7 +6,7 @@ use ferry_registry::{Credential, CredentialLocation};
 use serde::Serialize;
 
 use crate::cli::{LoginArgs, LogoutArgs};
-use crate::output::print_json;
+use crate::output::report;
 use crate::registry_opts;
 
 #[derive(Serialize)]
@@ -42,35 +42,26 @@ pub async fn run_login(args: LoginArgs, quiet: bool) -> anyhow::Result<()> {
     };
     let client = registry_opts::connect(&args.connect, Some(credential), None)?;
     let stored = ferry_registry::login::login(&client, &host, &user, &password).await?;
-    if args.json {
-        return print_json(&LoggedIn {
-            registry: &host,
-            stored: &stored,
-            username: &user,
-        });
-    }
-    if !quiet {
-        println!("Login succeeded: {user} on {host}, stored in {stored}");
-    }
-    Ok(())
+    let out = LoggedIn {
+        registry: &host,
+        stored: &stored,
+        username: &user,
+    };
+    report(args.json, quiet, &out, |_| {
+        println!("Login succeeded: {user} on {host}, stored in {stored}")
+    })
 }
 
 pub async fn run_logout(args: LogoutArgs, quiet: bool) -> anyhow::Result<()> {
     let host = Reference::parse_host(&args.host)?;
     let stored = ferry_registry::login::logout(&host).await?;
-    if args.json {
-        let removed = stored.is_some();
-        return print_json(&LoggedOut {
-            registry: &host,
-            removed,
-            stored: &stored,
-        });
-    }
-    if !quiet {
-        match stored {
-            Some(s) => println!("Removed the credentials for {host} from {s}"),
-            None => println!("Not logged in to {host}"),
-        }
-    }
-    Ok(())
+    let out = LoggedOut {
+        registry: &host,
+        removed: stored.is_some(),
+        stored: &stored,
+    };
+    report(args.json, quiet, &out, |out| match out.stored {
+        Some(s) => println!("Removed the credentials for {host} from {s}"),
+        None => println!("Not logged in to {host}"),
+    })
 }

@@ -8,6 +8,21 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A command's result: as JSON with `--json`, else (unless `--quiet`) as `text` prints it.
+pub fn report<T: Serialize>(
+    json: bool,
+    quiet: bool,
+    value: &T,
+    text: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json {
+        print_json(value)?;
+    } else if !quiet {
+        text(value);
+    }
+    Ok(())
+}
+
 /// `1.5 KiB`, `12.0 MiB`; bytes below 1 KiB as `512 B`.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

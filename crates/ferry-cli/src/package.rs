@@ -13,7 +13,7 @@ use ferry_zarf::publish::PublishRequest;
 use ferry_zarf::pull::{PullRequest, pull_package};
 
 use crate::cli::{PackageArgs, PackageCommand, PackageSignArgs};
-use crate::output::{human, or_dash, print_json, short_digest};
+use crate::output::{human, or_dash, print_json, report, short_digest};
 use crate::progress::{ImageProgress, Mode};
 use crate::registry_opts;
 use crate::run_copy::options;
@@ -82,10 +82,7 @@ pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
             let out = result.map_err(|e| advice(e, "publish")).with_context(|| {
                 format!("publishing {} to {}", a.package.display(), a.destination)
             })?;
-            if a.json {
-                return print_json(&out);
-            }
-            if !quiet {
+            report(a.json, quiet, &out, |out| {
                 println!(
                     "published {} ({}, {} layers, {}; {} sent, {} already there) as {}",
                     out.reference,
@@ -95,16 +92,12 @@ pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
                     out.blobs.fetched,
                     out.blobs.existing + out.blobs.mounted,
                     short_digest(&out.digest)
-                );
-            }
-            Ok(())
+                )
+            })
         }
         PackageCommand::Pull(a) => {
             let reference = PackageSource::parse_remote(&a.reference)?;
-            let key = match &a.key {
-                Some(k) => Some(read_key(k)?),
-                None => None,
-            };
+            let key = a.key.as_deref().map(read_key).transpose()?;
             let label = format!("oci://{reference}");
             let progress = ImageProgress::new(Mode::detect(quiet), &label);
             let request = PullRequest {
@@ -119,10 +112,7 @@ pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
             let result = pull_package(&client, reference, &a.output, request).await;
             progress.finish(result.is_ok());
             let r = result.with_context(|| format!("pulling {label}"))?;
-            if a.json {
-                return print_json(&r);
-            }
-            if !quiet {
+            report(a.json, quiet, &r, |r| {
                 println!(
                     "pulled {} ({}) into {}: {} files, {}; {} fetched ({}), {} from the cache ({})",
                     r.reference,
@@ -134,9 +124,8 @@ pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
                     human(r.fetched_bytes),
                     r.from_cache,
                     human(r.from_cache_bytes)
-                );
-            }
-            Ok(())
+                )
+            })
         }
         PackageCommand::Sign(a) => sign(a).await,
     }

@@ -26,10 +26,11 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
             "push needs --registry HOST[:PORT][/NAMESPACE] (Zarf naming), or REF-IN-LAYOUT DEST-REF (one image)"
         ),
     };
-    let key = match &args.key {
-        Some(k) => Some(crate::package::read_key(k)?),
-        None => None,
-    };
+    let key = args
+        .key
+        .as_deref()
+        .map(crate::package::read_key)
+        .transpose()?;
     let opts = PushOptions {
         names,
         skip_verify: args.skip_verify,
@@ -55,11 +56,7 @@ pub async fn run(args: PushArgs, quiet: bool) -> anyhow::Result<()> {
     for r in &failures {
         eprintln!("error: {}", r.error.as_deref().unwrap_or_default());
     }
-    if args.json {
-        crate::output::print_json(&results)?;
-    } else if !quiet {
-        print_table(&results);
-    }
+    crate::output::report(args.json, quiet, &results, |r| print_table(r))?;
     if !failures.is_empty() {
         bail!(
             "{} of {} images failed to push",
