@@ -281,7 +281,7 @@ async fn push_one(
 /// Refuse the image `selection` chose unless `verifier` (if any) accepts it as `source` has it: `name`
 /// chooses the policy scope, `key` is what the source calls it. What was accepted, and by whom, is
 /// logged.
-pub(crate) async fn verify(
+pub async fn verify(
     verifier: Option<&Verifier>,
     source: &dyn ReadTarget,
     name: &str,
