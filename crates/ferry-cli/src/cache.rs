@@ -8,7 +8,7 @@ use ferry_store::BlobCache;
 use ferry_store::cache::{PruneOptions, PruneReport};
 
 use crate::cli::{CacheArgs, CacheCommand};
-use crate::output::human;
+use crate::output::{human, report};
 
 pub async fn run(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
     // Cache maintenance is file-system work: keep it off the async workers.
@@ -55,22 +55,14 @@ fn run_blocking(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
             Ok(())
         }
         CacheCommand::Verify(a) => {
-            let cache = open(&a)?;
-            let report = cache.verify(&|_| {})?;
-            if a.json {
-                crate::output::print_json(&report)?;
-            } else if !quiet {
-                println!(
-                    "{} blobs ({}) checked, {} corrupt removed",
-                    report.checked,
-                    human(report.bytes),
-                    report.evicted.len()
-                );
-                for d in &report.evicted {
-                    println!("removed corrupt {d}");
-                }
-            }
-            Ok(())
+            let r = open(&a)?.verify(&|_| {})?;
+            report(a.json, quiet, &r, |r| {
+                let (n, bytes, bad) = (r.checked, human(r.bytes), r.evicted.len());
+                println!("{n} blobs ({bytes}) checked, {bad} corrupt removed");
+                r.evicted
+                    .iter()
+                    .for_each(|d| println!("removed corrupt {d}"));
+            })
         }
         CacheCommand::Prune(p) => {
             let opts = PruneOptions {
@@ -88,20 +80,11 @@ fn run_blocking(cmd: CacheCommand, quiet: bool) -> anyhow::Result<()> {
 }
 
 fn report_removal(a: &CacheArgs, quiet: bool, r: &PruneReport) -> anyhow::Result<()> {
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({"removed": r.blobs, "bytes": r.bytes, "tempFiles": r.temp_files})
-        );
-    } else if !quiet {
-        println!(
-            "removed {} blobs and {} temp files ({})",
-            r.blobs,
-            r.temp_files,
-            human(r.bytes)
-        );
-    }
-    Ok(())
+    let json = serde_json::json!({"removed": r.blobs, "bytes": r.bytes, "tempFiles": r.temp_files});
+    report(a.json, quiet, &json, |_| {
+        let (n, temp, bytes) = (r.blobs, r.temp_files, human(r.bytes));
+        println!("removed {n} blobs and {temp} temp files ({bytes})");
+    })
 }
 
 fn root(a: &CacheArgs) -> anyhow::Result<PathBuf> {

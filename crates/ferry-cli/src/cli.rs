@@ -166,7 +166,7 @@ pub enum LayoutCommand {
     #[command(after_help = "Examples:
   ferry layout ls images
   ferry layout ls build/my-package/images --json")]
-    Ls(LayoutLsArgs),
+    Ls(LayoutArgs),
 
     /// Remove the blobs no entry of index.json reaches (what is left after entries were removed).
     #[command(after_help = "Examples:
@@ -281,16 +281,8 @@ pub struct LsArgs {
     /// Repository (`registry.local/library/nginx`, `nginx`), without tag or digest.
     pub repository: String,
 
-    /// Tags per request (`n=`); the registry's default when absent.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub page_size: Option<u32>,
-
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub list: ListArgs,
 }
 
 #[derive(Args, Debug)]
@@ -298,7 +290,14 @@ pub struct CatalogArgs {
     /// Registry host[:port].
     pub host: String,
 
-    /// Repositories per request (`n=`); the registry's default (100 for distribution) when absent.
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+/// How a registry listing is asked for and printed.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Items per request (`n=`); the registry's default when absent (100 for distribution).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub page_size: Option<u32>,
 
@@ -340,8 +339,9 @@ pub struct DeleteArgs {
     pub registry: RegistryArgs,
 }
 
+/// A layout to look at.
 #[derive(Args, Debug)]
-pub struct LayoutLsArgs {
+pub struct LayoutArgs {
     /// The OCI layout directory (or a Zarf package directory containing images/).
     pub dir: PathBuf,
 
@@ -352,8 +352,8 @@ pub struct LayoutLsArgs {
 
 #[derive(Args, Debug)]
 pub struct LayoutGcArgs {
-    /// The OCI layout directory (or a Zarf package directory containing images/).
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
 
     /// Report what would be removed; remove nothing.
     #[arg(long)]
@@ -363,10 +363,6 @@ pub struct LayoutGcArgs {
     /// records its image); `0s` removes them all.
     #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = crate::cache::parse_duration)]
     pub min_age: std::time::Duration,
-
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -855,7 +851,7 @@ pub enum PackageCommand {
   ferry package inspect zarf-package-demo-amd64-1.0.0.tar.zst
   ferry package inspect build/demo --json
   ferry package inspect oci://registry.local/packages/demo:1.0.0 -a arm64")]
-    Inspect(PackageInspectArgs),
+    Inspect(PackageArgs),
 
     /// Check checksums.txt and metadata.aggregateChecksum; report changed, missing and unexpected files.
     #[command(after_help = "Examples:
@@ -903,12 +899,13 @@ pub struct PackageSignArgs {
     pub overwrite: bool,
 }
 
+/// A package to look at, wherever it is.
 #[derive(Args, Debug)]
-pub struct PackageInspectArgs {
+pub struct PackageArgs {
     /// A package directory, .tar or .tar.zst, or oci://REGISTRY/REPOSITORY:TAG.
     pub package: String,
 
-    /// For a package in a registry: the architecture to inspect (default: the only one, else this machine's).
+    /// For a package in a registry: the architecture to use (default: the only one, else this machine's).
     #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
     pub architecture: Option<String>,
 
@@ -922,8 +919,8 @@ pub struct PackageInspectArgs {
 
 #[derive(Args, Debug)]
 pub struct PackageVerifyArgs {
-    /// A package directory, .tar or .tar.zst, or oci://REGISTRY/REPOSITORY:TAG.
-    pub package: String,
+    #[command(flatten)]
+    pub package: PackageArgs,
 
     /// Also check the package's signature (zarf.bundle.sig, else zarf.yaml.sig) with this public key.
     #[arg(long, value_name = "KEY.pub")]
@@ -932,17 +929,6 @@ pub struct PackageVerifyArgs {
     /// Files listed in checksums.txt may be absent (a package pulled with --components).
     #[arg(long)]
     pub partial: bool,
-
-    /// For a package in a registry: the architecture to verify (default: the only one, else this machine's).
-    #[arg(short = 'a', long = "architecture", value_name = "ARCH")]
-    pub architecture: Option<String>,
-
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-
-    #[command(flatten)]
-    pub registry: RegistryArgs,
 }
 
 #[derive(Args, Debug)]

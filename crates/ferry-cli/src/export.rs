@@ -1,4 +1,4 @@
-//! `ferry export`: a layout as one deterministic archive file.
+//! `ferry export`: a layout as one deterministic archive file ([`ferry_sync::delta::export`]).
 
 use anyhow::Context;
 
@@ -8,52 +8,19 @@ use crate::cli::ExportArgs;
 const DELTA_CONCURRENCY: usize = 6;
 
 pub async fn run(args: ExportArgs, quiet: bool) -> anyhow::Result<()> {
-    let dir = crate::push::layout_dir(&args.layout)?;
-    ferry_store::OciLayout::open(&dir)?;
-    let out = args.output.clone();
-    let writing = || format!("writing {}", args.output.display());
-    let (summary, delta) = match &args.since {
-        Some(base) => {
-            let base = ferry_sync::delta::open_base(base).await?;
-            let delta = ferry_sync::export_delta(&dir, &out, base, DELTA_CONCURRENCY)
-                .await
-                .with_context(writing)?;
-            (delta.summary.clone(), Some(delta))
-        }
-        None => {
-            let summary =
-                tokio::task::spawn_blocking(move || ferry_archive::OciArchive::write(&dir, &out))
-                    .await
-                    .context("export task failed")?
-                    .with_context(writing)?;
-            (summary, None)
-        }
-    };
-    if args.json {
-        let json = serde_json::json!({
-            "archive": summary.path,
-            "compression": format!("{:?}", summary.compression).to_lowercase(),
-            "blobs": summary.blobs,
-            "blobBytes": summary.blob_bytes,
-            "archiveBytes": summary.archive_bytes,
-            "omittedBlobs": summary.omitted,
-            "delta": delta,
-        });
-        crate::output::print_json(&json)?;
-    } else if !quiet {
-        println!(
-            "wrote {}: {} blobs, {} bytes of content, {} bytes on disk",
-            summary.path.display(),
-            summary.blobs,
-            summary.blob_bytes,
-            summary.archive_bytes
-        );
-        if let Some(d) = &delta {
+    let out = &args.output;
+    let e = ferry_sync::delta::export(&args.layout, out, args.since.as_deref(), DELTA_CONCURRENCY)
+        .await
+        .with_context(|| format!("writing {}", out.display()))?;
+    crate::output::report(args.json, quiet, &e, |e| {
+        let (path, blobs, bytes, size) =
+            (e.archive.display(), e.blobs, e.blob_bytes, e.archive_bytes);
+        println!("wrote {path}: {blobs} blobs, {bytes} bytes of content, {size} bytes on disk");
+        if let Some(d) = &e.delta {
             println!(
                 "delta on {}: {} blobs ({} bytes) left out, the base has them",
                 d.base, d.omitted, d.omitted_bytes
             );
         }
-    }
-    Ok(())
+    })
 }

@@ -3,45 +3,38 @@
 use std::io::Write;
 
 use anyhow::Context;
-use ferry_registry::Repository;
-use ferry_target::inspect::{Inspection, Opened};
+use ferry_target::inspect::{Inspection, descriptor, open_for};
 use ferry_target::{Location, OpenContext};
-use serde::Serialize;
+use serde_json::json;
 
 use crate::cli::{DigestArgs, InspectArgs, RegistryArgs};
 use crate::output::{human, print_json, short_media_type};
 use crate::registry_opts;
 
-async fn open(
-    reference: &str,
-    registry: &RegistryArgs,
-    platform: Option<&ferry_oci::PlatformSpec>,
-) -> anyhow::Result<Opened> {
-    let location = Location::parse(reference)?;
-    let ctx = OpenContext {
-        client: registry_opts::client(registry, None)?,
+fn context(registry: &RegistryArgs) -> anyhow::Result<OpenContext> {
+    let client = registry_opts::client(registry, None)?;
+    Ok(OpenContext {
+        client,
         archive: Default::default(),
-    };
-    let opened = ferry_target::inspect::open(&location, &ctx).await?;
-    Ok(match platform {
-        Some(p) => opened.for_platform(p).await?,
-        None => opened,
     })
 }
 
 pub async fn run_inspect(args: InspectArgs) -> anyhow::Result<()> {
-    let opened = open(&args.reference, &args.registry, args.platform.as_ref())
+    let location = Location::parse(&args.reference)?;
+    let ctx = context(&args.registry)?;
+    let inspecting = || format!("inspecting {}", args.reference);
+    let opened = open_for(&location, &ctx, args.platform.as_ref())
         .await
-        .with_context(|| format!("inspecting {}", args.reference))?;
+        .with_context(inspecting)?;
     if args.raw {
         return write_stdout(&opened.bytes);
     }
     if args.config {
         if opened.manifest.kind == ferry_oci::ManifestKind::Index {
+            let platforms = opened.platforms().join(", ");
             anyhow::bail!(
-                "{} is an index, which has no config; choose a manifest with --platform ({})",
-                opened.label,
-                opened.platforms().join(", ")
+                "{} is an index, which has no config; choose a manifest with --platform ({platforms})",
+                opened.label
             );
         }
         return write_stdout(&opened.config().await?);
@@ -126,39 +119,16 @@ fn print_inspection(i: &Inspection) {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DigestOutput {
-    reference: String,
-    digest: String,
-    media_type: String,
-    size: u64,
-}
-
 pub async fn run_digest(args: DigestArgs) -> anyhow::Result<()> {
-    let desc = match (Location::parse(&args.reference)?, &args.platform) {
-        // The common case costs one HEAD request.
-        (Location::Registry(reference), None) => {
-            let client = registry_opts::client(&args.registry, None)?;
-            let repo = Repository::new(client, &reference.registry, &reference.repository);
-            repo.head_manifest(&reference.target())
-                .await
-                .with_context(|| format!("resolving {reference}"))?
-        }
-        _ => {
-            open(&args.reference, &args.registry, args.platform.as_ref())
-                .await
-                .with_context(|| format!("resolving {}", args.reference))?
-                .desc
-        }
-    };
+    let location = Location::parse(&args.reference)?;
+    let desc = descriptor(&location, &context(&args.registry)?, args.platform.as_ref())
+        .await
+        .with_context(|| format!("resolving {}", args.reference))?;
     if args.json {
-        return print_json(&DigestOutput {
-            reference: args.reference,
-            digest: desc.digest.to_string(),
-            media_type: desc.media_type,
-            size: desc.size,
-        });
+        let (reference, digest) = (&args.reference, desc.digest.to_string());
+        return print_json(&json!({
+            "reference": reference, "digest": digest, "mediaType": desc.media_type, "size": desc.size
+        }));
     }
     println!("{}", desc.digest);
     Ok(())

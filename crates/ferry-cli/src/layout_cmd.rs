@@ -2,12 +2,10 @@
 //! them reaches.
 
 use anyhow::Context;
-use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
 use ferry_store::layout::GcOptions;
-use serde::Serialize;
 
-use crate::cli::{LayoutCommand, LayoutGcArgs, LayoutLsArgs};
-use crate::output::{human, print_json, short_digest, short_media_type};
+use crate::cli::{LayoutArgs, LayoutCommand, LayoutGcArgs};
+use crate::output::{human, or_dash, print_json, report, short_digest, short_media_type};
 
 pub async fn run(cmd: LayoutCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {
@@ -19,36 +17,9 @@ pub async fn run(cmd: LayoutCommand, quiet: bool) -> anyhow::Result<()> {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Entry {
-    /// The name ferry and Zarf know the image by (`Descriptor::image_name` priority).
-    name: Option<String>,
-    ref_name: Option<String>,
-    base_name: Option<String>,
-    digest: String,
-    media_type: String,
-    size: u64,
-    artifact_type: Option<String>,
-    /// The entry's platform, else its config's, else those of the index's manifests.
-    platforms: Vec<String>,
-}
-
-async fn ls(args: LayoutLsArgs) -> anyhow::Result<()> {
-    let layout = ferry_target::open_layout(&args.dir)?;
-    let mut entries = Vec::new();
-    for d in layout.entries()? {
-        entries.push(Entry {
-            name: d.image_name(),
-            ref_name: d.annotation(ANNOTATION_REF_NAME).map(str::to_string),
-            base_name: d.annotation(ANNOTATION_BASE_NAME).map(str::to_string),
-            digest: d.digest.to_string(),
-            media_type: d.media_type.clone(),
-            size: d.size,
-            artifact_type: d.artifact_type.clone(),
-            platforms: ferry_target::inspect::platforms(&layout, &d).await,
-        });
-    }
+async fn ls(args: LayoutArgs) -> anyhow::Result<()> {
+    let layout = ferry_store::OciLayout::open_in(&args.dir)?;
+    let entries = ferry_target::inspect::layout_entries(&layout).await?;
     if args.json {
         return print_json(&entries);
     }
@@ -68,11 +39,7 @@ async fn ls(args: LayoutLsArgs) -> anyhow::Result<()> {
             e.name.as_deref().unwrap_or("-"),
             short_digest(&e.digest),
             short_media_type(&e.media_type),
-            if e.platforms.is_empty() {
-                "-".to_string()
-            } else {
-                e.platforms.join(",")
-            }
+            or_dash(&e.platforms.join(","))
         );
     }
     Ok(())
@@ -83,39 +50,34 @@ fn gc(args: LayoutGcArgs, quiet: bool) -> anyhow::Result<()> {
         min_age: args.min_age,
         dry_run: args.dry_run,
     };
-    let layout = ferry_target::open_layout(&args.dir)?;
+    let layout = ferry_store::OciLayout::open_in(&args.layout.dir)?;
     let root = layout.root().display().to_string();
-    let report = layout
+    let gc = layout
         .gc(&opts, &|| {
             eprintln!("waiting for the ferry processes writing to {root} to finish…")
         })
         .with_context(|| format!("collecting garbage in {root}; nothing was removed"))?;
-    if args.json {
-        return print_json(&report);
-    }
-    if !quiet {
+    report(args.layout.json, quiet, &gc, |gc| {
         let verb = if args.dry_run {
             "would remove"
         } else {
             "removed"
         };
-        for d in &report.removed {
+        for d in &gc.removed {
             println!("{verb} {d}");
         }
+        let (n, bytes) = (gc.removed.len(), human(gc.removed_bytes));
         println!(
-            "{root}: {verb} {} blobs ({}); {} reachable kept",
-            report.removed.len(),
-            human(report.removed_bytes),
-            report.reachable
+            "{root}: {verb} {n} blobs ({bytes}); {} reachable kept",
+            gc.reachable
         );
-        if report.kept_recent > 0 {
+        if gc.kept_recent > 0 {
             println!(
                 "kept {} unreferenced blobs ({}) changed in the last {:?} (--min-age)",
-                report.kept_recent,
-                human(report.kept_recent_bytes),
+                gc.kept_recent,
+                human(gc.kept_recent_bytes),
                 args.min_age
             );
         }
-    }
-    Ok(())
+    })
 }

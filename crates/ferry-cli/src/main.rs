@@ -10,7 +10,6 @@ mod layout_cmd;
 mod login;
 mod output;
 mod package;
-mod package_trust;
 mod progress;
 mod pull;
 mod push;

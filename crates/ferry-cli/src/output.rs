@@ -8,6 +8,21 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A command's result: as JSON with `--json`, else (unless `--quiet`) as `text` prints it.
+pub fn report<T: Serialize>(
+    json: bool,
+    quiet: bool,
+    value: &T,
+    text: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json {
+        print_json(value)?;
+    } else if !quiet {
+        text(value);
+    }
+    Ok(())
+}
+
 /// `1.5 KiB`, `12.0 MiB`; bytes below 1 KiB as `512 B`.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -34,6 +49,11 @@ pub fn short_media_type(mt: &str) -> &str {
         DOCKER_MANIFEST => "docker-manifest",
         other => other,
     }
+}
+
+/// `-` for an empty value in a table or a summary.
+pub fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
 }
 
 /// `sha256:0123456789ab` — enough to tell digests apart in a table.

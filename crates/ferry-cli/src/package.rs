@@ -1,49 +1,167 @@
-//! `ferry package inspect|verify|publish|pull`, and the package side of `ferry push`: Zarf packages as
-//! directories, `.tar`/`.tar.zst` files and `oci://` references.
+//! `ferry package inspect|verify|publish|pull|sign`: Zarf packages as directories, `.tar`/`.tar.zst` files
+//! and `oci://` references; the work is `ferry_zarf`'s.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use ferry_copy::{CopyOptions, CopyStats, PlatformChoice, Referrers};
-use ferry_oci::Reference;
-use ferry_registry::Repository;
-
+use ferry_copy::{PlatformChoice, Referrers};
+use ferry_trust::zarf::{BUNDLE, LEGACY, PackageSigned};
+use ferry_trust::{PrivateKey, PublicKey};
+use ferry_zarf::PackageSource;
 use ferry_zarf::inspect::Summary;
-use ferry_zarf::local::{Extract, LocalPackage, OpenOptions};
-use ferry_zarf::{Integrity, RemotePackage};
-use serde::Serialize;
+use ferry_zarf::publish::PublishRequest;
+use ferry_zarf::pull::{PullRequest, pull_package};
 
-use crate::cli::{
-    PackageCommand, PackageInspectArgs, PackagePublishArgs, PackagePullArgs, PackageVerifyArgs,
-    RegistryArgs,
-};
-use crate::output::{human, print_json, short_digest};
+use crate::cli::{PackageArgs, PackageCommand, PackageSignArgs};
+use crate::output::{human, or_dash, print_json, report, short_digest};
 use crate::progress::{ImageProgress, Mode};
 use crate::registry_opts;
 use crate::run_copy::options;
 
 pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {
-        PackageCommand::Inspect(a) => inspect(a).await,
-        PackageCommand::Verify(a) => verify(a, quiet).await,
-        PackageCommand::Publish(a) => publish(a, quiet).await,
-        PackageCommand::Pull(a) => pull(a, quiet).await,
-        PackageCommand::Sign(a) => crate::package_trust::sign(a).await,
+        PackageCommand::Inspect(a) => {
+            let (s, _) = summarize(&a, None, false).await?;
+            if a.json {
+                print_json(&s)
+            } else {
+                print_summary(&s)
+            }
+        }
+        PackageCommand::Verify(a) => {
+            let (s, signed) = summarize(&a.package, a.key.as_deref(), a.partial).await?;
+            if a.package.json {
+                print_json(&s.integrity)?;
+            } else if !quiet {
+                if let Some(signed) = signed {
+                    println!("{}: {} signed by {}", s.package, signed.file, signed.key);
+                }
+                for p in &s.integrity.problems {
+                    println!("{p}");
+                }
+                println!("{}: {}", s.package, s.integrity.status());
+            }
+            if !s.integrity.ok {
+                bail!(
+                    "{} failed verification: {}",
+                    s.package,
+                    s.integrity.summary()
+                );
+            }
+            Ok(())
+        }
+        PackageCommand::Publish(a) => {
+            let client = registry_opts::client(&a.registry, Some(&a.upload))?;
+            if let Some(key) = &a.key {
+                let package = PackageSource::Local(a.package.clone());
+                check_key(&package, None, &client, key).await?;
+            }
+            let progress = ImageProgress::new(Mode::detect(quiet), &a.destination);
+            let opts = ferry_copy::CopyOptions {
+                events: progress.sink(),
+                ..options(
+                    PlatformChoice::All,
+                    a.oci_concurrency,
+                    a.retries,
+                    Referrers::None,
+                )
+            };
+            let request = PublishRequest {
+                tag: a.tag.clone(),
+                skip_verify: a.skip_verify,
+            };
+            let result = ferry_zarf::publish::publish_package(
+                &a.package,
+                &a.destination,
+                &request,
+                &client,
+                &opts,
+            )
+            .await;
+            progress.finish(result.is_ok());
+            let out = result.map_err(|e| advice(e, "publish")).with_context(|| {
+                format!("publishing {} to {}", a.package.display(), a.destination)
+            })?;
+            report(a.json, quiet, &out, |out| {
+                println!(
+                    "published {} ({}, {} layers, {}; {} sent, {} already there) as {}",
+                    out.reference,
+                    out.architecture,
+                    out.layers,
+                    human(out.bytes),
+                    out.blobs.fetched,
+                    out.blobs.existing + out.blobs.mounted,
+                    short_digest(&out.digest)
+                )
+            })
+        }
+        PackageCommand::Pull(a) => {
+            let reference = PackageSource::parse_remote(&a.reference)?;
+            let key = a.key.as_deref().map(read_key).transpose()?;
+            let label = format!("oci://{reference}");
+            let progress = ImageProgress::new(Mode::detect(quiet), &label);
+            let request = PullRequest {
+                components: &a.components,
+                architecture: a.architecture.as_deref(),
+                key: key.as_ref(),
+                concurrency: a.transfer.oci_concurrency as usize,
+                cache: crate::pull::open_cache(&a.transfer)?,
+                events: progress.sink(),
+            };
+            let client = registry_opts::client(&a.registry, None)?;
+            let result = pull_package(&client, reference, &a.output, request).await;
+            progress.finish(result.is_ok());
+            let r = result.with_context(|| format!("pulling {label}"))?;
+            report(a.json, quiet, &r, |r| {
+                println!(
+                    "pulled {} ({}) into {}: {} files, {}; {} fetched ({}), {} from the cache ({})",
+                    r.reference,
+                    or_dash(&r.architecture),
+                    r.output,
+                    r.files,
+                    human(r.bytes),
+                    r.fetched,
+                    human(r.fetched_bytes),
+                    r.from_cache,
+                    human(r.from_cache_bytes)
+                )
+            })
+        }
+        PackageCommand::Sign(a) => sign(a).await,
     }
 }
 
-/// Refuse a package that failed verification, saying how to go on anyway.
-fn check(integrity: &Integrity, label: &str, action: &str) -> anyhow::Result<()> {
-    if integrity.ok {
-        return Ok(());
-    }
-    Err(advice(
-        ferry_zarf::PackageError::Verification {
-            package: label.to_string(),
-            summary: integrity.summary(),
-        },
-        action,
-    ))
+/// The package's summary, its signature checked first (as Zarf checks it on load) when `key` is given.
+async fn summarize(
+    a: &PackageArgs,
+    key: Option<&Path>,
+    partial: bool,
+) -> anyhow::Result<(Summary, Option<PackageSigned>)> {
+    let package = PackageSource::parse(&a.package)?;
+    let client = registry_opts::client(&a.registry, None)?;
+    let arch = a.architecture.as_deref();
+    let signed = match key {
+        Some(key) => Some(check_key(&package, arch, &client, key).await?),
+        None => None,
+    };
+    Ok((package.summary(&client, arch, partial).await?, signed))
+}
+
+/// `--key KEY.pub`: refuse `package` unless that key signed its `zarf.yaml`.
+pub(crate) async fn check_key(
+    package: &PackageSource,
+    arch: Option<&str>,
+    client: &std::sync::Arc<ferry_registry::RegistryClient>,
+    key: &Path,
+) -> anyhow::Result<PackageSigned> {
+    Ok(package
+        .check_signature(client, arch, &read_key(key)?)
+        .await?)
+}
+
+/// `--key KEY.pub`, read.
+pub(crate) fn read_key(key: &Path) -> anyhow::Result<PublicKey> {
+    PublicKey::from_file(key).with_context(|| format!("reading --key {}", key.display()))
 }
 
 /// A failed verification, with what to do about it (`action`: the command's verb).
@@ -56,104 +174,34 @@ pub(crate) fn advice(e: ferry_zarf::PackageError, action: &str) -> anyhow::Error
     }
 }
 
-/// A package on disk, opened on a blocking thread (its errors name the package and the file in it).
-pub(crate) async fn open_local(
-    path: &Path,
-    extract: Extract,
-    hash: bool,
-) -> anyhow::Result<LocalPackage> {
-    let p = path.to_path_buf();
-    let opts = OpenOptions {
-        extract,
-        hash,
-        temp_dir: None,
-        stop_if_layout: false,
-    };
-    Ok(
-        tokio::task::spawn_blocking(move || LocalPackage::open(&p, &opts))
-            .await
-            .context("package task failed")??,
-    )
-}
-
-/// `oci://…` is a package in a registry; anything else a path.
-pub(crate) fn remote_reference(package: &str) -> anyhow::Result<Option<Reference>> {
-    match package.strip_prefix("oci://") {
-        Some(rest) => {
-            Ok(Some(rest.parse().with_context(|| {
-                format!("invalid package reference {package:?}")
-            })?))
+fn print_summary(s: &Summary) -> anyhow::Result<()> {
+    let row = |k: &str, v: &str| println!("{:<14}{v}", format!("{k}:"));
+    row("Package", &s.package);
+    row("Format", &s.format);
+    row("Name", &s.name);
+    row("Version", or_dash(&s.version));
+    row("Architecture", or_dash(&s.architecture));
+    for (k, v) in [("Flavor", &s.flavor), ("Description", &s.description)] {
+        if !v.is_empty() {
+            row(k, v);
         }
-        None => Ok(None),
-    }
-}
-
-pub(crate) async fn resolve_remote(
-    reference: Reference,
-    arch: Option<&str>,
-    registry: &RegistryArgs,
-) -> anyhow::Result<RemotePackage> {
-    let client = registry_opts::client(registry, None)?;
-    let repo = Repository::new(client, &reference.registry, &reference.repository);
-    let label = format!("oci://{reference}");
-    RemotePackage::resolve(repo, reference, arch)
-        .await
-        .with_context(|| format!("resolving the package {label}"))
-}
-
-/// The summary of a package anywhere; `partial` allows absent files.
-async fn summarize(
-    package: &str,
-    arch: Option<&str>,
-    partial: bool,
-    registry: &RegistryArgs,
-) -> anyhow::Result<Summary> {
-    if let Some(reference) = remote_reference(package)? {
-        let remote = resolve_remote(reference, arch, registry).await?;
-        return Ok(Summary::of_remote(&remote, partial).await?);
-    }
-    let pkg = open_local(Path::new(package), Extract::Nothing, true).await?;
-    Ok(Summary::of_local(&pkg, partial).await?)
-}
-
-async fn inspect(args: PackageInspectArgs) -> anyhow::Result<()> {
-    let s = summarize(
-        &args.package,
-        args.architecture.as_deref(),
-        false,
-        &args.registry,
-    )
-    .await?;
-    if args.json {
-        return print_json(&s);
-    }
-    println!("Package:      {}", s.package);
-    println!("Format:       {}", s.format);
-    println!("Name:         {}", s.name);
-    println!("Version:      {}", or_dash(&s.version));
-    println!("Architecture: {}", or_dash(&s.architecture));
-    if !s.flavor.is_empty() {
-        println!("Flavor:       {}", s.flavor);
-    }
-    if !s.description.is_empty() {
-        println!("Description:  {}", s.description);
     }
     if let Some(d) = &s.digest {
-        println!("Digest:       {d}");
+        row("Digest", d);
     }
-    println!("Files:        {} ({})", s.files, human(s.bytes));
-    println!("Integrity:    {}", integrity_line(&s.integrity));
+    row("Files", &format!("{} ({})", s.files, human(s.bytes)));
+    row("Integrity", &s.integrity.status());
     for p in &s.integrity.problems {
         println!("  - {p}");
     }
     println!("\nComponents:");
     for c in &s.components {
+        let n = c.images.len();
+        let required = if c.required { " (required)" } else { "" };
         println!(
-            "  {}{}  ({} image{})",
+            "  {}{required}  ({n} image{})",
             c.name,
-            if c.required { " (required)" } else { "" },
-            c.images.len(),
-            if c.images.len() == 1 { "" } else { "s" }
+            if n == 1 { "" } else { "s" }
         );
         for i in &c.images {
             println!("    {i}");
@@ -173,210 +221,20 @@ async fn inspect(args: PackageInspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn or_dash(s: &str) -> &str {
-    if s.is_empty() { "-" } else { s }
-}
-
-fn integrity_line(i: &Integrity) -> String {
-    if i.ok {
-        format!(
-            "ok ({} file{} match checksums.txt, aggregate checksum matches{})",
-            i.checked,
-            if i.checked == 1 { "" } else { "s" },
-            if i.partial { ", partial" } else { "" }
-        )
-    } else {
-        format!(
-            "FAILED ({} problem{})",
-            i.problems.len(),
-            if i.problems.len() == 1 { "" } else { "s" }
-        )
-    }
-}
-
-async fn verify(args: PackageVerifyArgs, quiet: bool) -> anyhow::Result<()> {
-    // The signature first, as Zarf checks it on load.
-    if let Some(key) = &args.key {
-        let signed = crate::package_trust::check(
-            &args.package,
-            args.architecture.as_deref(),
-            &args.registry,
-            key,
-        )
-        .await?;
-        if !quiet && !args.json {
-            println!("{}: {} signed by {}", args.package, signed.file, signed.key);
-        }
-    }
-    let s = summarize(
-        &args.package,
-        args.architecture.as_deref(),
-        args.partial,
-        &args.registry,
-    )
-    .await?;
-    if args.json {
-        print_json(&s.integrity)?;
-    } else if !quiet {
-        for p in &s.integrity.problems {
-            println!("{p}");
-        }
-        println!("{}: {}", s.package, integrity_line(&s.integrity));
-    }
-    if !s.integrity.ok {
-        bail!(
-            "{} failed verification: {}",
-            s.package,
-            s.integrity.summary()
-        );
-    }
-    Ok(())
-}
-
-async fn publish(args: PackagePublishArgs, quiet: bool) -> anyhow::Result<()> {
-    if let Some(key) = &args.key {
-        let package = args.package.display().to_string();
-        crate::package_trust::check(&package, None, &args.registry, key).await?;
-    }
-    let pkg = open_local(&args.package, Extract::Everything, true).await?;
-    let label = pkg.label();
-    let def = pkg
-        .definition()?
-        .with_context(|| format!("{label} has no zarf.yaml: not a Zarf package"))?;
-    if args.skip_verify {
-        tracing::warn!(
-            "not verifying {label} (--skip-verify): it is published without checking checksums.txt"
-        );
-    } else {
-        check(&pkg.integrity(&def, false)?, &label, "publish")?;
-    }
-    let tag = match &args.tag {
-        Some(t) => t.clone(),
-        None => def.tag().with_context(|| {
-            format!(
-                "{label}: zarf.yaml has no metadata.version to tag the package with; pass --tag"
-            )
-        })?,
-    };
-    let reference = ferry_zarf::publish::destination(&args.destination, &def.metadata.name, &tag)?;
-    let client = registry_opts::client(&args.registry, Some(&args.upload))?;
-    let repo = Repository::new(client, &reference.registry, &reference.repository);
-    let label = format!("oci://{reference}");
-    let progress = ImageProgress::new(Mode::detect(quiet), &label);
-    let opts = CopyOptions {
-        events: progress.sink(),
-        ..options(
-            PlatformChoice::All,
-            args.oci_concurrency,
-            args.retries,
-            Referrers::None,
-        )
-    };
-    let tag_name = reference.tag.clone().unwrap_or(tag);
-    let result = ferry_zarf::publish::publish(&pkg, &def, &repo, &tag_name, &opts).await;
-    progress.finish(result.is_ok());
-    let out = result.with_context(|| format!("publishing {} to {label}", pkg.label()))?;
-    if args.json {
-        return print_json(&out);
-    }
-    if !quiet {
-        println!(
-            "published {} ({}, {} layers, {}; {} sent, {} already there) as {}",
-            out.reference,
-            out.architecture,
-            out.layers,
-            human(out.bytes),
-            out.blobs.fetched,
-            out.blobs.existing + out.blobs.mounted,
-            short_digest(&out.digest)
-        );
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PulledPackage {
-    reference: String,
-    digest: String,
-    name: String,
-    version: String,
-    architecture: String,
-    /// The components asked for; empty when the whole package was pulled.
-    components: Vec<String>,
-    output: String,
-    files: usize,
-    bytes: u64,
-    /// Layers downloaded from the registry.
-    fetched: u64,
-    fetched_bytes: u64,
-    /// Layers served from the blob cache (linked or copied) instead.
-    from_cache: u64,
-    from_cache_bytes: u64,
-    blobs: CopyStats,
-    integrity: Integrity,
-}
-
-async fn pull(args: PackagePullArgs, quiet: bool) -> anyhow::Result<()> {
-    let reference = remote_reference(&args.reference)?
-        .or_else(|| args.reference.parse().ok())
-        .with_context(|| format!("invalid package reference {:?}", args.reference))?;
-    // The signature is read from the registry before anything is written.
-    if let Some(key) = &args.key {
-        let package = format!("oci://{reference}");
-        crate::package_trust::check(&package, args.architecture.as_deref(), &args.registry, key)
-            .await?;
-    }
-    let cache = crate::pull::open_cache(&args.transfer)?;
-    let remote = resolve_remote(reference, args.architecture.as_deref(), &args.registry).await?;
-    let label = format!("oci://{}", remote.reference);
-    let components = (!args.components.is_empty()).then_some(args.components.as_slice());
-    let progress = ImageProgress::new(Mode::detect(quiet), &label);
-    let result = ferry_zarf::pull::pull_to(
-        &remote,
-        &args.output,
-        components,
-        args.transfer.oci_concurrency as usize,
-        cache,
-        progress.sink(),
-    )
-    .await;
-    progress.finish(result.is_ok());
-    let (pulled, out) = result.with_context(|| format!("pulling {label}"))?;
-    let s = &pulled.stats;
-    let summary = PulledPackage {
-        reference: remote.reference.to_string(),
-        digest: remote.manifest.digest.to_string(),
-        name: pulled.definition.metadata.name.clone(),
-        version: pulled.definition.metadata.version.clone(),
-        architecture: pulled.definition.architecture().to_string(),
-        components: args.components.clone(),
-        output: out.display().to_string(),
-        files: pulled.files.len(),
-        bytes: pulled.files.values().map(|d| d.size).sum(),
-        fetched: s.fetched,
-        fetched_bytes: s.fetched_bytes,
-        from_cache: s.cached + s.linked,
-        from_cache_bytes: s.cached_bytes + s.linked_bytes,
-        blobs: s.clone(),
-        integrity: pulled.integrity.clone(),
-    };
-    if args.json {
-        return print_json(&summary);
-    }
-    if !quiet {
-        println!(
-            "pulled {} ({}) into {}: {} files, {}; {} fetched ({}), {} from the cache ({})",
-            summary.reference,
-            or_dash(&summary.architecture),
-            summary.output,
-            summary.files,
-            human(summary.bytes),
-            summary.fetched,
-            human(summary.fetched_bytes),
-            summary.from_cache,
-            human(summary.from_cache_bytes)
-        );
+/// `ferry package sign`.
+async fn sign(args: PackageSignArgs) -> anyhow::Result<()> {
+    let key = PrivateKey::from_file(&args.signing_key)
+        .with_context(|| format!("reading --signing-key {}", args.signing_key.display()))?;
+    let signed = tokio::task::spawn_blocking(move || {
+        ferry_zarf::sign::sign_directory(&args.package, &key, args.overwrite)
+    })
+    .await??;
+    println!(
+        "{}: {BUNDLE} written, signed by {}",
+        signed.package, signed.key
+    );
+    if signed.removed_legacy {
+        println!("{}: the legacy {LEGACY} was removed", signed.package);
     }
     Ok(())
 }

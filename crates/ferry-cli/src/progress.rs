@@ -170,3 +170,20 @@ impl ImageProgress {
         }
     }
 }
+
+/// A progress display for each image a library run copies.
+pub fn watcher(mode: Mode) -> ferry_sync::push::Watcher {
+    Arc::new(move |label: &str| Arc::new(Watched(ImageProgress::new(mode, label))) as _)
+}
+
+struct Watched(Arc<ImageProgress>);
+
+impl ferry_sync::push::Watch for Watched {
+    fn events(&self) -> EventSink {
+        self.0.sink()
+    }
+
+    fn finish(&self, ok: bool) {
+        self.0.finish(ok)
+    }
+}

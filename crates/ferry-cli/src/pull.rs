@@ -17,7 +17,6 @@ use crate::progress::Mode;
 use crate::registry_opts;
 use crate::run_copy::{
     Caching, Check, Moved, cached, copy_with_progress, options, print_moved, referrers, verifier,
-    verify,
 };
 use ferry_trust::Verifier;
 
@@ -321,7 +320,8 @@ async fn copy_all(
             let names = vec![r.name.clone()];
             let check = verifier.as_deref().map(|v| -> Check<'_> {
                 Box::pin(async {
-                    verify(v, r.source.as_ref(), &r.name, &r.key, &r.selection).await?;
+                    ferry_sync::verify(Some(v), r.source.as_ref(), &r.name, &r.key, &r.selection)
+                        .await?;
                     Ok(())
                 })
             });

@@ -3,166 +3,102 @@
 use anyhow::{Context, bail};
 use ferry_oci::Reference;
 use ferry_registry::Repository;
-use serde::Serialize;
+use serde_json::json;
 
-use crate::cli::{CatalogArgs, DeleteArgs, LsArgs, TagArgs};
+use crate::cli::{CatalogArgs, DeleteArgs, LsArgs, RegistryArgs, TagArgs};
 use crate::output::print_json;
 use crate::registry_opts;
 
-/// `registry.local:5000`, `https://registry.local/` → `registry.local:5000`, `registry.local`; a repository
-/// path or something that is not a host is refused (`nginx` would silently mean Docker Hub).
-pub fn registry_host(input: &str) -> anyhow::Result<String> {
-    let h = input
-        .strip_prefix("https://")
-        .or_else(|| input.strip_prefix("http://"))
-        .unwrap_or(input)
-        .trim_end_matches('/');
-    let h = h
-        .strip_suffix("/v1")
-        .or_else(|| h.strip_suffix("/v2"))
-        .unwrap_or(h);
-    let not_a_host = || {
-        anyhow::anyhow!(
-            "{input:?} is not a registry host: give host[:port], e.g. registry.local:5000 or docker.io"
-        )
-    };
-    if h.is_empty() || h.contains('/') {
-        return Err(not_a_host());
-    }
-    let parsed: Reference = format!("{h}/x").parse().map_err(|_| not_a_host())?;
-    let same = parsed.registry == h
-        || (parsed.registry == "docker.io"
-            && matches!(h, "index.docker.io" | "registry-1.docker.io"));
-    if !same {
-        return Err(not_a_host());
-    }
-    Ok(parsed.registry)
+fn repository(reference: &Reference, registry: &RegistryArgs) -> anyhow::Result<Repository> {
+    let client = registry_opts::client(registry, None)?;
+    Ok(Repository::new(
+        client,
+        &reference.registry,
+        &reference.repository,
+    ))
 }
 
-#[derive(Serialize)]
-struct TagList {
-    repository: String,
-    tags: Vec<String>,
+/// One item a line, or `{"<key>": name, "<list>": items}` with `--json`.
+fn print_list(json: bool, key: (&str, &str), list: (&str, Vec<String>)) -> anyhow::Result<()> {
+    if json {
+        return print_json(&json!({ key.0: key.1, list.0: list.1 }));
+    }
+    list.1.iter().for_each(|item| println!("{item}"));
+    Ok(())
 }
 
 pub async fn run_ls(args: LsArgs) -> anyhow::Result<()> {
     let reference: Reference = args.repository.parse()?;
     let last = args.repository.rsplit('/').next().unwrap_or_default();
     if last.contains(':') || args.repository.contains('@') {
-        bail!(
-            "ls lists a repository's tags: give {} without a tag or digest",
-            reference.name()
-        );
+        let name = reference.name();
+        bail!("ls lists a repository's tags: give {name} without a tag or digest");
     }
-    let client = registry_opts::client(&args.registry, None)?;
-    let repo = Repository::new(client, &reference.registry, &reference.repository);
+    let repo = repository(&reference, &args.list.registry)?;
     let tags = repo
-        .list_tags_paged(args.page_size.map(|n| n as usize))
+        .list_tags_paged(args.list.page_size.map(|n| n as usize))
         .await?;
-    if args.json {
-        return print_json(&TagList {
-            repository: reference.name(),
-            tags,
-        });
-    }
-    for t in tags {
-        println!("{t}");
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct Catalog {
-    registry: String,
-    repositories: Vec<String>,
+    print_list(
+        args.list.json,
+        ("repository", &reference.name()),
+        ("tags", tags),
+    )
 }
 
 pub async fn run_catalog(args: CatalogArgs) -> anyhow::Result<()> {
-    let host = registry_host(&args.host)?;
-    let client = registry_opts::client(&args.registry, None)?;
+    let host = Reference::parse_host(&args.host)?;
+    let client = registry_opts::client(&args.list.registry, None)?;
     let repositories = client
-        .catalog(&host, args.page_size.map(|n| n as usize))
+        .catalog(&host, args.list.page_size.map(|n| n as usize))
         .await?;
-    if args.json {
-        return print_json(&Catalog {
-            registry: host,
-            repositories,
-        });
-    }
-    for r in repositories {
-        println!("{r}");
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Tagged {
-    source: String,
-    digest: String,
-    media_type: String,
-    tagged: Vec<String>,
+    print_list(
+        args.list.json,
+        ("registry", &host),
+        ("repositories", repositories),
+    )
 }
 
 pub async fn run_tag(args: TagArgs, quiet: bool) -> anyhow::Result<()> {
     let reference: Reference = args.reference.parse()?;
-    // Validate every tag before changing anything.
-    let mut targets = Vec::new();
-    for raw in &args.tags {
-        let tag = raw.strip_prefix(':').unwrap_or(raw);
-        if tag.contains(['/', '@', ':']) {
-            bail!(
-                "{raw:?} is not a tag: `ferry tag` tags within {}; use `ferry copy` for another repository",
-                reference.name()
-            );
-        }
-        let named: Reference = format!("{}:{tag}", reference.name())
-            .parse()
-            .with_context(|| format!("invalid tag {raw:?}"))?;
-        targets.push((tag.to_string(), named));
-    }
-    let client = registry_opts::client(&args.registry, None)?;
-    let repo = Repository::new(client, &reference.registry, &reference.repository);
+    // Every tag is checked before anything changes.
+    let named = args
+        .tags
+        .iter()
+        .map(|t| {
+            reference.with_tag(t).with_context(
+                || "`ferry tag` tags within a repository; use `ferry copy` for another",
+            )
+        })
+        .collect::<anyhow::Result<Vec<Reference>>>()?;
+    let repo = repository(&reference, &args.registry)?;
     let (desc, bytes) = repo
         .resolve(&reference.target())
         .await
         .with_context(|| format!("resolving {reference}"))?;
-    let mut tagged = Vec::new();
-    for (tag, named) in targets {
-        repo.tag(&desc, bytes.clone(), &tag)
+    for n in &named {
+        let tag = n.tag.as_deref().unwrap_or_default();
+        repo.tag(&desc, bytes.clone(), tag)
             .await
-            .with_context(|| format!("tagging {} as {named}", desc.digest))?;
+            .with_context(|| format!("tagging {} as {n}", desc.digest))?;
         if !quiet && !args.json {
-            println!("{named} → {}", desc.digest);
+            println!("{n} → {}", desc.digest);
         }
-        tagged.push(named.to_string());
     }
     if args.json {
-        return print_json(&Tagged {
-            source: reference.to_string(),
-            digest: desc.digest.to_string(),
-            media_type: desc.media_type,
-            tagged,
-        });
+        let tagged: Vec<String> = named.iter().map(Reference::to_string).collect();
+        let (source, digest) = (reference.to_string(), desc.digest.to_string());
+        return print_json(&json!({
+            "source": source, "digest": digest, "mediaType": desc.media_type, "tagged": tagged
+        }));
     }
     Ok(())
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Deleted {
-    reference: String,
-    digest: String,
-    /// The tag that was resolved to the digest; null when the reference had a digest.
-    resolved_from: Option<String>,
-}
-
 pub async fn run_delete(args: DeleteArgs, quiet: bool) -> anyhow::Result<()> {
     let reference: Reference = args.reference.parse()?;
-    let client = registry_opts::client(&args.registry, None)?;
-    let repo = Repository::new(client, &reference.registry, &reference.repository);
-    let (digest, resolved_from) = match &reference.digest {
-        Some(d) => (d.clone(), None),
+    let repo = repository(&reference, &args.registry)?;
+    let digest = match &reference.digest {
+        Some(d) => d.clone(),
         None => {
             let desc = repo
                 .head_manifest(&reference.target())
@@ -174,7 +110,7 @@ pub async fn run_delete(args: DeleteArgs, quiet: bool) -> anyhow::Result<()> {
                     desc.digest
                 );
             }
-            (desc.digest, reference.tag.clone())
+            desc.digest
         }
     };
     let target = reference.at_digest(digest.clone());
@@ -182,36 +118,15 @@ pub async fn run_delete(args: DeleteArgs, quiet: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("deleting {target}"))?;
     if args.json {
-        return print_json(&Deleted {
-            reference: target.to_string(),
-            digest: digest.to_string(),
-            resolved_from,
-        });
+        // `resolvedFrom`: the tag resolved to the digest; null when the reference had a digest.
+        let resolved_from = reference.tag.clone().filter(|_| reference.digest.is_none());
+        let (target, digest) = (target.to_string(), digest.to_string());
+        return print_json(&json!({
+            "reference": target, "digest": digest, "resolvedFrom": resolved_from
+        }));
     }
     if !quiet {
         println!("deleted {target}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn registry_hosts() {
-        use super::registry_host;
-        assert_eq!(registry_host("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
-        assert_eq!(
-            registry_host("https://reg.example/").unwrap(),
-            "reg.example"
-        );
-        assert_eq!(registry_host("index.docker.io").unwrap(), "docker.io");
-        assert_eq!(
-            registry_host("https://index.docker.io/v1/").unwrap(),
-            "docker.io"
-        );
-        assert_eq!(registry_host("localhost").unwrap(), "localhost");
-        assert!(registry_host("nginx").is_err());
-        assert!(registry_host("reg.example/ns").is_err());
-        assert!(registry_host("").is_err());
-    }
 }

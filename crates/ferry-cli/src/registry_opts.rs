@@ -1,7 +1,6 @@
 //! Registry flags → a registry client.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -19,11 +18,7 @@ pub fn client(
 /// The client options these flags describe (credentials, TLS, mirrors, request budgets, uploads).
 pub fn options(args: &RegistryArgs, upload: Option<&UploadArgs>) -> anyhow::Result<ClientOptions> {
     let password = if args.password_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the password from standard input")?;
-        Some(s.trim_end_matches(['\n', '\r']).to_string())
+        Some(read_password()?)
     } else {
         args.password.clone()
     };
@@ -39,7 +34,8 @@ pub fn options(args: &RegistryArgs, upload: Option<&UploadArgs>) -> anyhow::Resu
         (None, None) => None,
     };
     let mut opts = connect_options(&args.connect, explicit, upload)?;
-    opts.registries = registries_conf(args.registries_conf.as_deref())?;
+    opts.registries =
+        ferry_registry::RegistriesConf::load_given_or_own(args.registries_conf.as_deref())?;
     opts.host_limits = ferry_registry::HostLimits {
         requests_per_second: args.max_requests_per_second,
         concurrency: args.max_requests_per_host.map(|n| n as usize),
@@ -52,24 +48,13 @@ pub fn options(args: &RegistryArgs, upload: Option<&UploadArgs>) -> anyhow::Resu
     Ok(opts)
 }
 
-/// The registries.conf given, else ferry's own (~/.config/ferry/registries.conf) if present. Containers'
-/// system files are not read implicitly: they usually hold settings ferry does not understand and refuses.
-fn registries_conf(
-    given: Option<&std::path::Path>,
-) -> anyhow::Result<ferry_registry::RegistriesConf> {
-    let path = match given {
-        Some(p) => {
-            if !p.exists() {
-                bail!("registries.conf {} does not exist", p.display());
-            }
-            p.to_path_buf()
-        }
-        None => match std::env::var_os("HOME") {
-            Some(h) => PathBuf::from(h).join(".config/ferry/registries.conf"),
-            None => return Ok(Default::default()),
-        },
-    };
-    Ok(ferry_registry::RegistriesConf::load(&path)?)
+/// `--password-stdin`: standard input, without its line end.
+pub fn read_password() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the password from standard input")?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// A client for these transport flags (`cert_dir`: `--cert-dir`, else certs.d per registry); `explicit`

@@ -7,7 +7,7 @@ use ferry_store::ranged::RangePolicy;
 use ferry_store::{BlobCache, BoxFuture, CachedSource, ReadStore, ReadTarget, WriteTarget};
 
 use anyhow::Context;
-use ferry_trust::{Keyless, Match, Policy, PublicKey, Subject, TrustedRoot, Verified, Verifier};
+use ferry_trust::{Keyless, Match, Policy, PublicKey, TrustedRoot, Verifier};
 
 use crate::cli::{ReferrerArgs, TransferArgs, TrustArgs};
 use crate::progress::{ImageProgress, Mode};
@@ -213,32 +213,4 @@ pub fn verifier(args: &TrustArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
         return Ok(None);
     }
     Ok(Some(Arc::new(Verifier::new(Policy::signed(keys, keyless)))))
-}
-
-/// Refuse the image unless the policy accepts it, as `source` has it (what was accepted, and by whom). Runs
-/// after resolving and choosing the platform, before anything of the image is written or named.
-pub async fn verify(
-    verifier: &Verifier,
-    source: &dyn ReadTarget,
-    name: &str,
-    key: &str,
-    selection: &Selection,
-) -> anyhow::Result<Verified> {
-    let subject = Subject {
-        name,
-        key,
-        resolved: selection.chosen_from().unwrap_or(&selection.root.digest),
-        selected: &selection.root.digest,
-    };
-    let verified = verifier.verify(source, subject).await?;
-    for s in &verified.signatures {
-        tracing::info!("{name}: {} signed by {} ({})", s.digest, s.key, s.signature);
-    }
-    if verified.signatures.is_empty() {
-        tracing::info!(
-            "{name}: accepted without a signature (policy scope {})",
-            verified.scope
-        );
-    }
-    Ok(verified)
 }

@@ -7,7 +7,7 @@ use ferry_target::{Location, OpenContext};
 use crate::cli::VerifyArgs;
 use crate::output::print_json;
 use crate::registry_opts;
-use crate::run_copy::{verifier, verify};
+use crate::run_copy::verifier;
 
 pub async fn run(args: VerifyArgs, quiet: bool) -> anyhow::Result<()> {
     let verifier =
@@ -37,15 +37,15 @@ pub async fn run(args: VerifyArgs, quiet: bool) -> anyhow::Result<()> {
         )
         .await
         .with_context(context)?;
-        let v = verify(
-            &verifier,
+        let v = ferry_sync::verify(
+            Some(&verifier),
             opened.target.as_ref(),
             &name,
             &image.key,
             &selection,
         )
         .await?;
-        verified.push(v);
+        verified.extend(v);
     }
     if args.json {
         return print_json(&verified);

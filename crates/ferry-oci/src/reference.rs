@@ -82,6 +82,52 @@ impl Reference {
         }
     }
 
+    /// The same repository at `tag` (`1.4` or `:1.4`), no digest. Anything that is not a tag (a `/`,
+    /// `@` or `:` in it: another repository, a digest) is refused.
+    pub fn with_tag(&self, tag: &str) -> Result<Reference, ReferenceError> {
+        let bare = tag.strip_prefix(':').unwrap_or(tag);
+        if bare.contains(['/', '@', ':']) {
+            return Err(ReferenceError::Invalid {
+                reference: tag.to_string(),
+                why: format!(
+                    "not a tag of {} (a tag names no repository or digest)",
+                    self.name()
+                ),
+            });
+        }
+        format!("{}:{bare}", self.name()).parse()
+    }
+
+    /// A registry host as users write it (`registry.local:5000`, `https://registry.local/`,
+    /// `https://index.docker.io/v1/`) normalized as references name it (`docker.io` for Docker Hub). A
+    /// repository path, or a word that would silently mean Docker Hub (`nginx`), is refused.
+    pub fn parse_host(input: &str) -> Result<String, ReferenceError> {
+        let h = input
+            .strip_prefix("https://")
+            .or_else(|| input.strip_prefix("http://"))
+            .unwrap_or(input)
+            .trim_end_matches('/');
+        let h = h
+            .strip_suffix("/v1")
+            .or_else(|| h.strip_suffix("/v2"))
+            .unwrap_or(h);
+        let not_a_host = || ReferenceError::Invalid {
+            reference: input.to_string(),
+            why: "not a registry host: give host[:port], e.g. registry.local:5000 or docker.io"
+                .into(),
+        };
+        if h.is_empty() || h.contains('/') {
+            return Err(not_a_host());
+        }
+        let parsed: Reference = format!("{h}/x").parse().map_err(|_| not_a_host())?;
+        let hub_alias = parsed.registry == "docker.io"
+            && matches!(h, "index.docker.io" | "registry-1.docker.io");
+        if parsed.registry != h && !hub_alias {
+            return Err(not_a_host());
+        }
+        Ok(parsed.registry)
+    }
+
     /// Parse `s` as a reference, tolerating Crane-era names without a registry (`library/nginx:1.25`)
     /// by normalizing them the same way, so the two spellings compare equal.
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
@@ -261,6 +307,37 @@ fn valid_registry(r: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_hosts() {
+        let host = Reference::parse_host;
+        assert_eq!(host("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
+        assert_eq!(host("https://reg.example/").unwrap(), "reg.example");
+        assert_eq!(host("index.docker.io").unwrap(), "docker.io");
+        assert_eq!(host("https://index.docker.io/v1/").unwrap(), "docker.io");
+        assert_eq!(host("localhost").unwrap(), "localhost");
+        assert!(host("nginx").is_err());
+        assert!(host("reg.example/ns").is_err());
+        assert!(host("").is_err());
+    }
+
+    #[test]
+    fn another_tag_of_the_same_repository() {
+        let r: Reference = "reg.example/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            r.with_tag("1.4").unwrap().to_string(),
+            "reg.example/app:1.4"
+        );
+        assert_eq!(
+            r.with_tag(":stable").unwrap().to_string(),
+            "reg.example/app:stable"
+        );
+        for bad in ["other/app:1", "app@sha256:00", "a:b", "UPPER!"] {
+            assert!(r.with_tag(bad).is_err(), "{bad}");
+        }
+    }
 
     fn norm(s: &str) -> String {
         s.parse::<Reference>().unwrap().to_string()

@@ -28,6 +28,6 @@ pub use cert_info::CertInfo;
 pub use client::{ClientOptions, RegistryClient};
 pub use credentials::{Credential, CredentialStore};
 pub use error::RegistryError;
-pub use login::CredentialLocation;
+pub use login::{CredentialLocation, LoginError};
 pub use mirrors::{RegistriesConf, open_read};
 pub use repository::Repository;

@@ -42,6 +42,110 @@ pub enum CredentialLocation {
     Helper(String),
 }
 
+impl std::fmt::Display for CredentialLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialLocation::File(p) => write!(f, "{}", p.display()),
+            CredentialLocation::Helper(h) => write!(f, "docker-credential-{h}"),
+        }
+    }
+}
+
+/// As JSON: `store` (`file` or `helper`), `path` (the file) and `helper` (its name), the one that does not
+/// apply `null`.
+impl serde::Serialize for CredentialLocation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (store, path, helper) = match self {
+            CredentialLocation::File(p) => ("file", Some(p.display().to_string()), None),
+            CredentialLocation::Helper(h) => ("helper", None, Some(h.as_str())),
+        };
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("store", store)?;
+        m.serialize_entry("path", &path)?;
+        m.serialize_entry("helper", &helper)?;
+        m.end()
+    }
+}
+
+/// Why a login or logout failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Neither `$DOCKER_CONFIG` nor `$HOME` says where the Docker config is.
+    #[error("no Docker config location: set $DOCKER_CONFIG or $HOME")]
+    NoConfig,
+    /// An empty password was given.
+    #[error("the password for {0} is empty")]
+    EmptyPassword(String),
+    /// The registry refused the credentials; nothing was stored.
+    #[error("logging in to {host} as {username}: nothing was stored")]
+    Refused {
+        /// The registry host.
+        host: String,
+        /// The user.
+        username: String,
+        /// What the registry said.
+        source: RegistryError,
+    },
+    /// The credentials could not be stored or removed.
+    #[error("{action} the credentials for {host}")]
+    Store {
+        /// `storing` or `removing`.
+        action: &'static str,
+        /// The registry host.
+        host: String,
+        /// Why.
+        source: CredentialError,
+    },
+}
+
+/// `ferry login`: check `username`/`password` against `host` with `client` (built with exactly these
+/// credentials), then store them where the Docker tools find them ([`store_credentials`] on
+/// [`docker_config_path`]). Nothing is stored when the registry refuses them.
+pub async fn login(
+    client: &RegistryClient,
+    host: &str,
+    username: &str,
+    password: &str,
+) -> Result<CredentialLocation, LoginError> {
+    if password.is_empty() {
+        return Err(LoginError::EmptyPassword(host.to_string()));
+    }
+    let path = docker_config_path().ok_or(LoginError::NoConfig)?;
+    client
+        .check_access(host)
+        .await
+        .map_err(|source| LoginError::Refused {
+            host: host.to_string(),
+            username: username.to_string(),
+            source,
+        })?;
+    let (h, user, password) = (host.to_string(), username.to_string(), password.to_string());
+    tokio::task::spawn_blocking(move || store_credentials(&path, &h, &user, &password))
+        .await
+        .expect("credential store task panicked")
+        .map_err(|source| LoginError::Store {
+            action: "storing",
+            host: host.to_string(),
+            source,
+        })
+}
+
+/// `ferry logout`: [`erase_credentials`] for `host` from [`docker_config_path`]; `None` when nothing was
+/// stored.
+pub async fn logout(host: &str) -> Result<Option<CredentialLocation>, LoginError> {
+    let path = docker_config_path().ok_or(LoginError::NoConfig)?;
+    let h = host.to_string();
+    tokio::task::spawn_blocking(move || erase_credentials(&path, &h))
+        .await
+        .expect("credential store task panicked")
+        .map_err(|source| LoginError::Store {
+            action: "removing",
+            host: host.to_string(),
+            source,
+        })
+}
+
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`: the file `docker login` writes.
 pub fn docker_config_path() -> Option<PathBuf> {
     std::env::var_os("DOCKER_CONFIG")
@@ -257,6 +361,22 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_location_shows_and_serializes_where_it_is() {
+        let file = CredentialLocation::File(PathBuf::from("/home/u/.docker/config.json"));
+        let helper = CredentialLocation::Helper("pass".into());
+        assert_eq!(file.to_string(), "/home/u/.docker/config.json");
+        assert_eq!(helper.to_string(), "docker-credential-pass");
+        assert_eq!(
+            serde_json::to_value(&file).unwrap(),
+            serde_json::json!({"store": "file", "path": "/home/u/.docker/config.json", "helper": null})
+        );
+        assert_eq!(
+            serde_json::to_value(&helper).unwrap(),
+            serde_json::json!({"store": "helper", "path": null, "helper": "pass"})
+        );
+    }
 
     fn temp_config(contents: Option<&str>) -> (PathBuf, PathBuf) {
         let dir = std::env::temp_dir().join(format!(

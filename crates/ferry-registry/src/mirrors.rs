@@ -101,6 +101,26 @@ pub struct Endpoint {
 }
 
 impl RegistriesConf {
+    /// The file `given` (which must exist), else ferry's own `~/.config/ferry/registries.conf` if present.
+    /// Containers' system files are not read implicitly: they usually hold settings ferry does not
+    /// understand and refuses.
+    pub fn load_given_or_own(given: Option<&Path>) -> Result<RegistriesConf, ConfError> {
+        let path = match given {
+            Some(p) if !p.exists() => {
+                return Err(ConfError::Read {
+                    path: p.to_path_buf(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "it does not exist"),
+                });
+            }
+            Some(p) => p.to_path_buf(),
+            None => match std::env::var_os("HOME") {
+                Some(h) => PathBuf::from(h).join(".config/ferry/registries.conf"),
+                None => return Ok(RegistriesConf::default()),
+            },
+        };
+        RegistriesConf::load(&path)
+    }
+
     /// Read a file (missing: an empty configuration, as containers treat it).
     pub fn load(path: &Path) -> Result<RegistriesConf, ConfError> {
         use std::io::Read;

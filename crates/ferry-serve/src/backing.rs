@@ -98,7 +98,7 @@ impl Backing {
                 let layout = if create && empty {
                     OciLayout::open_or_create(path)
                 } else {
-                    ferry_target::open_layout(path)
+                    ferry_store::OciLayout::open_in(path)
                 };
                 let layout = layout.map_err(|source| ServeError::Store {
                     source_name: name(path),

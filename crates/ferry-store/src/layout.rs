@@ -83,6 +83,22 @@ impl OciLayout {
         })
     }
 
+    /// The layout at `dir`, or the `images/` layout of a directory holding one (a Zarf package's). A
+    /// directory with neither is [`StoreError::InvalidLayout`] saying so.
+    pub fn open_in(dir: &Path) -> Result<OciLayout> {
+        let images = dir.join("images");
+        if !dir.join("oci-layout").exists() && images.join("oci-layout").exists() {
+            return OciLayout::open(&images);
+        }
+        if !dir.join("oci-layout").exists() {
+            return Err(StoreError::InvalidLayout {
+                path: dir.to_path_buf(),
+                why: "neither an OCI layout (no oci-layout file) nor a Zarf package directory (no images/oci-layout)".into(),
+            });
+        }
+        OciLayout::open(dir)
+    }
+
     /// The layout's directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -708,6 +724,18 @@ impl ReadStore for OciLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_in_finds_a_layout_or_a_package_s_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = OciLayout::open_in(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("neither an OCI layout"), "{err}");
+        OciLayout::open_or_create(&dir.path().join("images")).unwrap();
+        let found = OciLayout::open_in(dir.path()).unwrap();
+        assert_eq!(found.root(), dir.path().join("images"));
+        let direct = OciLayout::open_in(&dir.path().join("images")).unwrap();
+        assert_eq!(direct.root(), found.root());
+    }
 
     fn named(bytes: &[u8], name: &str) -> Descriptor {
         let mut d = Descriptor::of(media_type::OCI_MANIFEST, bytes);

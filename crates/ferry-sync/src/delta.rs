@@ -19,11 +19,12 @@ use ferry_copy::{
 };
 use ferry_oci::{Descriptor, Digest, media_type};
 use ferry_store::{
-    BlobWriter, BoxFuture, ByteSource, OciLayout, ReadStore, ReadTarget, Referrer, Resolver, Store,
-    StoreError, Tagger, WriteStore, WriteTarget,
+    BoxFuture, ByteSource, OciLayout, ReadStore, ReadTarget, Referrer, Resolver, Store, StoreError,
+    WriteTarget,
 };
 use serde::Serialize;
 
+use crate::dryrun::{DryRun, Probe, writes_nothing};
 use crate::lock::LockFile;
 
 /// Why a delta could not be written or completed.
@@ -151,7 +152,7 @@ async fn graph_digests(
     source: &Arc<dyn ReadStore>,
     roots: &[Descriptor],
 ) -> Result<HashSet<Digest>, DeltaError> {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(DryRun(Recorder::default()));
     let dest: Arc<dyn WriteTarget> = recorder.clone();
     let opts = CopyOptions::default();
     for root in roots {
@@ -167,13 +168,11 @@ struct Recorder {
     seen: Mutex<HashSet<Digest>>,
 }
 
-impl Store for Recorder {
+impl Probe for Recorder {
     fn describe(&self) -> String {
         "the delta base's graph".to_string()
     }
-}
 
-impl WriteStore for Recorder {
     fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.seen
             .lock()
@@ -182,38 +181,9 @@ impl WriteStore for Recorder {
         Box::pin(async { Ok(true) })
     }
 
-    fn blob_writer<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, StoreError>> {
-        Box::pin(async move { Err(writes_nothing(&self.describe(), desc)) })
+    fn would_write(&self, desc: &Descriptor) -> Result<bool, StoreError> {
+        Err(writes_nothing(&self.describe(), desc))
     }
-
-    fn put_manifest<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-        _bytes: Bytes,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move { Err(writes_nothing(&self.describe(), desc)) })
-    }
-}
-
-impl Tagger for Recorder {
-    fn tag<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-        _bytes: Bytes,
-        _name: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move { Err(writes_nothing(&self.describe(), desc)) })
-    }
-}
-
-fn writes_nothing(store: &str, desc: &Descriptor) -> StoreError {
-    StoreError::remote(
-        format!("{store} writes nothing ({} was about to be)", desc.digest),
-        false,
-    )
 }
 
 /// What [`export_delta`] wrote.
@@ -289,6 +259,58 @@ pub async fn export_delta(
         omitted,
         omitted_bytes,
         stats,
+    })
+}
+
+/// What [`export`] wrote, as `ferry export --json` shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exported {
+    /// The archive file.
+    pub archive: std::path::PathBuf,
+    /// `none`, `gzip` or `zstd` (by the file's name).
+    pub compression: String,
+    /// Blobs in the archive.
+    pub blobs: usize,
+    /// Their bytes (before compression).
+    pub blob_bytes: u64,
+    /// The archive's size.
+    pub archive_bytes: u64,
+    /// Blobs left out because the base has them.
+    pub omitted_blobs: usize,
+    /// For a delta: its base and what was left out.
+    pub delta: Option<DeltaExport>,
+}
+
+/// `ferry export`: the layout at `layout` (or a Zarf package directory's `images/`) as one deterministic
+/// archive at `out`, compressed by its name; with `since`, a delta on that base ([`open_base`],
+/// [`export_delta`], `concurrency` node copies at once).
+pub async fn export(
+    layout: &Path,
+    out: &Path,
+    since: Option<&Path>,
+    concurrency: usize,
+) -> Result<Exported, DeltaError> {
+    let dir = OciLayout::open_in(layout)?.root().to_path_buf();
+    let (summary, delta) = match since {
+        Some(base) => {
+            let delta = export_delta(&dir, out, open_base(base).await?, concurrency).await?;
+            (delta.summary.clone(), Some(delta))
+        }
+        None => {
+            let out = out.to_path_buf();
+            let written = tokio::task::spawn_blocking(move || OciArchive::write(&dir, &out));
+            (written.await.expect("export task panicked")?, None)
+        }
+    };
+    Ok(Exported {
+        compression: format!("{:?}", summary.compression).to_lowercase(),
+        archive: summary.path,
+        blobs: summary.blobs,
+        blob_bytes: summary.blob_bytes,
+        archive_bytes: summary.archive_bytes,
+        omitted_blobs: summary.omitted,
+        delta,
     })
 }
 
@@ -432,13 +454,13 @@ async fn check_one(
     counts: &Arc<Mutex<Completion>>,
 ) -> Result<(), DeltaError> {
     {
-        let check = Arc::new(CheckTarget {
+        let check = Arc::new(DryRun(CheckTarget {
             source: image.source.clone(),
             dest: image.dest.clone(),
             others: dests.to_vec(),
             missing: Mutex::new(None),
             counts: counts.clone(),
-        });
+        }));
         let parents = Arc::new(Parents::default());
         let opts = CopyOptions {
             budget: budget.clone(),
@@ -518,13 +540,11 @@ impl CheckTarget {
     }
 }
 
-impl Store for CheckTarget {
+impl Probe for CheckTarget {
     fn describe(&self) -> String {
         format!("{} (completeness check)", self.dest.describe())
     }
-}
 
-impl WriteStore for CheckTarget {
     fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             if media_type::is_manifest_like(&desc.media_type) {
@@ -551,30 +571,9 @@ impl WriteStore for CheckTarget {
         })
     }
 
-    fn blob_writer<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, StoreError>> {
-        Box::pin(async move { Err(writes_nothing(&self.describe(), desc)) })
-    }
-
-    fn put_manifest<'a>(
-        &'a self,
-        _desc: &'a Descriptor,
-        _bytes: Bytes,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-impl Tagger for CheckTarget {
-    fn tag<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-        _bytes: Bytes,
-        _name: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move { Err(writes_nothing(&self.describe(), desc)) })
+    /// A manifest is "written" by doing nothing; a blob is never written (the check never says it lacks one).
+    fn would_write(&self, _desc: &Descriptor) -> Result<bool, StoreError> {
+        Ok(false)
     }
 }
 

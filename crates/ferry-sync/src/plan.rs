@@ -6,13 +6,13 @@
 //! has it), so the total is what the real run moves. No blob is read from the source.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use ferry_oci::{Descriptor, Digest, media_type};
-use ferry_store::{BlobWriter, BoxFuture, Store, StoreError, Tagger, WriteStore, WriteTarget};
+use ferry_store::{BoxFuture, StoreError, WriteTarget};
 use serde::Serialize;
+
+use crate::dryrun::{DryRun, Probe};
 
 /// What a plan has counted so far in the run: blobs by digest, manifests per destination.
 #[derive(Default)]
@@ -41,12 +41,12 @@ pub struct PlanTarget {
 
 impl PlanTarget {
     /// A plan over `inner`, counting into the run's `ledger` so content shared by images is counted once.
-    pub fn new(inner: Arc<dyn WriteTarget>, ledger: Arc<PlanLedger>) -> PlanTarget {
-        PlanTarget {
+    pub fn new(inner: Arc<dyn WriteTarget>, ledger: Arc<PlanLedger>) -> DryRun<PlanTarget> {
+        DryRun(PlanTarget {
             inner,
             ledger,
             bytes: Mutex::new(PlanBytes::default()),
-        }
+        })
     }
 
     /// What this destination's share of the plan counted so far.
@@ -63,9 +63,26 @@ impl PlanTarget {
         };
         (scope, desc.digest.clone())
     }
+}
 
-    /// Count `desc` as moving unless this run already counted it.
-    fn would_write(&self, desc: &Descriptor) {
+impl Probe for PlanTarget {
+    fn describe(&self) -> String {
+        format!("{} (plan)", self.inner.describe())
+    }
+
+    fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            if self.inner.exists(desc).await? {
+                self.bytes.lock().expect("plan lock").present += desc.size;
+                return Ok(true);
+            }
+            Ok(false)
+        })
+    }
+
+    /// Every node the destination lacks "arrives" here (a blob as if mounted, so the engine never reads
+    /// it from the source), counted once per run.
+    fn would_write(&self, desc: &Descriptor) -> Result<bool, StoreError> {
         let first = self
             .ledger
             .counted
@@ -78,71 +95,11 @@ impl PlanTarget {
         } else {
             b.shared += desc.size;
         }
-    }
-}
-
-impl Store for PlanTarget {
-    fn describe(&self) -> String {
-        format!("{} (plan)", self.inner.describe())
-    }
-}
-
-impl WriteStore for PlanTarget {
-    fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            if self.inner.exists(desc).await? {
-                self.bytes.lock().expect("plan lock").present += desc.size;
-                return Ok(true);
-            }
-            Ok(false)
-        })
+        Ok(true)
     }
 
-    fn blob_writer<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, StoreError>> {
-        // Unreachable: `mount` below always answers "done". Refuse rather than write.
-        Box::pin(async move {
-            Err(StoreError::remote(
-                format!("a plan writes nothing ({} was about to be)", desc.digest),
-                false,
-            ))
-        })
-    }
-
-    fn put_manifest<'a>(
-        &'a self,
-        desc: &'a Descriptor,
-        _bytes: Bytes,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.would_write(desc);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn link_blob<'a>(
-        &'a self,
-        _desc: &'a Descriptor,
-        _from: &'a Path,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async { Ok(false) })
-    }
-
-    /// Every blob the destination lacks "arrives" here, so the engine never reads it from the source.
-    fn mount<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.would_write(desc);
-        Box::pin(async { Ok(true) })
-    }
-}
-
-impl Tagger for PlanTarget {
-    fn tag<'a>(
-        &'a self,
-        _desc: &'a Descriptor,
-        _bytes: Bytes,
-        _name: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async { Ok(()) })
+    fn would_tag(&self, _desc: &Descriptor) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use ferry_copy::{Budget, CopyFailed, CopyOptions, Event, PlatformChoice, Referre
 use ferry_oci::{Descriptor, Digest, PlatformSpec, Reference, error_chain};
 use ferry_registry::{ClientOptions, RegistryClient, RegistryError, Repository};
 use ferry_store::{BlobCache, CachedSource, ReadStore, ReadTarget, StoreError, WriteTarget};
-use ferry_trust::{Subject, Verifier};
+use ferry_trust::Verifier;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -442,17 +442,7 @@ async fn verify(r: &Resolved, verifier: Option<&Verifier>) -> Result<(), SyncErr
         return Ok(());
     };
     let (name, key) = (r.reference.to_string(), r.reference.target());
-    let subject = Subject {
-        name: &name,
-        key: &key,
-        resolved: r
-            .selection
-            .chosen_from()
-            .unwrap_or(&r.selection.root.digest),
-        selected: &r.selection.root.digest,
-    };
-    verifier
-        .verify(r.source.as_ref(), subject)
+    crate::verify(Some(verifier), r.source.as_ref(), &name, &key, &r.selection)
         .await
         .map_err(|e| SyncError::Verify(Box::new(e)))?;
     Ok(())
@@ -529,26 +519,22 @@ async fn sync_one(
                 .map_err(image_error)?;
             report.bytes = plan.bytes();
         } else {
-            let (src, selection, names) = (&src, &r.selection, &placement.names);
-            let copied = match verifier {
-                None => ferry_copy::copy_selected(src, selection, &placement.target, names, &copy)
-                    .await
-                    .map_err(image_error)?,
-                Some(v) => {
-                    let check = verify(r, Some(v));
-                    ferry_copy::copy_selected_when(
-                        src,
-                        selection,
-                        &placement.target,
-                        names,
-                        &copy,
-                        check,
-                    )
-                    .await?
-                    .map_err(image_error)?
-                    .0
-                }
-            };
+            let (name, key) = (r.reference.to_string(), r.reference.target());
+            let (dest, names) = (&placement.target, &placement.names);
+            let copied = crate::copy_verified(
+                &src,
+                &r.selection,
+                dest,
+                names,
+                &copy,
+                verifier,
+                r.source.as_ref(),
+                &name,
+                &key,
+            )
+            .await
+            .map_err(|e| SyncError::Verify(Box::new(e)))?
+            .map_err(image_error)?;
             let s = &copied.stats;
             report.bytes = PlanBytes {
                 moving: s.fetched_bytes + s.cached_bytes + s.linked_bytes,

@@ -86,6 +86,82 @@ pub struct ChildInfo {
     pub total_size: Option<u64>,
 }
 
+/// [`open`], then for an index the manifest for `platform` if one is given ([`Opened::for_platform`]).
+pub async fn open_for(
+    location: &Location,
+    ctx: &OpenContext,
+    platform: Option<&PlatformSpec>,
+) -> Result<Opened, TargetError> {
+    let opened = open(location, ctx).await?;
+    match platform {
+        Some(p) => opened.for_platform(p).await,
+        None => Ok(opened),
+    }
+}
+
+/// The descriptor of what `location` names (`ferry digest`): a registry reference without a platform costs
+/// one `HEAD` request; anything else is opened ([`open_for`]).
+pub async fn descriptor(
+    location: &Location,
+    ctx: &OpenContext,
+    platform: Option<&PlatformSpec>,
+) -> Result<Descriptor, TargetError> {
+    match (location, platform) {
+        (Location::Registry(r), None) => {
+            let repo =
+                ferry_registry::Repository::new(ctx.client.clone(), &r.registry, &r.repository);
+            repo.head_manifest(&r.target())
+                .await
+                .map_err(|e| TargetError::Store {
+                    location: location.to_string(),
+                    source: e.into(),
+                })
+        }
+        _ => Ok(open_for(location, ctx, platform).await?.desc),
+    }
+}
+
+/// One entry of a layout's `index.json`, as `ferry layout ls` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayoutEntry {
+    /// The name ferry and Zarf know the image by ([`Descriptor::image_name`]'s priority).
+    pub name: Option<String>,
+    /// Its `org.opencontainers.image.ref.name`.
+    pub ref_name: Option<String>,
+    /// Its `org.opencontainers.image.base.name` (Zarf reads either).
+    pub base_name: Option<String>,
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size.
+    pub size: u64,
+    /// Its artifact type.
+    pub artifact_type: Option<String>,
+    /// The entry's platform, else its config's, else those of the index's manifests ([`platforms`]).
+    pub platforms: Vec<String>,
+}
+
+/// Every entry of `layout`, described.
+pub async fn layout_entries(layout: &OciLayout) -> Result<Vec<LayoutEntry>, StoreError> {
+    use ferry_oci::descriptor::{ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME};
+    let mut out = Vec::new();
+    for d in layout.entries()? {
+        out.push(LayoutEntry {
+            name: d.image_name(),
+            ref_name: d.annotation(ANNOTATION_REF_NAME).map(str::to_string),
+            base_name: d.annotation(ANNOTATION_BASE_NAME).map(str::to_string),
+            platforms: platforms(layout, &d).await,
+            digest: d.digest.to_string(),
+            media_type: d.media_type,
+            size: d.size,
+            artifact_type: d.artifact_type,
+        });
+    }
+    Ok(out)
+}
+
 /// Open the one image `location` names. A layout or archive holding several needs a name; a layout name
 /// may also be the digest of a manifest below an entry (a platform of an index).
 pub async fn open(location: &Location, ctx: &OpenContext) -> Result<Opened, TargetError> {
@@ -100,7 +176,7 @@ pub async fn open(location: &Location, ctx: &OpenContext) -> Result<Opened, Targ
     };
     let (store, name, desc, bytes): (Arc<dyn ReadStore>, _, _, _) = match location {
         Location::Layout { dir, name } => {
-            let layout = crate::open_layout(dir).map_err(store_error)?;
+            let layout = ferry_store::OciLayout::open_in(dir).map_err(store_error)?;
             let (desc, entry_name) = find_entry(&layout, name.as_deref()).map_err(invalid)?;
             let bytes = layout.fetch_manifest(&desc).await.map_err(store_error)?;
             (Arc::new(layout), entry_name, desc, bytes)

@@ -127,7 +127,7 @@ impl Location {
                 }],
             }),
             Location::Layout { dir, name } => {
-                let layout = open_layout(dir).map_err(|source| TargetError::Store {
+                let layout = OciLayout::open_in(dir).map_err(|source| TargetError::Store {
                     location: self.to_string(),
                     source,
                 })?;
@@ -270,15 +270,6 @@ pub struct Named {
     pub name: Option<String>,
     /// Whether the location pins a digest: a pinned index is kept whole (zarf-compat §3).
     pub pinned: bool,
-}
-
-/// A layout directory, or a Zarf package directory holding one in `images/`.
-pub fn open_layout(dir: &std::path::Path) -> Result<OciLayout, ferry_store::StoreError> {
-    let images = dir.join("images");
-    if !dir.join("oci-layout").exists() && images.join("oci-layout").exists() {
-        return OciLayout::open(&images);
-    }
-    OciLayout::open(dir)
 }
 
 /// Every named image of a layout, each name once.

@@ -126,6 +126,23 @@ pub struct Integrity {
 }
 
 impl Integrity {
+    /// One line for people: `ok (3 files match checksums.txt, aggregate checksum matches)`, or
+    /// `FAILED (2 problems)`.
+    pub fn status(&self) -> String {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        if self.ok {
+            format!(
+                "ok ({} file{} match checksums.txt, aggregate checksum matches{})",
+                self.checked,
+                plural(self.checked),
+                if self.partial { ", partial" } else { "" }
+            )
+        } else {
+            let n = self.problems.len();
+            format!("FAILED ({n} problem{})", plural(n))
+        }
+    }
+
     /// `3 problems: a: …; b: …` for error messages (the first few, then a count).
     pub fn summary(&self) -> String {
         const SHOWN: usize = 5;
@@ -219,6 +236,23 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_line() {
+        let mut i = Integrity {
+            ok: true,
+            checked: 1,
+            partial: true,
+            aggregate_checksum: String::new(),
+            problems: Vec::new(),
+        };
+        assert_eq!(
+            i.status(),
+            "ok (1 file match checksums.txt, aggregate checksum matches, partial)"
+        );
+        i.ok = false;
+        assert_eq!(i.status(), "FAILED (0 problems)");
+    }
 
     fn files(entries: &[(&str, &[u8])]) -> BTreeMap<String, Digest> {
         entries

@@ -66,6 +66,28 @@ pub enum PackageError {
     /// An archive error while reading a package tarball or an image archive.
     #[error(transparent)]
     Archive(#[from] ferry_archive::ArchiveError),
+
+    /// A package reference (`oci://…`) that is not a reference.
+    #[error("invalid package reference {text:?}")]
+    Reference {
+        /// The text as given.
+        text: String,
+        /// Why it is not a reference.
+        source: ferry_oci::ReferenceError,
+    },
+
+    /// A package in a registry could not be resolved.
+    #[error("resolving the package {package}")]
+    Resolve {
+        /// `oci://` and the reference.
+        package: String,
+        /// Why.
+        source: Box<PackageError>,
+    },
+
+    /// The package's signature does not hold (or there is none) for the key given.
+    #[error(transparent)]
+    Signature(#[from] ferry_trust::zarf::PackageSignatureError),
 }
 
 /// A package operation's result.

@@ -20,6 +20,7 @@ pub mod pull;
 pub mod push_plan;
 pub mod remote;
 pub mod sign;
+pub mod source;
 pub mod store;
 pub mod tarball;
 
@@ -31,6 +32,7 @@ pub use local::{Extract, Format, LocalPackage, OpenOptions};
 pub use naming::{crc32, push_names};
 pub use package::pull_list;
 pub use remote::RemotePackage;
+pub use source::PackageSource;
 
 /// The package definition.
 pub const ZARF_YAML: &str = "zarf.yaml";

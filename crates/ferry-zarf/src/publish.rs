@@ -323,6 +323,60 @@ mod tests {
     }
 }
 
+/// How [`publish_package`] treats the package.
+#[derive(Clone, Debug, Default)]
+pub struct PublishRequest {
+    /// The tag (default: `<version>[-<flavor>]` from `zarf.yaml`).
+    pub tag: Option<String>,
+    /// Publish without checking the package against its `checksums.txt` (a warning says so).
+    pub skip_verify: bool,
+}
+
+/// Publish the package at `path` (a directory, `.tar` or `.tar.zst`) to `to`
+/// (`oci://REGISTRY[/NAMESPACE]`, the repository being the package name): opened with every file hashed,
+/// verified against its `checksums.txt` (a failure is [`PackageError::Verification`] and nothing is sent),
+/// then [`publish`]ed under the tag asked for or its own.
+pub async fn publish_package(
+    path: &std::path::Path,
+    to: &str,
+    request: &PublishRequest,
+    client: &std::sync::Arc<ferry_registry::RegistryClient>,
+    opts: &ferry_copy::CopyOptions,
+) -> Result<Published> {
+    let pkg = crate::source::open_local(path, crate::Extract::Everything, true).await?;
+    let label = pkg.label();
+    let def = pkg.definition()?.ok_or_else(|| PackageError::NotAPackage {
+        package: label.clone(),
+        why: format!("it has no {}", crate::ZARF_YAML),
+    })?;
+    if request.skip_verify {
+        tracing::warn!(
+            "not verifying {label} (--skip-verify): it is published without checking checksums.txt"
+        );
+    } else {
+        let integrity = pkg.integrity(&def, false)?;
+        if !integrity.ok {
+            return Err(PackageError::Verification {
+                package: label,
+                summary: integrity.summary(),
+            });
+        }
+    }
+    let tag = match &request.tag {
+        Some(t) => t.clone(),
+        None => def.tag().ok_or_else(|| {
+            PackageError::invalid(
+                &label,
+                "zarf.yaml has no metadata.version to tag the package with; give a tag",
+            )
+        })?,
+    };
+    let reference = destination(to, &def.metadata.name, &tag)?;
+    let repo = Repository::new(client.clone(), &reference.registry, &reference.repository);
+    let tag = reference.tag.clone().unwrap_or(tag);
+    publish(&pkg, &def, &repo, &tag, opts).await
+}
+
 /// What [`publish`] did.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

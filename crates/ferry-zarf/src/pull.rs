@@ -46,6 +46,111 @@ pub struct Pulled {
     pub integrity: Integrity,
 }
 
+/// What `ferry package pull` reports about one pull.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullReport {
+    /// The package's reference.
+    pub reference: String,
+    /// Its manifest's digest.
+    pub digest: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.version`.
+    pub version: String,
+    /// The package's architecture.
+    pub architecture: String,
+    /// The components asked for; empty when the whole package was pulled.
+    pub components: Vec<String>,
+    /// The path written.
+    pub output: String,
+    /// Files written.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Layers downloaded from the registry.
+    pub fetched: u64,
+    /// Their bytes.
+    pub fetched_bytes: u64,
+    /// Layers served from the blob cache (linked or copied) instead.
+    pub from_cache: u64,
+    /// Their bytes.
+    pub from_cache_bytes: u64,
+    /// What the copy moved, and how.
+    pub blobs: CopyStats,
+    /// What checking the written files against `checksums.txt` found.
+    pub integrity: Integrity,
+}
+
+impl PullReport {
+    /// The report of `pulled`, a pull of `pkg` (with `components`, if some) written to `output`.
+    pub fn new(pkg: &RemotePackage, pulled: &Pulled, components: &[String], output: &Path) -> Self {
+        let s = &pulled.stats;
+        PullReport {
+            reference: pkg.reference.to_string(),
+            digest: pkg.manifest.digest.to_string(),
+            name: pulled.definition.metadata.name.clone(),
+            version: pulled.definition.metadata.version.clone(),
+            architecture: pulled.definition.architecture().to_string(),
+            components: components.to_vec(),
+            output: output.display().to_string(),
+            files: pulled.files.len(),
+            bytes: pulled.files.values().map(|d| d.size).sum(),
+            fetched: s.fetched,
+            fetched_bytes: s.fetched_bytes,
+            from_cache: s.cached + s.linked,
+            from_cache_bytes: s.cached_bytes + s.linked_bytes,
+            blobs: s.clone(),
+            integrity: pulled.integrity.clone(),
+        }
+    }
+}
+
+/// How [`pull_package`] pulls.
+pub struct PullRequest<'a> {
+    /// Only these components (and the required ones); empty: the whole package.
+    pub components: &'a [String],
+    /// The architecture to pull (default: the only one, else this machine's).
+    pub architecture: Option<&'a str>,
+    /// Refuse the package unless this key signed its `zarf.yaml` (checked in the registry, before anything
+    /// is written).
+    pub key: Option<&'a ferry_trust::PublicKey>,
+    /// Layers in flight at once.
+    pub concurrency: usize,
+    /// Read through (and fill) this blob cache.
+    pub cache: Option<BlobCache>,
+    /// Where progress goes.
+    pub events: EventSink,
+}
+
+/// `ferry package pull`: the package `reference` names, its signature checked first when a key is given,
+/// resolved for the architecture and pulled to `out` ([`pull_to`]).
+pub async fn pull_package(
+    client: &Arc<ferry_registry::RegistryClient>,
+    reference: Reference,
+    out: &Path,
+    req: PullRequest<'_>,
+) -> Result<PullReport> {
+    if let Some(key) = req.key {
+        let source = crate::PackageSource::Remote(reference.clone());
+        source
+            .check_signature(client, req.architecture, key)
+            .await?;
+    }
+    let remote = crate::source::resolve(client, reference, req.architecture).await?;
+    let components = (!req.components.is_empty()).then_some(req.components);
+    let (pulled, written) = pull_to(
+        &remote,
+        out,
+        components,
+        req.concurrency,
+        req.cache,
+        req.events,
+    )
+    .await?;
+    Ok(PullReport::new(&remote, &pulled, req.components, &written))
+}
+
 /// Pull `pkg` to `out`, as [`pull`] does: an existing directory receives it as Zarf names it
 /// (`zarf-package-….tar.zst`), a `.tar` or `.tar.zst` path is written as that archive, any other path
 /// becomes the package directory. The package is staged beside `out` (the cache links into it on the same
