@@ -393,6 +393,11 @@ impl BlobCache {
         while len < buf.len() {
             match file.read(&mut buf[len..]) {
                 Ok(0) => break,
+                // A regular file that returns less than asked is at its end.
+                Ok(n) if n < buf.len() - len => {
+                    len += n;
+                    break;
+                }
                 Ok(n) => len += n,
                 Err(_) => return Quick::Check,
             }

@@ -585,6 +585,14 @@ impl WriteStore for OciLayout {
         let tmp = self.ingest_dir();
         let (from, this, digest) = (from.to_path_buf(), self.clone(), desc.digest.clone());
         Box::pin(async move {
+            // The common case is one `link` into a free name in a directory that exists: done on this
+            // thread (a warm pull links every blob; the hop to a blocking thread and back cost more than
+            // the link). Anything else (a name taken, a directory to make, a filesystem that cannot
+            // link) goes the full way on a blocking thread.
+            if std::fs::hard_link(&from, &dest).is_ok() {
+                this.remember(&digest, &dest);
+                return Ok(true);
+            }
             tokio::task::spawn_blocking(move || {
                 let linked = link_atomic(&from, &dest, &tmp)?;
                 if linked {
