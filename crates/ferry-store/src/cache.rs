@@ -356,7 +356,7 @@ impl BlobCache {
             Quick::Trusted { path, touch } => {
                 if let Some(stamp) = touch {
                     // Recording the use waits for nobody: at worst a use goes unrecorded.
-                    drop(tokio::task::spawn_blocking(move || touch_stamp(&stamp)));
+                    later(Later::Touch(stamp));
                 }
                 Some(path)
             }
@@ -791,18 +791,35 @@ fn touch_stamp(stamp: &Path) {
     }
 }
 
-/// Queue `blob` for [`sync_and_stamp`] on the one background sync thread. Detached: it dies with the
-/// process, whatever it has not synced yet (those blobs stay stamped for this boot only).
+/// Queue `blob` for [`sync_and_stamp`] on the one background thread.
 fn sync_later(blob: PathBuf, stamp: PathBuf) {
-    type Queue = std::sync::Mutex<std::sync::mpsc::Sender<(PathBuf, PathBuf)>>;
+    later(Later::Sync { blob, stamp });
+}
+
+/// Cache bookkeeping nobody waits for.
+enum Later {
+    /// [`sync_and_stamp`].
+    Sync { blob: PathBuf, stamp: PathBuf },
+    /// [`touch_stamp`].
+    Touch(PathBuf),
+}
+
+/// Queue a job on the one background thread of the cache (one thread, however many blobs a warm pull
+/// touches). Detached: it dies with the process, whatever it has not done yet (blobs not synced stay
+/// stamped for this boot only; a use not recorded leaves an older last-use time).
+fn later(job: Later) {
+    type Queue = std::sync::Mutex<std::sync::mpsc::Sender<Later>>;
     static SYNCER: std::sync::OnceLock<Queue> = std::sync::OnceLock::new();
     let sender = SYNCER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, PathBuf)>();
+        let (tx, rx) = std::sync::mpsc::channel::<Later>();
         let spawned = std::thread::Builder::new()
             .name("ferry-cache-sync".into())
             .spawn(move || {
-                for (blob, stamp) in rx {
-                    sync_and_stamp(&blob, &stamp);
+                for job in rx {
+                    match job {
+                        Later::Sync { blob, stamp } => sync_and_stamp(&blob, &stamp),
+                        Later::Touch(stamp) => touch_stamp(&stamp),
+                    }
                 }
             });
         if let Err(e) = spawned {
@@ -810,7 +827,7 @@ fn sync_later(blob: PathBuf, stamp: PathBuf) {
         }
         std::sync::Mutex::new(tx)
     });
-    let _ = sender.lock().expect("syncer lock").send((blob, stamp));
+    let _ = sender.lock().expect("syncer lock").send(job);
 }
 
 /// Sync `blob`, then stamp it for good if it is still the file that was stamped for this boot.
