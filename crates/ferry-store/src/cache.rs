@@ -345,12 +345,78 @@ impl BlobCache {
 
     /// The path of a verified copy of `desc`, or `None` when the cache does not hold a good one. A corrupt
     /// entry is evicted here, so the caller simply fetches from the origin.
+    ///
+    /// The common answers come from metadata alone, on the calling thread: a blob that is not there (a cold
+    /// pull asks for every blob first), and a blob whose stamp vouches for it (a warm pull) cost a `stat`
+    /// and a read of the small stamp file — less than the hop to a blocking thread and back. Anything that
+    /// needs hashing, evicting or fixing goes to a blocking thread ([`BlobCache::lookup_blocking`]).
     pub async fn lookup(&self, desc: &Descriptor) -> Option<PathBuf> {
-        let this = self.clone();
-        let desc = desc.clone();
-        tokio::task::spawn_blocking(move || this.lookup_blocking(&desc))
-            .await
-            .unwrap_or(None)
+        match self.lookup_quick(desc) {
+            Quick::Missing => None,
+            Quick::Trusted { path, touch } => {
+                if let Some(stamp) = touch {
+                    // Recording the use waits for nobody: at worst a use goes unrecorded.
+                    later(Later::Touch(stamp));
+                }
+                Some(path)
+            }
+            Quick::Check => {
+                let this = self.clone();
+                let desc = desc.clone();
+                tokio::task::spawn_blocking(move || this.lookup_blocking(&desc))
+                    .await
+                    .unwrap_or(None)
+            }
+        }
+    }
+
+    /// [`BlobCache::lookup`] from metadata only: the blob's `stat` and its stamp. Never hashes, never
+    /// writes; whatever it cannot decide is [`Quick::Check`].
+    fn lookup_quick(&self, desc: &Descriptor) -> Quick {
+        use std::io::Read;
+        let path = self.blob_path(&desc.digest);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Quick::Missing,
+            Err(_) => return Quick::Check,
+        };
+        if meta.len() != desc.size || meta.permissions().mode() & 0o222 != 0 {
+            return Quick::Check;
+        }
+        let stamp_path = self.stamps.join(desc.digest.hex());
+        let Ok(mut file) = std::fs::File::open(&stamp_path) else {
+            return Quick::Check;
+        };
+        // A stamp is under 150 bytes; anything longer is not one.
+        let mut buf = [0u8; 256];
+        let mut len = 0;
+        while len < buf.len() {
+            match file.read(&mut buf[len..]) {
+                Ok(0) => break,
+                // A regular file that returns less than asked is at its end.
+                Ok(n) if n < buf.len() - len => {
+                    len += n;
+                    break;
+                }
+                Ok(n) => len += n,
+                Err(_) => return Quick::Check,
+            }
+        }
+        let Ok(recorded) = std::str::from_utf8(&buf[..len]) else {
+            return Quick::Check;
+        };
+        let this_boot = volatile_stamp_of(&meta).is_some_and(|v| v == recorded);
+        if !this_boot && stamp_of(&meta) != recorded {
+            return Quick::Check;
+        }
+        if this_boot && is_older_than(&meta, SYNC_AFTER) {
+            sync_later(path.clone(), stamp_path.clone());
+        }
+        let touch = file
+            .metadata()
+            .map_or(true, |m| is_older_than(&m, TOUCH_AFTER))
+            .then_some(stamp_path);
+        Quick::Trusted { path, touch }
     }
 
     fn lookup_blocking(&self, desc: &Descriptor) -> Option<PathBuf> {
@@ -372,18 +438,10 @@ impl BlobCache {
         let volatile = volatile_stamp_of(&meta);
         let this_boot = recorded.is_some() && recorded == volatile;
         if this_boot || recorded.as_deref() == Some(stamp.as_str()) {
-            let old = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .is_some_and(|age| age >= SYNC_AFTER);
-            if this_boot && old {
+            if this_boot && is_older_than(&meta, SYNC_AFTER) {
                 sync_later(path.clone(), stamp_path.clone());
             }
-            // The stamp's mtime records the last use, for `cache prune --older-than`.
-            if let Ok(f) = std::fs::File::options().write(true).open(&stamp_path) {
-                let _ = f.set_modified(std::time::SystemTime::now());
-            }
+            touch_stamp(&stamp_path);
             return Some(path);
         }
         match hash_file(&path) {
@@ -463,6 +521,9 @@ pub struct PartialWriter {
     dest: PathBuf,
     stamp: PathBuf,
     start: Hasher,
+    /// Whether a hash state file may exist for this partial (one was resumed, or a checkpoint wrote one):
+    /// the commit removes it. A blob that arrived between checkpoints never had one.
+    has_state: bool,
 }
 
 impl PartialWriter {
@@ -488,6 +549,8 @@ impl PartialWriter {
             .await
             .map_err(|e| StoreError::io(&self.path, e))?;
         let state_path = self.state_path.clone();
+        // Ranged fetches are of large blobs: assume a state file, the commit removes it.
+        self.has_state = true;
         let checkpoint = move |state: &Hasher| -> Result<()> {
             let tmp = state_path.with_extension("state.tmp");
             std::fs::write(&tmp, state.save()).map_err(|e| StoreError::io(&tmp, e))?;
@@ -557,8 +620,12 @@ impl BlobCache {
             } else {
                 tracing::info!(path = %path.display(), bytes = start.len(), "resuming a partial download");
             }
-            // Bytes past the last checkpoint were never hashed: drop them.
-            lock.set_len(start.len()).map_err(|e| StoreError::io(&path, e))?;
+            // Bytes past the last checkpoint were never hashed: drop them. A fresh (empty) partial is not
+            // truncated: on ext4 a truncate to 0 marks the file for a forced writeback when it is closed
+            // (auto_da_alloc), which would make the commit wait for the disk.
+            if on_disk != start.len() {
+                lock.set_len(start.len()).map_err(|e| StoreError::io(&path, e))?;
+            }
             let mut append = lock.try_clone().map_err(|e| StoreError::io(&path, e))?;
             use std::io::Seek;
             append
@@ -571,6 +638,7 @@ impl BlobCache {
                 state_path,
                 dest,
                 stamp,
+                has_state: !start.is_empty(),
                 start,
             }))
         })
@@ -606,6 +674,7 @@ impl BlobWriter for PartialWriter {
                 .await
                 .map_err(|e| StoreError::io(&self.path, e))?;
             let tmp = self.state_path.with_extension("state.tmp");
+            self.has_state = true;
             std::fs::write(&tmp, state.save()).map_err(|e| StoreError::io(&tmp, e))?;
             std::fs::rename(&tmp, &self.state_path).map_err(|e| StoreError::io(&self.state_path, e))
         })
@@ -621,23 +690,25 @@ impl BlobWriter for PartialWriter {
                 state_path,
                 dest,
                 stamp,
+                has_state,
                 ..
             } = *self;
             file.flush().await.map_err(|e| StoreError::io(&path, e))?;
             let file = file.into_inner().into_std().await;
-            let blob = dest.clone();
+            // One blocking hop for everything the commit does on disk.
             tokio::task::spawn_blocking(move || {
                 drop(file);
                 crate::file::set_read_only(&path)?;
                 std::fs::rename(&path, &dest).map_err(|e| StoreError::io(&dest, e))?;
-                let _ = std::fs::remove_file(&state_path);
+                if has_state {
+                    let _ = std::fs::remove_file(&state_path);
+                }
                 drop(_lock);
+                stamp_when_durable(dest, stamp);
                 Ok::<_, StoreError>(())
             })
             .await
-            .expect("commit task panicked")?;
-            stamp_when_durable(blob, stamp);
-            Ok(())
+            .expect("commit task panicked")
         })
     }
 }
@@ -654,12 +725,8 @@ impl BlobWriter for CacheWriter {
     }
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        Box::pin(async move {
-            let CacheWriter { inner, dest, stamp } = *self;
-            inner.commit().await?;
-            stamp_when_durable(dest, stamp);
-            Ok(())
-        })
+        let CacheWriter { inner, dest, stamp } = *self;
+        inner.commit_then(move || stamp_when_durable(dest, stamp))
     }
 }
 
@@ -692,18 +759,67 @@ fn stamp_when_durable(blob: PathBuf, stamp: PathBuf) {
 /// How old a blob stamped for this boot must be before a use makes its stamp lasting.
 const SYNC_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Queue `blob` for [`sync_and_stamp`] on the one background sync thread. Detached: it dies with the
-/// process, whatever it has not synced yet (those blobs stay stamped for this boot only).
+/// A use is recorded (the stamp's mtime, for `cache prune`) only when the last one is older than this:
+/// ages that matter to pruning are hours and days, and a warm pull of a blob just used writes nothing.
+const TOUCH_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What [`BlobCache::lookup_quick`] could tell from metadata.
+enum Quick {
+    /// No blob under that name.
+    Missing,
+    /// A stamp vouches for the blob; `touch`: its stamp, when the use should be recorded.
+    Trusted {
+        path: PathBuf,
+        touch: Option<PathBuf>,
+    },
+    /// Something only the blocking lookup settles (hashing, a wrong size or mode, no stamp).
+    Check,
+}
+
+/// Whether `meta`'s mtime is at least `age` ago (an mtime in the future is not).
+fn is_older_than(meta: &std::fs::Metadata, age: std::time::Duration) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|a| a >= age)
+}
+
+/// Record a use of a blob: its stamp's mtime, for `cache prune --older-than`.
+fn touch_stamp(stamp: &Path) {
+    if let Ok(f) = std::fs::File::options().write(true).open(stamp) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Queue `blob` for [`sync_and_stamp`] on the one background thread.
 fn sync_later(blob: PathBuf, stamp: PathBuf) {
-    type Queue = std::sync::Mutex<std::sync::mpsc::Sender<(PathBuf, PathBuf)>>;
+    later(Later::Sync { blob, stamp });
+}
+
+/// Cache bookkeeping nobody waits for.
+enum Later {
+    /// [`sync_and_stamp`].
+    Sync { blob: PathBuf, stamp: PathBuf },
+    /// [`touch_stamp`].
+    Touch(PathBuf),
+}
+
+/// Queue a job on the one background thread of the cache (one thread, however many blobs a warm pull
+/// touches). Detached: it dies with the process, whatever it has not done yet (blobs not synced stay
+/// stamped for this boot only; a use not recorded leaves an older last-use time).
+fn later(job: Later) {
+    type Queue = std::sync::Mutex<std::sync::mpsc::Sender<Later>>;
     static SYNCER: std::sync::OnceLock<Queue> = std::sync::OnceLock::new();
     let sender = SYNCER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, PathBuf)>();
+        let (tx, rx) = std::sync::mpsc::channel::<Later>();
         let spawned = std::thread::Builder::new()
             .name("ferry-cache-sync".into())
             .spawn(move || {
-                for (blob, stamp) in rx {
-                    sync_and_stamp(&blob, &stamp);
+                for job in rx {
+                    match job {
+                        Later::Sync { blob, stamp } => sync_and_stamp(&blob, &stamp),
+                        Later::Touch(stamp) => touch_stamp(&stamp),
+                    }
                 }
             });
         if let Err(e) = spawned {
@@ -711,7 +827,7 @@ fn sync_later(blob: PathBuf, stamp: PathBuf) {
         }
         std::sync::Mutex::new(tx)
     });
-    let _ = sender.lock().expect("syncer lock").send((blob, stamp));
+    let _ = sender.lock().expect("syncer lock").send(job);
 }
 
 /// Sync `blob`, then stamp it for good if it is still the file that was stamped for this boot.
@@ -908,6 +1024,141 @@ mod tests {
         let r = cache.clean().unwrap();
         assert_eq!((r.blobs, r.temp_files), (1, 2), "{r:?}");
         assert_eq!(cache.usage().unwrap().partials, 0);
+    }
+
+    /// A partial keeps exactly the bytes its saved state vouches for; a fresh one starts empty, and a
+    /// blob that arrived between checkpoints leaves no state file behind.
+    #[tokio::test]
+    async fn partials_resume_what_their_state_vouches_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(dir.path()).unwrap();
+        let d = desc(b"a blob, then more");
+        let ingest = dir.path().join("images/ingest");
+        let (file, state) = (
+            ingest.join(format!("{}.partial", d.digest.hex())),
+            ingest.join(format!("{}.partial.state", d.digest.hex())),
+        );
+        let mut w = cache.partial(&d).await.unwrap().unwrap();
+        assert!(w.resume_state().is_empty());
+        let mut h = Hasher::new();
+        h.update(b"a blob");
+        w.write(Bytes::from_static(b"a blob")).await.unwrap();
+        w.write(Bytes::from_static(b", the")).await.unwrap();
+        // The state says 6 bytes; 11 reached the file.
+        w.checkpoint(&h).await.unwrap();
+        drop(w);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 11);
+        let mut w = cache.partial(&d).await.unwrap().unwrap();
+        assert_eq!(w.resume_state().len(), 6);
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"a blob",
+            "unvouched bytes dropped"
+        );
+        w.write(Bytes::from_static(b", then more")).await.unwrap();
+        Box::new(w).commit().await.unwrap();
+        assert!(!state.exists() && !file.exists());
+        assert_eq!(
+            std::fs::read(cache.blob_path(&d.digest)).unwrap(),
+            b"a blob, then more"
+        );
+
+        // No checkpoint, no state file: nothing to remove, nothing left.
+        let d2 = desc(b"fast");
+        let mut w = cache.partial(&d2).await.unwrap().unwrap();
+        w.write(Bytes::from_static(b"fast")).await.unwrap();
+        Box::new(w).commit().await.unwrap();
+        assert_eq!(std::fs::read_dir(&ingest).unwrap().count(), 0);
+        assert!(cache.lookup(&d2).await.is_some());
+    }
+
+    /// The quick lookup answers from metadata; what it cannot vouch for goes to the full one, and a use is
+    /// recorded on the stamp only when the last recorded one is old.
+    #[tokio::test]
+    async fn quick_lookups_trust_stamps_and_record_old_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(dir.path()).unwrap();
+        let d = desc(b"looked up often");
+        assert!(matches!(cache.lookup_quick(&d), Quick::Missing));
+        cache
+            .put_bytes(&d, Bytes::from_static(b"looked up often"))
+            .await
+            .unwrap();
+        let stamp = dir.path().join("ferry/verified").join(d.digest.hex());
+        assert!(
+            matches!(cache.lookup_quick(&d), Quick::Trusted { touch: None, .. }),
+            "a stamp written just now is not touched"
+        );
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        let set_stamp_mtime = |t| {
+            std::fs::File::options()
+                .write(true)
+                .open(&stamp)
+                .unwrap()
+                .set_modified(t)
+                .unwrap()
+        };
+        set_stamp_mtime(two_hours_ago);
+        assert!(matches!(
+            cache.lookup_quick(&d),
+            Quick::Trusted { touch: Some(_), .. }
+        ));
+        assert!(cache.lookup(&d).await.is_some());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !std::fs::metadata(&stamp)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .elapsed()
+            .is_ok_and(|a| a < std::time::Duration::from_secs(3600))
+        {
+            assert!(std::time::Instant::now() < deadline, "use never recorded");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+
+        // A writable blob, or one without a stamp, is for the full lookup: fixed, or hashed.
+        let path = cache.blob_path(&d.digest);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(cache.lookup_quick(&d), Quick::Check));
+        assert!(cache.lookup(&d).await.is_some());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o444);
+        std::fs::remove_file(&stamp).unwrap();
+        assert!(matches!(cache.lookup_quick(&d), Quick::Check));
+        assert!(cache.lookup(&d).await.is_some(), "hashed, right, stamped");
+        assert!(matches!(cache.lookup_quick(&d), Quick::Trusted { .. }));
+    }
+
+    /// After a reboot (the stamp names another boot id) a blob that was never synced is hashed before it
+    /// is used again: kept, and stamped for the running boot, when its bytes are right.
+    #[tokio::test]
+    async fn a_blob_stamped_before_a_reboot_is_hashed_and_kept_when_right() {
+        if boot_id().is_none() {
+            eprintln!("no boot id on this system; skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(dir.path()).unwrap();
+        let d = desc(b"survived the reboot");
+        cache
+            .put_bytes(&d, Bytes::from_static(b"survived the reboot"))
+            .await
+            .unwrap();
+        let path = cache.blob_path(&d.digest);
+        let stamp = dir.path().join("ferry/verified").join(d.digest.hex());
+        let meta = std::fs::metadata(&path).unwrap();
+        let other_boot = format!(
+            "{} boot 00000000-0000-0000-0000-000000000000",
+            stamp_of(&meta)
+        );
+        std::fs::write(&stamp, &other_boot).unwrap();
+        assert!(matches!(cache.lookup_quick(&d), Quick::Check));
+        assert!(cache.lookup(&d).await.is_some());
+        assert_eq!(
+            std::fs::read_to_string(&stamp).ok(),
+            volatile_stamp_of(&meta),
+            "re-hashed, stamped for this boot"
+        );
     }
 
     /// Replace `path`'s bytes with `bytes` (same length) keeping its size, mtime and inode: a change the

@@ -164,6 +164,17 @@ impl BlobWriter for AtomicFileWriter {
     }
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        self.commit_then(|| {})
+    }
+}
+
+impl AtomicFileWriter {
+    /// [`BlobWriter::commit`], then `after` (a stamp, a note that the blob is verified) on the same
+    /// blocking thread: one hop for both.
+    pub fn commit_then(
+        self: Box<Self>,
+        after: impl FnOnce() + Send + 'static,
+    ) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             let AtomicFileWriter {
                 temp,
@@ -173,9 +184,13 @@ impl BlobWriter for AtomicFileWriter {
             } = *self;
             file.flush().await.map_err(|e| StoreError::io(&*temp, e))?;
             let file = file.into_inner().into_std().await;
-            tokio::task::spawn_blocking(move || commit_file(file, temp, &dest, durable))
-                .await
-                .expect("commit task panicked")
+            tokio::task::spawn_blocking(move || {
+                commit_file(file, temp, &dest, durable)?;
+                after();
+                Ok(())
+            })
+            .await
+            .expect("commit task panicked")
         })
     }
 }
@@ -205,6 +220,12 @@ fn commit_temp(
         file.sync_all().map_err(|e| StoreError::io(&*temp, e))?;
     }
     set_mode(&temp, mode)?;
+    // The directory is there nearly always: made only when the rename says it is missing.
+    let temp = match temp.persist(dest) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.path,
+        Err(e) => return Err(StoreError::io(dest, e.error)),
+    };
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
     }
@@ -342,10 +363,35 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     staged.commit().map(|_| ())
 }
 
-/// Hard-link `from` to `dest` atomically (link under a temp name, then rename), so `dest` never
-/// appears half made. `Ok(false)` when the filesystem cannot link (another device, no support), or when
-/// `from` went away (another process sharing the cache evicted it): the caller streams the blob instead.
+/// Hard-link `from` to `dest`: a link appears whole or not at all. One `link` call when `dest` is free;
+/// a `dest` already there (a file that failed verification) is replaced atomically: linked under a temp
+/// name in `tmp_dir`, then renamed over it. `Ok(false)` when the filesystem cannot link (another device,
+/// no support), or when `from` went away (another process sharing the cache evicted it): the caller
+/// streams the blob instead.
 pub fn link_atomic(from: &Path, dest: &Path, tmp_dir: &Path) -> Result<bool> {
+    for made_parent in [false, true] {
+        match std::fs::hard_link(from, dest) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => break,
+            Err(e) if is_cannot_link(&e) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !from.exists() => {
+                return Ok(false);
+            }
+            // `dest`'s directory is missing: made once, then linked again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_parent => {
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+                }
+            }
+            Err(e) => return Err(StoreError::io(from, e)),
+        }
+    }
+    replace_with_link(from, dest, tmp_dir)
+}
+
+/// [`link_atomic`] over an existing `dest`: link under a temp name, then rename, so `dest` is the old file
+/// or the new one, never missing.
+fn replace_with_link(from: &Path, dest: &Path, tmp_dir: &Path) -> Result<bool> {
     let tmp = tmp_dir.join(format!(
         ".ferry-link-{}-{}",
         std::process::id(),
@@ -437,6 +483,36 @@ mod tests {
             "a non-empty directory is not replaced"
         );
         assert!(!temp.exists(), "the staging directory is removed");
+    }
+
+    #[test]
+    fn links_appear_whole_and_replace_what_is_there() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("blob");
+        std::fs::write(&from, b"verified").unwrap();
+        let tmp = dir.path().join("tmp");
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        // A free name, in a directory not made yet: one link, no temp name.
+        let dest = dir.path().join("a/b/dest");
+        assert!(link_atomic(&from, &dest, &tmp).unwrap());
+        assert_eq!(ino(&dest), ino(&from));
+        assert!(!tmp.exists(), "no temp name needed");
+        // A file already there (one that failed verification) is replaced.
+        let taken = dir.path().join("taken");
+        std::fs::write(&taken, b"corrupt!").unwrap();
+        assert!(link_atomic(&from, &taken, &tmp).unwrap());
+        assert_eq!(ino(&taken), ino(&from));
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "temp name gone"
+        );
+        // A source another process removed: the caller streams instead.
+        let gone = dir.path().join("gone");
+        assert!(!link_atomic(&gone, &dir.path().join("d3"), &tmp).unwrap());
+        assert!(!link_atomic(&gone, &taken, &tmp).unwrap());
+        assert_eq!(ino(&taken), ino(&from), "left as it was");
     }
 
     #[tokio::test]

@@ -329,6 +329,15 @@ impl OciLayout {
         Ok(true)
     }
 
+    /// Whether this process verified the blob `digest` when it had the metadata `meta`.
+    fn remembered(&self, digest: &Digest, meta: &std::fs::Metadata) -> bool {
+        self.verified
+            .lock()
+            .expect("stamps")
+            .get(digest)
+            .is_some_and(|s| *s == crate::cache::stamp_of(meta))
+    }
+
     /// Record that the blob at `path` was verified (written by this process, or hashed).
     fn remember(&self, digest: &Digest, path: &Path) {
         if let Ok(meta) = std::fs::metadata(path) {
@@ -543,6 +552,16 @@ impl WriteStore for OciLayout {
     /// corrupt file must not be recorded as the image's content.
     fn exists<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
+            // The common answers from one `lstat` on this thread: not there (a pull into a fresh
+            // layout), or a plain file this process verified and nobody changed since. Hashing, and
+            // the symlink check, go to a blocking thread.
+            match std::fs::symlink_metadata(self.blob_path(&desc.digest)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Ok(meta) if meta.is_file() && self.remembered(&desc.digest, &meta) => {
+                    return Ok(meta.len() == desc.size);
+                }
+                _ => {}
+            }
             let (this, desc) = (self.clone(), desc.clone());
             tokio::task::spawn_blocking(move || {
                 let path = this.blob_file(&desc.digest);
@@ -582,6 +601,14 @@ impl WriteStore for OciLayout {
         let tmp = self.ingest_dir();
         let (from, this, digest) = (from.to_path_buf(), self.clone(), desc.digest.clone());
         Box::pin(async move {
+            // The common case is one `link` into a free name in a directory that exists: done on this
+            // thread (a warm pull links every blob; the hop to a blocking thread and back cost more than
+            // the link). Anything else (a name taken, a directory to make, a filesystem that cannot
+            // link) goes the full way on a blocking thread.
+            if std::fs::hard_link(&from, &dest).is_ok() {
+                this.remember(&digest, &dest);
+                return Ok(true);
+            }
             tokio::task::spawn_blocking(move || {
                 let linked = link_atomic(&from, &dest, &tmp)?;
                 if linked {
@@ -618,9 +645,9 @@ impl BlobWriter for LayoutWriter {
                 digest,
                 dest,
             } = *self;
-            inner.commit().await?;
-            layout.remember(&digest, &dest);
-            Ok(())
+            inner
+                .commit_then(move || layout.remember(&digest, &dest))
+                .await
         })
     }
 }

@@ -240,8 +240,8 @@ pub trait BlobWriter: Send {
     /// Append `chunk` to the blob. Bytes are not visible in the store until [`BlobWriter::commit`].
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>>;
     /// Everything written so far hashes to `state`: a writer that can resume in a later process records
-    /// it (with its data flushed) so that process continues from here. Called every few MiB and when a
-    /// transfer stops early.
+    /// it (with its data flushed) so that process continues from here. Called every few MiB, at most
+    /// once per [`transfer::CHECKPOINT_INTERVAL`], and when a transfer stops early.
     fn checkpoint<'a>(&'a mut self, _state: &'a ferry_oci::Hasher) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }

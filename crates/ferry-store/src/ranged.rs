@@ -49,7 +49,7 @@ pub enum Ranged {
 
 /// Writes in this size reach the file together (one blocking call each).
 const WRITE_BLOCK: usize = 1 << 20;
-/// Bytes hashed between checkpoints.
+/// Bytes hashed between checkpoints (and at least [`crate::transfer::CHECKPOINT_INTERVAL`] between them).
 const CHECKPOINT_EVERY: u64 = 8 << 20;
 
 /// Fetch `desc` from byte `start.len()` into `file` (which holds the first `start.len()` bytes) with up to
@@ -117,12 +117,16 @@ pub async fn fetch_ranged(
         let mut hasher = start.clone();
         let mut finished: BTreeMap<u64, u64> = BTreeMap::new();
         let mut last_checkpoint = hasher.len();
+        let mut last_written = std::time::Instant::now();
         while let Some((s, e)) = done_rx.recv().await {
             finished.insert(s, e);
             while let Some(end) = finished.remove(&hasher.len()) {
                 hash_file_range(file, path, &mut hasher, end).await?;
-                if hasher.len() - last_checkpoint >= CHECKPOINT_EVERY {
+                if hasher.len() - last_checkpoint >= CHECKPOINT_EVERY
+                    && last_written.elapsed() >= crate::transfer::CHECKPOINT_INTERVAL
+                {
                     last_checkpoint = hasher.len();
+                    last_written = std::time::Instant::now();
                     checkpoint(&hasher)?;
                 }
             }
