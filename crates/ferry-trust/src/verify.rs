@@ -184,10 +184,17 @@ async fn signed(
         // keyless signatures) and Sigstore bundles stored as OCI 1.1 referrers (one listing, then one
         // manifest and one bundle each). In sequence a bundle would wait for the tag's miss; side by side
         // either kind costs the round trips of its own chain. The tag's signatures are judged first.
-        let (found, bundles) = tokio::join!(
-            cosign::signatures(source, subject.key, digest),
-            cosign::bundles(source, digest)
-        );
+        let sig = cosign::signatures(source, subject.key, digest);
+        let bundles = cosign::bundles(source, digest);
+        tokio::pin!(sig, bundles);
+        let mut listed = None;
+        let found = loop {
+            tokio::select! {
+                found = &mut sig => break found,
+                b = &mut bundles, if listed.is_none() => listed = Some(b),
+            }
+        };
+        // A `.sig` signature that holds returns here, dropping a listing still under way.
         match found.map_err(store_error)? {
             None => tried.push(Tried {
                 signature: cosign::signature_tag(digest),
@@ -206,7 +213,11 @@ async fn signed(
             }
         }
         // A failed referrers lookup matters only when no `.sig` signature held.
-        let bundles = bundles.map_err(store_error)?;
+        let bundles = match listed {
+            Some(b) => b,
+            None => bundles.await,
+        }
+        .map_err(store_error)?;
         if bundles.is_empty() {
             tried.push(Tried {
                 signature: format!("{} referrers of {digest}", bundle::MEDIA_TYPE_V03),

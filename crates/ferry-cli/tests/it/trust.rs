@@ -227,9 +227,10 @@ async fn lands_only_if_signed(
 
 /// What verification costs per image, by how the image is signed: requests counted through a proxy
 /// (asserted), times straight against the registry (best of three, fresh layouts; printed for
-/// docs/benchmarks.md). Both places are looked up side by side, so every image pays the `.sig` lookup and the
-/// referrers listing: the referrers API probe (2.8 has none) and the fallback index. A `.sig` signature, key
-/// or keyless, then costs its payload (4 requests in all); a bundle referrer its manifest and the bundle (5).
+/// docs/benchmarks.md). Both places are looked up side by side: the `.sig` tag and the referrers listing (the
+/// referrers API probe, 2.8 has none, and the fallback index). A `.sig` signature, key or keyless, costs its
+/// manifest and payload, and whatever of the listing went out before it held (2 to 4 requests); a bundle
+/// referrer the missed tag, the listing, its manifest and the bundle (5).
 #[tokio::test]
 async fn verification_costs_per_image_by_signature_kind() {
     let reg = Registry::start(Mode::Plain);
@@ -262,10 +263,10 @@ async fn verification_costs_per_image_by_signature_kind() {
         started.elapsed()
     };
     for (repo, flags, extra) in [
-        ("signed", &key, 4),
-        ("bundled", &key, 5),
-        ("keyless-sig", &keyless, 4),
-        ("keyless-bundle", &keyless, 5),
+        ("signed", &key, 2..=4),
+        ("bundled", &key, 5..=5),
+        ("keyless-sig", &keyless, 2..=4),
+        ("keyless-bundle", &keyless, 5..=5),
     ] {
         let mut requests = Vec::new();
         for verify in [false, true] {
@@ -294,7 +295,8 @@ async fn verification_costs_per_image_by_signature_kind() {
             "{repo}: pull {} requests, best {:?}; verified {} requests, best {:?}",
             requests[0], best[0], requests[1], best[1]
         );
-        assert_eq!(requests[1], requests[0] + extra, "{repo}");
+        let added = requests[1] - requests[0];
+        assert!(extra.contains(&added), "{repo}: {added} requests added");
     }
 }
 
