@@ -13,11 +13,9 @@ use serde::Serialize;
 use ferry_target::{Location, OpenContext};
 
 use crate::cli::{PullArgs, TransferArgs};
-use crate::progress::Mode;
+use crate::progress::{ImageProgress, Mode};
 use crate::registry_opts;
-use crate::run_copy::{
-    Caching, Check, Moved, cached, copy_with_progress, options, print_moved, referrers, verifier,
-};
+use crate::run_copy::{Caching, Moved, cached, options, print_moved, referrers, verifier};
 use ferry_trust::Verifier;
 
 /// Whole-image attempts, as Zarf makes.
@@ -318,25 +316,28 @@ async fn copy_all(
         tasks.spawn(async move {
             let source: Arc<dyn ReadStore> = r.source.clone();
             let names = vec![r.name.clone()];
-            let check = verifier.as_deref().map(|v| -> Check<'_> {
-                Box::pin(async {
-                    ferry_sync::verify(Some(v), r.source.as_ref(), &r.name, &r.key, &r.selection)
-                        .await?;
-                    Ok(())
-                })
-            });
-            let copied = copy_with_progress(
-                &r.name,
-                mode,
+            let progress = ImageProgress::new(mode, &r.name);
+            let opts = CopyOptions {
+                events: progress.sink(),
+                ..opts
+            };
+            // The signature is checked beside the copy, before anything of the image is written.
+            let copied = ferry_sync::copy_verified(
                 &source,
                 &r.selection,
                 &dest,
                 &names,
                 &opts,
-                check,
+                verifier.as_deref(),
+                r.source.as_ref(),
+                &r.name,
+                &r.key,
             )
             .await
-            .with_context(|| describe_source(&r.name, &r.origin));
+            .map_err(anyhow::Error::from)
+            .and_then(|copied| Ok(copied?));
+            progress.finish(copied.is_ok());
+            let copied = copied.with_context(|| describe_source(&r.name, &r.origin));
             (i, r.name, copied)
         });
     }

@@ -1,16 +1,15 @@
-//! The CLI side of one copy: options from flags, a progress display per image.
+//! The CLI side of one copy: options from flags, the cache, what moved and how it is printed, the signature policy.
 
 use std::sync::Arc;
 
-use ferry_copy::{Budget, Copied, CopyOptions, PlatformChoice, Referrers, Selection};
+use ferry_copy::{Budget, Copied, CopyOptions, PlatformChoice, Referrers};
 use ferry_store::ranged::RangePolicy;
-use ferry_store::{BlobCache, BoxFuture, CachedSource, ReadStore, ReadTarget, WriteTarget};
+use ferry_store::{BlobCache, CachedSource, ReadTarget};
 
 use anyhow::Context;
 use ferry_trust::{Keyless, Match, Policy, PublicKey, TrustedRoot, Verifier};
 
 use crate::cli::{ReferrerArgs, TransferArgs, TrustArgs};
-use crate::progress::{ImageProgress, Mode};
 
 /// What one image's copy did, as `--json` shows it (after the command's own naming fields).
 #[derive(serde::Serialize)]
@@ -146,39 +145,6 @@ pub fn cached(source: Arc<dyn ReadTarget>, caching: Option<&Caching>) -> Arc<dyn
         Some(c) => c.wrap(source),
         None => source,
     }
-}
-
-/// A check an image must pass before anything of it is written (a signature policy).
-pub type Check<'a> = BoxFuture<'a, anyhow::Result<()>>;
-
-/// [`ferry_copy::copy_selected`] with a progress display labelled `label`; with a `check`, run beside the
-/// copy by [`ferry_copy::copy_selected_when`] (its refusal is the error).
-#[allow(clippy::too_many_arguments)]
-pub async fn copy_with_progress(
-    label: &str,
-    mode: Mode,
-    src: &Arc<dyn ReadStore>,
-    selection: &Selection,
-    dst: &Arc<dyn WriteTarget>,
-    names: &[String],
-    opts: &CopyOptions,
-    check: Option<Check<'_>>,
-) -> anyhow::Result<Copied> {
-    let progress = ImageProgress::new(mode, label);
-    let opts = CopyOptions {
-        events: progress.sink(),
-        ..opts.clone()
-    };
-    let result = match check {
-        None => ferry_copy::copy_selected(src, selection, dst, names, &opts)
-            .await
-            .map_err(Into::into),
-        Some(check) => ferry_copy::copy_selected_when(src, selection, dst, names, &opts, check)
-            .await
-            .and_then(|copied| Ok(copied?.0)),
-    };
-    progress.finish(result.is_ok());
-    result
 }
 
 /// The signature policy `--verify-key`, `--trusted-root` or `--verify-policy` asks for, if any.
