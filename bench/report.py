@@ -155,7 +155,11 @@ def loopback(out, meta, images):
         limits["images"][name] = {
             "bytes": moved,
             "curl_get_MBps": moved / MB / h["curl-get"]["median_s"] if h else None,
+            "curl_get_files_MBps":
+                moved / MB / h["curl-get-files"]["median_s"] if h and "curl-get-files" in h else None,
             "raw_put_MBps": moved / MB / h["raw-put"]["median_s"] if h else None,
+            "raw_put_hash_MBps":
+                moved / MB / h["raw-put-hash"]["median_s"] if h and "raw-put-hash" in h else None,
             "timings": h,
         }
 
@@ -317,8 +321,14 @@ def limits_section(p, meta, limits):
       % rate(limits["curl_put_one_blob_MBps"]))
     for n, l in limits["images"].items():
         p("| every blob of %s, curl GET, %d in parallel | %s |" % (n, meta["concurrency"], rate(l["curl_get_MBps"])))
+        if l.get("curl_get_files_MBps"):
+            p("| every blob of %s, curl GET to a file each (not hashed, not synced), %d in parallel | %s |"
+              % (n, meta["concurrency"], rate(l["curl_get_files_MBps"])))
         p("| every blob of %s, raw upload (`bench/rawput.py`: POST + one PUT ?digest=), %d in parallel,"
           " fresh repository | %s |" % (n, meta["concurrency"], rate(l["raw_put_MBps"])))
+        if l.get("raw_put_hash_MBps"):
+            p("| every blob of %s, raw upload hashing what it sends (`rawput.py --hash`: sha256 as ferry checks it),"
+              " %d in parallel, fresh repository | %s |" % (n, meta["concurrency"], rate(l["raw_put_hash_MBps"])))
     p("")
 
 

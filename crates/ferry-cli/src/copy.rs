@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ferry_oci::PlatformSpec;
-use ferry_sync::{LocationCopyOptions, Through, copy_location};
+use ferry_sync::{LocationCopyOptions, copy_location};
 use ferry_target::{Location, OpenContext};
 use serde::Serialize;
 
@@ -64,7 +64,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             args.retries,
             referrers(&args.referrers),
         ),
-        through: cache.map(|c| std::sync::Arc::new(move |s| c.wrap(s)) as Through),
+        through: Caching::through(cache),
         verify: verifier(&args.trust)?,
         watch: Some(watcher(Mode::detect(quiet))),
     };

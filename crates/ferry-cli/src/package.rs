@@ -105,7 +105,7 @@ pub async fn run(cmd: PackageCommand, quiet: bool) -> anyhow::Result<()> {
                 architecture: a.architecture.as_deref(),
                 key: key.as_ref(),
                 concurrency: a.transfer.oci_concurrency as usize,
-                cache: crate::pull::open_cache(&a.transfer)?,
+                cache: crate::run_copy::open_cache(&a.transfer)?,
                 events: progress.sink(),
             };
             let client = registry_opts::client(&a.registry, None)?;

@@ -123,7 +123,7 @@ pub struct Caching {
 
 impl Caching {
     pub fn from_args(args: &TransferArgs) -> anyhow::Result<Option<Caching>> {
-        Ok(crate::pull::open_cache(args)?.map(|cache| Caching {
+        Ok(open_cache(args)?.map(|cache| Caching {
             cache,
             ranges: RangePolicy {
                 min_size: args.range_threshold.max(1),
@@ -133,17 +133,14 @@ impl Caching {
         }))
     }
 
+    /// The cache as a read-through proxy for registry sources, if there is one.
+    pub fn through(caching: Option<Caching>) -> Option<ferry_sync::Through> {
+        caching.map(|c| Arc::new(move |s| c.wrap(s)) as ferry_sync::Through)
+    }
+
     /// `source` read through the cache.
     pub fn wrap(&self, source: Arc<dyn ReadTarget>) -> Arc<dyn ReadTarget> {
         Arc::new(CachedSource::new(source, self.cache.clone()).with_ranges(self.ranges))
-    }
-}
-
-/// `source`, through the cache when there is one.
-pub fn cached(source: Arc<dyn ReadTarget>, caching: Option<&Caching>) -> Arc<dyn ReadTarget> {
-    match caching {
-        Some(c) => c.wrap(source),
-        None => source,
     }
 }
 
@@ -179,4 +176,20 @@ pub fn verifier(args: &TrustArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
         return Ok(None);
     }
     Ok(Some(Arc::new(Verifier::new(Policy::signed(keys, keyless)))))
+}
+
+/// The blob cache `--cache` names (else the default), or none with `--no-cache`.
+pub fn open_cache(args: &TransferArgs) -> anyhow::Result<Option<BlobCache>> {
+    if args.no_cache {
+        return Ok(None);
+    }
+    let root = match &args.cache {
+        Some(dir) => dir.clone(),
+        None => BlobCache::default_root().context(
+            "no cache directory: set $HOME or $FERRY_CACHE, pass --cache DIR, or --no-cache",
+        )?,
+    };
+    Ok(Some(BlobCache::open(&root).with_context(|| {
+        format!("opening the blob cache {}", root.display())
+    })?))
 }

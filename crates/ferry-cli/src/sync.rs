@@ -6,8 +6,8 @@ use ferry_sync::{Destination, Naming, Report, Status, SyncFile, SyncOptions};
 
 use crate::cli::SyncArgs;
 use crate::output::{human, print_json};
-use crate::pull::open_cache;
 use crate::registry_opts;
+use crate::run_copy::open_cache;
 
 pub async fn run(args: SyncArgs, quiet: bool) -> anyhow::Result<()> {
     let file = SyncFile::load(&args.file)?;

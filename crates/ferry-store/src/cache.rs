@@ -513,7 +513,7 @@ impl BlobCache {
 /// `ingest/<hex>.partial.state`. The partial file is locked while a process writes it, so two processes never
 /// append to the same one; a later process that finds it unlocked continues where the last checkpoint says.
 pub struct PartialWriter {
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    file: crate::file::ChunkFile,
     /// A second handle on the partial that holds its exclusive lock until the writer goes away.
     _lock: std::fs::File,
     path: PathBuf,
@@ -543,7 +543,6 @@ impl PartialWriter {
         policy: crate::ranged::RangePolicy,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<crate::ranged::Ranged> {
-        use tokio::io::AsyncWriteExt;
         self.file
             .flush()
             .await
@@ -632,7 +631,7 @@ impl BlobCache {
                 .seek(std::io::SeekFrom::Start(start.len()))
                 .map_err(|e| StoreError::io(&path, e))?;
             Ok(Some(PartialWriter {
-                file: tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(append)),
+                file: crate::file::ChunkFile::new(append),
                 _lock: lock,
                 path,
                 state_path,
@@ -657,9 +656,8 @@ impl BlobCache {
 impl BlobWriter for PartialWriter {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            use tokio::io::AsyncWriteExt;
             self.file
-                .write_all(&chunk)
+                .write(chunk)
                 .await
                 .map_err(|e| StoreError::io(&self.path, e))
         })
@@ -667,7 +665,6 @@ impl BlobWriter for PartialWriter {
 
     fn checkpoint<'a>(&'a mut self, state: &'a Hasher) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            use tokio::io::AsyncWriteExt;
             // The data reaches the file before the state that vouches for it.
             self.file
                 .flush()
@@ -682,9 +679,8 @@ impl BlobWriter for PartialWriter {
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
-            use tokio::io::AsyncWriteExt;
             let PartialWriter {
-                mut file,
+                file,
                 _lock,
                 path,
                 state_path,
@@ -693,10 +689,9 @@ impl BlobWriter for PartialWriter {
                 has_state,
                 ..
             } = *self;
-            file.flush().await.map_err(|e| StoreError::io(&path, e))?;
-            let file = file.into_inner().into_std().await;
-            // One blocking hop for everything the commit does on disk.
-            tokio::task::spawn_blocking(move || {
+            let shown = path.clone();
+            // One blocking hop for the last write and everything the commit does on disk.
+            file.close_with(move |file| {
                 drop(file);
                 crate::file::set_read_only(&path)?;
                 std::fs::rename(&path, &dest).map_err(|e| StoreError::io(&dest, e))?;
@@ -708,7 +703,7 @@ impl BlobWriter for PartialWriter {
                 Ok::<_, StoreError>(())
             })
             .await
-            .expect("commit task panicked")
+            .map_err(|e| StoreError::io(&shown, e))?
         })
     }
 }

@@ -2,16 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 
 use crate::{BlobWriter, BoxFuture, ByteSource, Result, StoreError};
 
 const CHUNK: usize = 1 << 20;
 
-/// Reads a file (or a byte range of one) in 1 MiB chunks.
+/// Reads a file (or a byte range of one) in 1 MiB chunks: each read is one hop to the blocking pool,
+/// straight from the page cache into a recycled buffer (no copy through a buffer of tokio's, no fresh
+/// pages to fault in for every MiB).
 pub struct FileSource {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
+    /// Where the next chunk starts.
+    at: u64,
     /// The name errors give: the file itself, or the archive it was unpacked from.
     path: PathBuf,
     /// Bytes left of a range; `None` reads to the end of the file.
@@ -27,17 +32,14 @@ impl FileSource {
 
     /// Read `path` from byte `offset` to its end. Errors name `path`.
     pub async fn open(path: &Path, offset: u64) -> Result<FileSource> {
-        let mut file = tokio::fs::File::open(path)
+        let owned = path.to_path_buf();
+        let file = tokio::task::spawn_blocking(move || std::fs::File::open(owned))
             .await
+            .expect("open task panicked")
             .map_err(|e| StoreError::io(path, e))?;
-        if offset > 0 {
-            use tokio::io::AsyncSeekExt;
-            file.seek(std::io::SeekFrom::Start(offset))
-                .await
-                .map_err(|e| StoreError::io(path, e))?;
-        }
         Ok(FileSource {
-            file,
+            file: Arc::new(file),
+            at: offset,
             path: path.to_path_buf(),
             remaining: None,
         })
@@ -62,19 +64,21 @@ impl ByteSource for FileSource {
             let want = self
                 .remaining
                 .map_or(CHUNK, |r| (CHUNK as u64).min(r) as usize);
-            let mut buf = BytesMut::with_capacity(want);
-            while buf.len() < want {
-                let n = (&mut self.file)
-                    .take((want - buf.len()) as u64)
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| StoreError::io(&self.path, e))?;
-                if n == 0 {
-                    break;
-                }
+            if want == 0 {
+                return Ok(None);
             }
+            let (file, at) = (self.file.clone(), self.at);
+            let (buf, read) = tokio::task::spawn_blocking(move || {
+                let mut buf = Pooled::take();
+                let read = read_full_at(&file, &mut buf.data[..want], at);
+                (buf, read)
+            })
+            .await
+            .expect("read task panicked");
+            let n = read.map_err(|e| StoreError::io(&self.path, e))?;
+            self.at += n as u64;
             if let Some(r) = &mut self.remaining {
-                if buf.len() < want {
+                if n < want {
                     return Err(StoreError::io(
                         &self.path,
                         std::io::Error::new(
@@ -83,14 +87,145 @@ impl ByteSource for FileSource {
                         ),
                     ));
                 }
-                *r -= buf.len() as u64;
+                *r -= n as u64;
             }
-            Ok(if buf.is_empty() {
-                None
-            } else {
-                Some(buf.freeze())
-            })
+            Ok((n > 0).then(|| buf.into_bytes(n)))
         })
+    }
+}
+
+/// Fill `buf` from `file` at `at`, short only at the end of the file.
+fn read_full_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], at + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A [`CHUNK`]-sized read buffer that goes back to a small free list when the last `Bytes` made from it
+/// is dropped: a transfer then reuses memory it has already touched.
+struct Pooled {
+    data: Vec<u8>,
+    len: usize,
+}
+
+/// Free read buffers, at most [`POOL_KEEP`] (what six transfers with a chunk in flight each need).
+static POOL: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+const POOL_KEEP: usize = 16;
+
+impl Pooled {
+    fn take() -> Pooled {
+        let data = POOL
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_else(|| vec![0; CHUNK]);
+        Pooled { data, len: 0 }
+    }
+
+    fn into_bytes(mut self, len: usize) -> Bytes {
+        self.len = len;
+        Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        if let Ok(mut free) = POOL.lock()
+            && free.len() < POOL_KEEP
+        {
+            free.push(data);
+        }
+    }
+}
+
+/// A file written from the chunks a transfer hands over, as they are (no copy into a buffer of ours or
+/// of tokio's): about 1 MiB of them per hop to the blocking pool, one batch being written while the next
+/// gathers.
+pub(crate) struct ChunkFile {
+    file: Arc<std::fs::File>,
+    batch: Vec<Bytes>,
+    batched: usize,
+    writing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl ChunkFile {
+    /// Append to `file` from its current position.
+    pub(crate) fn new(file: std::fs::File) -> ChunkFile {
+        ChunkFile {
+            file: Arc::new(file),
+            batch: Vec::new(),
+            batched: 0,
+            writing: None,
+        }
+    }
+
+    pub(crate) async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= CHUNK {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the batch being written, then start writing the one gathered.
+    async fn send(&mut self) -> std::io::Result<()> {
+        self.wait().await?;
+        let (batch, file) = (std::mem::take(&mut self.batch), self.file.clone());
+        self.batched = 0;
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            batch.iter().try_for_each(|b| (&*file).write_all(b))
+        }));
+        Ok(())
+    }
+
+    async fn wait(&mut self) -> std::io::Result<()> {
+        match self.writing.take() {
+            Some(w) => w.await.expect("write task panicked"),
+            None => Ok(()),
+        }
+    }
+
+    /// Every chunk handed over is in the file.
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.batch.is_empty() {
+            self.send().await?;
+        }
+        self.wait().await
+    }
+
+    /// Write what is left and then run `then` with the file, in one hop to the blocking pool (a small
+    /// blob's only write and its commit together). `then` does not run when a write fails.
+    pub(crate) async fn close_with<T: Send + 'static>(
+        mut self,
+        then: impl FnOnce(std::fs::File) -> T + Send + 'static,
+    ) -> std::io::Result<T> {
+        self.wait().await?;
+        let batch = std::mem::take(&mut self.batch);
+        let file = Arc::try_unwrap(self.file).expect("no write in flight after a wait");
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            batch.iter().try_for_each(|b| (&file).write_all(b))?;
+            Ok(then(file))
+        })
+        .await
+        .expect("write task panicked")
     }
 }
 
@@ -128,7 +263,7 @@ pub async fn read_small(
 /// sees either nothing or the whole verified blob.
 pub struct AtomicFileWriter {
     temp: tempfile::TempPath,
-    file: BufWriter<tokio::fs::File>,
+    file: ChunkFile,
     dest: PathBuf,
     durable: bool,
 }
@@ -146,7 +281,7 @@ impl AtomicFileWriter {
         let (std_file, temp) = named.into_parts();
         Ok(AtomicFileWriter {
             temp,
-            file: BufWriter::with_capacity(CHUNK, tokio::fs::File::from_std(std_file)),
+            file: ChunkFile::new(std_file),
             dest,
             durable,
         })
@@ -157,7 +292,7 @@ impl BlobWriter for AtomicFileWriter {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             self.file
-                .write_all(&chunk)
+                .write(chunk)
                 .await
                 .map_err(|e| StoreError::io(&*self.temp, e))
         })
@@ -178,19 +313,18 @@ impl AtomicFileWriter {
         Box::pin(async move {
             let AtomicFileWriter {
                 temp,
-                mut file,
+                file,
                 dest,
                 durable,
             } = *self;
-            file.flush().await.map_err(|e| StoreError::io(&*temp, e))?;
-            let file = file.into_inner().into_std().await;
-            tokio::task::spawn_blocking(move || {
+            let shown = temp.to_path_buf();
+            file.close_with(move |file| {
                 commit_file(file, temp, &dest, durable)?;
                 after();
                 Ok(())
             })
             .await
-            .expect("commit task panicked")
+            .map_err(|e| StoreError::io(&shown, e))?
         })
     }
 }
@@ -447,6 +581,80 @@ fn unique_suffix() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Deterministic bytes that differ at every offset (a chunk out of place shows).
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn chunk_file_writes_every_chunk_in_order_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let want = pattern(3 * CHUNK + 12_345);
+        let mut file = ChunkFile::new(std::fs::File::create(&path).unwrap());
+        // Chunks of uneven sizes, some larger than a batch, as a network body gives them.
+        let mut at = 0;
+        for (i, size) in [1, 70_000, CHUNK + 3, 16_384, 5].iter().cycle().enumerate() {
+            if at == want.len() {
+                break;
+            }
+            let end = (at + size + i).min(want.len());
+            file.write(Bytes::copy_from_slice(&want[at..end]))
+                .await
+                .unwrap();
+            at = end;
+        }
+        let len = file
+            .close_with(|f| f.metadata().unwrap().len())
+            .await
+            .unwrap();
+        assert_eq!(
+            len,
+            want.len() as u64,
+            "the last batch is written before `then` runs"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn file_source_reads_whole_files_and_ranges_through_recycled_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let data = pattern(2 * CHUNK + 777);
+        std::fs::write(&path, &data).unwrap();
+        async fn drain(mut s: FileSource) -> Result<Vec<u8>> {
+            let mut out = Vec::new();
+            while let Some(chunk) = s.next_chunk().await? {
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        }
+        // Twice: the second read gets buffers the first gave back, and must see only its own bytes.
+        for _ in 0..2 {
+            assert_eq!(
+                drain(FileSource::open(&path, 0).await.unwrap())
+                    .await
+                    .unwrap(),
+                data
+            );
+        }
+        let from = CHUNK as u64 - 10;
+        let tail = drain(FileSource::open(&path, from).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(tail, data[from as usize..]);
+        let range = FileSource::range(&path, 5, 100, Path::new("shown.tar"))
+            .await
+            .unwrap();
+        assert_eq!(drain(range).await.unwrap(), data[5..105]);
+        // A range past the end of the file is an error naming what the user gave, not a short blob.
+        let past = FileSource::range(&path, data.len() as u64 - 50, 100, Path::new("shown.tar"))
+            .await
+            .unwrap();
+        let e = drain(past).await.unwrap_err();
+        assert!(e.to_string().contains("shown.tar"), "{e}");
+    }
 
     #[test]
     fn staged_file_and_dir_appear_whole_or_not_at_all() {

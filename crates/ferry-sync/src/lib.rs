@@ -9,7 +9,8 @@
 //! digest, where it went and every digest of its graph.
 //!
 //! Beside it: [`push`] (a layout's images into a registry, as `ferry push` names them), [`copy_location`]
-//! (`ferry copy`: what one location names to another) and deltas
+//! (`ferry copy`: what one location names to another), [`pull::pull`] (`ferry pull`: many locations into one
+//! layout or archive under one budget) and deltas
 //! ([`delta`]: exporting only what a base lacks, checking a copy complete before it starts).
 
 pub mod config;
@@ -21,6 +22,7 @@ pub mod filter;
 pub mod locations;
 pub mod lock;
 pub mod plan;
+pub mod pull;
 pub mod push;
 mod run;
 pub mod semver;
