@@ -483,7 +483,8 @@ pub struct PushArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Node copies (manifests, configs, layers) in flight at once, per image.
+    /// Node copies (manifests, configs, layers, range requests) in flight at once, for the whole run: the next
+    /// image takes the slots the last one no longer needs.
     #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub oci_concurrency: u32,
 
@@ -596,18 +597,8 @@ pub struct CopyArgs {
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
     pub retries: u32,
 
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-
     #[command(flatten)]
-    pub referrers: ReferrerArgs,
-
-    #[command(flatten)]
-    pub trust: TrustArgs,
-
-    #[command(flatten)]
-    pub transfer: TransferArgs,
+    pub copy: ImageCopyArgs,
 
     #[command(flatten)]
     pub upload: UploadArgs,
@@ -691,6 +682,17 @@ pub struct PullArgs {
     #[arg(long = "registry-override", value_name = "SRC=DST")]
     pub registry_overrides: Vec<String>,
 
+    #[command(flatten)]
+    pub copy: ImageCopyArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// What every image copy takes: how its summary prints, what comes along, the signature policy, how it
+/// moves.
+#[derive(Args, Debug)]
+pub struct ImageCopyArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -703,9 +705,6 @@ pub struct PullArgs {
 
     #[command(flatten)]
     pub transfer: TransferArgs,
-
-    #[command(flatten)]
-    pub registry: RegistryArgs,
 }
 
 #[derive(Args, Debug)]
@@ -783,7 +782,8 @@ pub struct ReferrerArgs {
 
 #[derive(Args, Debug)]
 pub struct TransferArgs {
-    /// Node copies (manifests, configs, layers) in flight at once, per image.
+    /// Node copies (manifests, configs, layers, range requests) in flight at once, for the whole run: the next
+    /// image takes the slots the last one no longer needs.
     #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub oci_concurrency: u32,
 

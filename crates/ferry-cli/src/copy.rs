@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cli::{ConnectArgs, CopyArgs, UploadArgs};
 use crate::progress::{Mode, watcher};
 use crate::registry_opts::{connect, credential};
-use crate::run_copy::{Caching, Moved, options, print_moved, referrers, verifier};
+use crate::run_copy::{Moved, print_moved, verifier};
 
 #[derive(Serialize)]
 struct CopiedImage {
@@ -36,10 +36,6 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             archive: Default::default(),
         })
     };
-    let cache = match from {
-        Location::Registry(_) => Caching::from_args(&args.transfer)?,
-        _ => None,
-    };
     let opts = LocationCopyOptions {
         source: side(
             &args.src_cert_dir,
@@ -58,14 +54,15 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             .platform
             .clone()
             .or(args.architecture.as_deref().map(PlatformSpec::linux)),
-        copy: options(
-            ferry_copy::PlatformChoice::All,
-            args.transfer.oci_concurrency,
-            args.retries,
-            referrers(&args.referrers),
-        ),
-        through: Caching::through(cache),
-        verify: verifier(&args.trust)?,
+        copy: args
+            .copy
+            .options(ferry_copy::PlatformChoice::All, args.retries),
+        // Only a registry source is read through the cache (nothing else is worth keeping twice).
+        through: match from {
+            Location::Registry(_) => args.copy.through()?,
+            _ => None,
+        },
+        verify: verifier(&args.copy.trust)?,
         watch: Some(watcher(Mode::detect(quiet))),
     };
     let copied: Vec<CopiedImage> = copy_location(&from, &to, &opts)
@@ -77,7 +74,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<()> {
             moved: Moved::of(c.copied),
         })
         .collect();
-    print_moved(&copied, args.json, quiet, "DESTINATION", |c| {
+    print_moved(&copied, args.copy.json, quiet, "DESTINATION", |c| {
         (&c.destination, &c.moved)
     })
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::cli::PullArgs;
 use crate::progress::{Mode, watcher};
 use crate::registry_opts;
-use crate::run_copy::{Caching, Moved, options, print_moved, referrers, verifier};
+use crate::run_copy::{Moved, print_moved, verifier};
 
 /// Whole-image attempts, as Zarf makes.
 const PULL_ATTEMPTS: u32 = 3;
@@ -35,17 +35,12 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
             archive: Default::default(),
         },
         overrides: ferry_zarf::overrides::parse_overrides(&args.registry_overrides)?,
-        copy: options(
-            platform.clone(),
-            args.transfer.oci_concurrency,
-            PULL_ATTEMPTS,
-            referrers(&args.referrers),
-        ),
+        copy: args.copy.options(platform.clone(), PULL_ATTEMPTS),
         platform,
         daemon_fallback: args.daemon_fallback,
         base: args.base.clone(),
-        through: Caching::through(Caching::from_args(&args.transfer)?),
-        verify: verifier(&args.trust)?,
+        through: args.copy.through()?,
+        verify: verifier(&args.copy.trust)?,
         watch: Some(watcher(Mode::detect(quiet))),
     };
     let pulled: Vec<PulledImage> = pull(&wanted, &args.output, &opts)
@@ -56,7 +51,7 @@ pub async fn run(args: PullArgs, quiet: bool) -> anyhow::Result<()> {
             moved: Moved::of(p.copied),
         })
         .collect();
-    print_moved(&pulled, args.json, quiet, "REFERENCE", |p| {
+    print_moved(&pulled, args.copy.json, quiet, "REFERENCE", |p| {
         (&p.reference, &p.moved)
     })
 }

@@ -89,6 +89,23 @@ impl Moved {
     }
 }
 
+impl crate::cli::ImageCopyArgs {
+    /// Copy options for every image of a run ([`options`]), with `--oci-concurrency` and the referrer flags.
+    pub fn options(&self, platform: PlatformChoice, attempts: u32) -> CopyOptions {
+        options(
+            platform,
+            self.transfer.oci_concurrency,
+            attempts,
+            referrers(&self.referrers),
+        )
+    }
+
+    /// The cache as a read-through proxy for registry sources, unless `--no-cache`.
+    pub fn through(&self) -> anyhow::Result<Option<ferry_sync::Through>> {
+        Ok(Caching::through(Caching::from_args(&self.transfer)?))
+    }
+}
+
 /// Copy options shared by every image of a run: one node budget, the referrer choice, the attempts.
 pub fn options(
     platform: PlatformChoice,
