@@ -507,7 +507,10 @@ def method_section(p, meta):
       " (`bench/rawput`); `openssl speed` for sha256, `dd` for the disk. The tools and the registry share the same %d cores, so a tool's own CPU"
       " use slows the registry down. A limit is what a plain client gets, not a proof of a ceiling: ferry"
       " can exceed 100 %% of one (its chunked uploads, for example, are not curl's monolithic PUT), which"
-      " means it is at the registry's own speed." % (meta["concurrency"], cores))
+      " means it is at the registry's own speed. Two limits do part of a tool's work, since a pull must keep"
+      " what it fetches and ferry checks what it sends: curl GET to a file per blob (written, not hashed, not"
+      " synced), and `rawput.py --hash` (the raw upload, hashing each file with OpenSSL's sha256 as it is"
+      " sent)." % (meta["concurrency"], cores))
     p("- `large` and `compressible` are not copied, and `compressible` is not pushed, to keep the whole run"
       " well under 15 minutes on 2 cores; their pull cases cover them.")
     p("- Raw data: `bench/results.json` (every run's time, the limits, each measured run's RSS, CPU and"

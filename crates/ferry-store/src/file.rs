@@ -109,25 +109,42 @@ fn read_full_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Resul
     Ok(filled)
 }
 
-/// A [`CHUNK`]-sized read buffer that goes back to a small free list when the last `Bytes` made from it
-/// is dropped: a transfer then reuses memory it has already touched.
+/// A [`CHUNK`]-sized read buffer that goes back to the free list when the last `Bytes` made from it is
+/// dropped: a transfer then reuses memory it has already touched.
 struct Pooled {
     data: Vec<u8>,
     len: usize,
 }
 
-/// Free read buffers, at most [`POOL_KEEP`] (what six transfers with a chunk in flight each need).
+/// Free [`CHUNK`]-long buffers for reads ([`Pooled`]) and writes ([`ChunkFile`]), at most [`POOL_KEEP`]
+/// (what six transfers with two buffers each need, and a few more).
 static POOL: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 const POOL_KEEP: usize = 16;
 
+/// A [`CHUNK`]-long buffer from the free list, or a new one.
+fn pool_take() -> Vec<u8> {
+    POOL.lock()
+        .ok()
+        .and_then(|mut free| free.pop())
+        .unwrap_or_else(|| vec![0; CHUNK])
+}
+
+/// `buf` back on the free list, unless the list is full.
+fn pool_give(buf: Vec<u8>) {
+    if buf.len() == CHUNK
+        && let Ok(mut free) = POOL.lock()
+        && free.len() < POOL_KEEP
+    {
+        free.push(buf);
+    }
+}
+
 impl Pooled {
     fn take() -> Pooled {
-        let data = POOL
-            .lock()
-            .ok()
-            .and_then(|mut free| free.pop())
-            .unwrap_or_else(|| vec![0; CHUNK]);
-        Pooled { data, len: 0 }
+        Pooled {
+            data: pool_take(),
+            len: 0,
+        }
     }
 
     fn into_bytes(mut self, len: usize) -> Bytes {
@@ -144,22 +161,20 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        if let Ok(mut free) = POOL.lock()
-            && free.len() < POOL_KEEP
-        {
-            free.push(data);
-        }
+        pool_give(std::mem::take(&mut self.data));
     }
 }
 
-/// A file written from the chunks a transfer hands over, as they are (no copy into a buffer of ours or
-/// of tokio's): about 1 MiB of them per hop to the blocking pool, one batch being written while the next
-/// gathers.
+/// A file written through recycled [`CHUNK`]-sized buffers: each chunk a transfer hands over is copied in
+/// at once (so the network's buffers are free again for the next read, and no fresh memory is touched per
+/// blob), and each full buffer is written in one hop to the blocking pool while the next one fills. At most
+/// two buffers per file.
 pub(crate) struct ChunkFile {
     file: Arc<std::fs::File>,
-    batch: Vec<Bytes>,
-    batched: usize,
+    /// The buffer filling (from the pool), and how much of it is filled.
+    buf: Option<Vec<u8>>,
+    filled: usize,
+    /// The buffer being written.
     writing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -168,45 +183,57 @@ impl ChunkFile {
     pub(crate) fn new(file: std::fs::File) -> ChunkFile {
         ChunkFile {
             file: Arc::new(file),
-            batch: Vec::new(),
-            batched: 0,
+            buf: None,
+            filled: 0,
             writing: None,
         }
     }
 
     pub(crate) async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
-        self.batched += chunk.len();
-        self.batch.push(chunk);
-        if self.batched >= CHUNK {
-            self.send().await?;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let buf = self.buf.get_or_insert_with(pool_take);
+            let n = rest.len().min(CHUNK - self.filled);
+            buf[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
+            self.filled += n;
+            rest = &rest[n..];
+            if self.filled == CHUNK {
+                self.send().await?;
+            }
         }
         Ok(())
     }
 
-    /// Wait for the batch being written, then start writing the one gathered.
+    /// Wait for the buffer being written, then start writing the one filled.
     async fn send(&mut self) -> std::io::Result<()> {
         self.wait().await?;
-        let (batch, file) = (std::mem::take(&mut self.batch), self.file.clone());
-        self.batched = 0;
+        let Some(buf) = self.buf.take() else {
+            return Ok(());
+        };
+        let (filled, file) = (std::mem::take(&mut self.filled), self.file.clone());
         self.writing = Some(tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            batch.iter().try_for_each(|b| (&*file).write_all(b))
+            let written = (&*file).write_all(&buf[..filled]);
+            pool_give(buf);
+            written
         }));
         Ok(())
     }
 
+    /// The write in flight, finished. Safe to cancel: the handle is kept until the write has ended, so a
+    /// later call waits for it again rather than writing beside it.
     async fn wait(&mut self) -> std::io::Result<()> {
-        match self.writing.take() {
-            Some(w) => w.await.expect("write task panicked"),
-            None => Ok(()),
-        }
+        let Some(writing) = self.writing.as_mut() else {
+            return Ok(());
+        };
+        let ended = writing.await;
+        self.writing = None;
+        ended.map_err(|e| std::io::Error::other(format!("a file write failed: {e}")))?
     }
 
     /// Every chunk handed over is in the file.
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.batch.is_empty() {
-            self.send().await?;
-        }
+        self.send().await?;
         self.wait().await
     }
 
@@ -217,15 +244,20 @@ impl ChunkFile {
         then: impl FnOnce(std::fs::File) -> T + Send + 'static,
     ) -> std::io::Result<T> {
         self.wait().await?;
-        let batch = std::mem::take(&mut self.batch);
-        let file = Arc::try_unwrap(self.file).expect("no write in flight after a wait");
+        let (buf, filled) = (self.buf.take(), self.filled);
+        let file = Arc::try_unwrap(self.file)
+            .map_err(|_| std::io::Error::other("a file write is still in flight"))?;
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            batch.iter().try_for_each(|b| (&file).write_all(b))?;
+            if let Some(buf) = buf {
+                let written = (&file).write_all(&buf[..filled]);
+                pool_give(buf);
+                written?;
+            }
             Ok(then(file))
         })
         .await
-        .expect("write task panicked")
+        .map_err(|e| std::io::Error::other(format!("a file write failed: {e}")))?
     }
 }
 

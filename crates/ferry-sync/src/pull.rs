@@ -106,7 +106,8 @@ impl PullError {
 }
 
 /// The references `refs` names and those listed in `files` (a line each, `#` comments; a `zarf.yaml`
-/// gives its components' images for `architecture` and `flavor`), parsed, in order, without duplicates.
+/// gives its components' images for `architecture` and `flavor`), parsed, in order, without duplicates;
+/// none at all is [`PullError::Nothing`].
 pub fn references(
     refs: &[String],
     files: &[PathBuf],
@@ -131,6 +132,9 @@ pub fn references(
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(str::to_string),
         );
+    }
+    if raw.is_empty() {
+        return Err(PullError::Nothing);
     }
     let mut out: Vec<Location> = Vec::new();
     for r in raw {
@@ -294,8 +298,16 @@ async fn resolve_location(
     Ok(out)
 }
 
+/// Whether any registry error in `e`'s chain is a rate limit (HTTP 429).
 fn is_rate_limited(e: &PullError) -> bool {
-    RegistryError::find(e).is_some_and(RegistryError::is_rate_limited)
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        if RegistryError::find(cause).is_some_and(RegistryError::is_rate_limited) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// `pulling NAME`, with `(from ORIGIN)` when the bytes come from elsewhere.
@@ -515,6 +527,15 @@ mod tests {
             shown,
             ["docker.io/library/alpine:3.20", "registry.local/app:v1"]
         );
+    }
+
+    #[test]
+    fn no_reference_at_all_is_said_before_anything_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("images.txt");
+        std::fs::write(&empty, "# nothing yet\n").unwrap();
+        let e = references(&[], &[empty], None, "").unwrap_err();
+        assert!(matches!(e, PullError::Nothing), "{e}");
     }
 
     #[test]
