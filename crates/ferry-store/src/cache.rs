@@ -373,7 +373,6 @@ impl BlobCache {
     /// [`BlobCache::lookup`] from metadata only: the blob's `stat` and its stamp. Never hashes, never
     /// writes; whatever it cannot decide is [`Quick::Check`].
     fn lookup_quick(&self, desc: &Descriptor) -> Quick {
-        use std::io::Read;
         let path = self.blob_path(&desc.digest);
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
@@ -384,25 +383,10 @@ impl BlobCache {
             return Quick::Check;
         }
         let stamp_path = self.stamps.join(desc.digest.hex());
-        let Ok(mut file) = std::fs::File::open(&stamp_path) else {
+        let Ok(file) = std::fs::File::open(&stamp_path) else {
             return Quick::Check;
         };
-        // A stamp is under 150 bytes; anything longer is not one.
-        let mut buf = [0u8; 256];
-        let mut len = 0;
-        while len < buf.len() {
-            match file.read(&mut buf[len..]) {
-                Ok(0) => break,
-                // A regular file that returns less than asked is at its end.
-                Ok(n) if n < buf.len() - len => {
-                    len += n;
-                    break;
-                }
-                Ok(n) => len += n,
-                Err(_) => return Quick::Check,
-            }
-        }
-        let Ok(recorded) = std::str::from_utf8(&buf[..len]) else {
+        let Some(recorded) = read_stamp(&file) else {
             return Quick::Check;
         };
         let this_boot = volatile_stamp_of(&meta).is_some_and(|v| v == recorded);
@@ -434,7 +418,9 @@ impl BlobCache {
         }
         let stamp = stamp_of(&meta);
         let stamp_path = self.stamps.join(desc.digest.hex());
-        let recorded = std::fs::read_to_string(&stamp_path).ok();
+        let recorded = std::fs::File::open(&stamp_path)
+            .ok()
+            .and_then(|f| read_stamp(&f));
         let volatile = volatile_stamp_of(&meta);
         let this_boot = recorded.is_some() && recorded == volatile;
         if this_boot || recorded.as_deref() == Some(stamp.as_str()) {
@@ -769,6 +755,27 @@ enum Quick {
     },
     /// Something only the blocking lookup settles (hashing, a wrong size or mode, no stamp).
     Check,
+}
+
+/// A stamp file's text. A stamp is under 150 bytes: at most 256 are read (anything longer is not a stamp,
+/// and does not match one), without the extra call that would only find the end.
+fn read_stamp(mut file: &std::fs::File) -> Option<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            // A regular file that returns less than asked is at its end.
+            Ok(n) if n < buf.len() - len => {
+                len += n;
+                break;
+            }
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(buf[..len].to_vec()).ok()
 }
 
 /// Whether `meta`'s mtime is at least `age` ago (an mtime in the future is not).

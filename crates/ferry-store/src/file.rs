@@ -212,10 +212,7 @@ impl ChunkFile {
         };
         let (filled, file) = (std::mem::take(&mut self.filled), self.file.clone());
         self.writing = Some(tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let written = (&*file).write_all(&buf[..filled]);
-            pool_give(buf);
-            written
+            write_out(&file, buf, filled)
         }));
         Ok(())
     }
@@ -228,7 +225,7 @@ impl ChunkFile {
         };
         let ended = writing.await;
         self.writing = None;
-        ended.map_err(|e| std::io::Error::other(format!("a file write failed: {e}")))?
+        joined(ended)
     }
 
     /// Every chunk handed over is in the file.
@@ -247,18 +244,27 @@ impl ChunkFile {
         let (buf, filled) = (self.buf.take(), self.filled);
         let file = Arc::try_unwrap(self.file)
             .map_err(|_| std::io::Error::other("a file write is still in flight"))?;
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
+        let closing = tokio::task::spawn_blocking(move || {
             if let Some(buf) = buf {
-                let written = (&file).write_all(&buf[..filled]);
-                pool_give(buf);
-                written?;
+                write_out(&file, buf, filled)?;
             }
             Ok(then(file))
-        })
-        .await
-        .map_err(|e| std::io::Error::other(format!("a file write failed: {e}")))?
+        });
+        joined(closing.await)
     }
+}
+
+/// The first `filled` bytes of `buf` appended to `file`; the buffer goes back to the pool either way.
+fn write_out(file: &std::fs::File, buf: Vec<u8>, filled: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let written = (&*file).write_all(&buf[..filled]);
+    pool_give(buf);
+    written
+}
+
+/// What a blocking file task returned, a panic in it as an I/O error.
+fn joined<T>(ended: Result<std::io::Result<T>, tokio::task::JoinError>) -> std::io::Result<T> {
+    ended.map_err(|e| std::io::Error::other(format!("a file write failed: {e}")))?
 }
 
 /// A small blob (a config, a package's `zarf.yaml`) read whole from any store: refused before a byte is

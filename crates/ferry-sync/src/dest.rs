@@ -207,6 +207,16 @@ impl Destination {
         }
     }
 
+    /// The layout or the archive as one target, every image named in it by the caller; `None` for a
+    /// registry (a repository per image: see [`Destination::place`]).
+    pub fn local_target(&self) -> Option<Arc<dyn WriteTarget>> {
+        match self {
+            Destination::Registry { .. } => None,
+            Destination::Layout(layout) => Some(Arc::new(layout.clone())),
+            Destination::Archive { writer, .. } => Some(writer.clone()),
+        }
+    }
+
     /// Where `source` goes; `rename` replaces the repository's last component (or the whole scoped name).
     pub fn place(&self, source: &Reference, rename: Option<&str>) -> Result<Placement, DestError> {
         let invalid = |why: String| DestError::Invalid {

@@ -15,6 +15,7 @@ use ferry_trust::Verifier;
 use ferry_zarf::overrides::apply_override;
 
 use crate::delta::{CheckImage, open_base_store};
+use crate::dest::Destination;
 use crate::locations::Through;
 use crate::push::Watcher;
 
@@ -72,6 +73,9 @@ pub enum PullError {
     /// A registry override cannot be applied.
     #[error(transparent)]
     Override(#[from] ferry_zarf::overrides::OverrideError),
+    /// The archive could not be written at the end of the run.
+    #[error(transparent)]
+    Dest(#[from] crate::DestError),
     /// The images are not complete over the base (a blob neither it nor the output holds).
     #[error(transparent)]
     Delta(#[from] crate::DeltaError),
@@ -413,16 +417,11 @@ async fn copy_all(
     Ok(pulled.into_iter().flatten().collect())
 }
 
-/// Where a pull writes: a layout directory, or an oci-archive written once every image is in.
-enum Output {
-    Layout {
-        layout: OciLayout,
-        created: bool,
-    },
-    Archive {
-        path: PathBuf,
-        writer: Arc<OciArchiveWriter>,
-    },
+/// Where a pull writes: a layout directory or an oci-archive ([`Destination`], written once every image is
+/// in), and whether this run made the layout.
+struct Output {
+    dest: Destination,
+    created: bool,
 }
 
 impl Output {
@@ -438,55 +437,49 @@ impl Output {
         if path != spec {
             let writer = OciArchiveWriter::create(path)
                 .map_err(|e| PullError::step(format!("creating {}", path.display()), e))?;
-            return Ok(Output::Archive {
+            let dest = Destination::Archive {
                 path: path.to_path_buf(),
                 writer: Arc::new(writer),
+            };
+            return Ok(Output {
+                dest,
+                created: false,
             });
         }
         let created = !spec.exists();
         let layout = OciLayout::open_or_create(spec).map_err(|e| {
             PullError::step(format!("opening the output layout {}", spec.display()), e)
         })?;
-        Ok(Output::Layout { layout, created })
+        Ok(Output {
+            dest: Destination::Layout(layout),
+            created,
+        })
     }
 
     fn target(&self) -> Arc<dyn WriteTarget> {
-        match self {
-            Output::Layout { layout, .. } => Arc::new(layout.clone()),
-            Output::Archive { writer, .. } => writer.clone(),
-        }
+        self.dest
+            .local_target()
+            .expect("a pull writes a layout or an archive")
     }
 
-    /// Write the archive, or tidy the layout (a layout this run created and left empty is removed, so a
-    /// failed pull leaves no trace; a failed archive is never written).
+    /// Write the archive, or tidy the layout. After a failure a layout this run created and left empty is
+    /// removed, so a failed pull leaves no trace, and an archive is never written.
     fn finish(self, ok: bool) -> Result<(), PullError> {
-        match self {
-            Output::Layout { layout, created } => {
-                layout.tidy();
-                if !ok && created && layout.entries().map(|e| e.is_empty()).unwrap_or(false) {
-                    // Blocking work of the failed copy (a temp file being closed) may still be finishing
-                    // inside: a removal that races it is tried again, briefly.
-                    for _ in 0..10 {
-                        if std::fs::remove_dir_all(layout.root()).is_ok() || !layout.root().exists()
-                        {
-                            break;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(50));
+        if ok {
+            return Ok(self.dest.finish()?);
+        }
+        if let Destination::Layout(layout) = &self.dest {
+            layout.tidy();
+            if self.created && layout.entries().map(|e| e.is_empty()).unwrap_or(false) {
+                // Blocking work of the failed copy (a temp file being closed) may still be finishing
+                // inside: a removal that races it is tried again, briefly.
+                for _ in 0..10 {
+                    if std::fs::remove_dir_all(layout.root()).is_ok() || !layout.root().exists() {
+                        break;
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
             }
-            Output::Archive { path, writer } if ok => {
-                let writing = || format!("writing {}", path.display());
-                let writer = Arc::try_unwrap(writer).map_err(|_| {
-                    PullError::step(
-                        writing(),
-                        "internal error: the archive writer is still in use",
-                    )
-                })?;
-                let written = writer.finish().map_err(|e| PullError::step(writing(), e))?;
-                tracing::info!("wrote {written:?}");
-            }
-            Output::Archive { .. } => {}
         }
         Ok(())
     }
